@@ -1,0 +1,190 @@
+//! Container and codec decoding through symphonia, by content sniffing (the file extension is
+//! never trusted: call recorders name files carelessly).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use super::{AudioChunk, AudioSource, StreamInfo, check_finite, check_stream_limits};
+use crate::error::{Error, Result};
+
+/// The most consecutive undecodable packets tolerated before the input is declared corrupt.
+const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
+
+/// Decodes any container/codec symphonia knows, one packet per chunk.
+pub struct FileSource {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    info: StreamInfo,
+    next_frame: u64,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSource")
+            .field("info", &self.info)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSource {
+    /// Opens and probes a file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let io_err = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len == 0 {
+            return Err(Error::EmptyInput);
+        }
+        Self::from_media_source(Box::new(file), path.to_path_buf())
+    }
+
+    /// Probes any seekable or unseekable media source (`path` is only used in messages).
+    pub fn from_media_source(source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
+        let mss = MediaSourceStream::new(source, Default::default());
+        let format = symphonia::default::get_probe()
+            .probe(
+                &Hint::new(),
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| match e {
+                SymError::Unsupported(_) => Error::UnsupportedFormat(
+                    "no known audio container or codec was recognised in the data".into(),
+                ),
+                SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Error::UnsupportedFormat(
+                        "the data ended before any known audio header was found".into(),
+                    )
+                }
+                other => map_symphonia(other),
+            })?;
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| Error::UnsupportedFormat("the file holds no audio track".into()))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| Error::UnsupportedFormat("the file holds no audio track".into()))?;
+        let sample_rate_hz = params
+            .sample_rate
+            .ok_or_else(|| Error::Corrupt("the header states no sample rate".into()))?;
+        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+        check_stream_limits(sample_rate_hz, channels)?;
+        let codec_name = symphonia::default::get_codecs()
+            .get_audio_decoder(params.codec)
+            .map(|d| d.codec.info.short_name)
+            .unwrap_or("unknown");
+        let codec = format!("{}/{}", format.format_info().short_name, codec_name);
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(|e| match e {
+                SymError::Unsupported(what) => {
+                    Error::UnsupportedFormat(format!("codec not supported ({what})"))
+                }
+                other => map_symphonia(other),
+            })?;
+        let info = StreamInfo {
+            sample_rate_hz,
+            channels,
+            codec,
+            total_frames: track.num_frames,
+        };
+        let track_id = track.id;
+        Ok(Self {
+            format,
+            decoder,
+            track_id,
+            info,
+            next_frame: 0,
+            path,
+        })
+    }
+}
+
+fn map_symphonia(e: SymError) -> Error {
+    match e {
+        SymError::IoError(io) => Error::Corrupt(format!("read error inside the stream: {io}")),
+        SymError::DecodeError(msg) => Error::Corrupt(msg.to_string()),
+        SymError::Unsupported(what) => Error::UnsupportedFormat(what.to_string()),
+        SymError::LimitError(what) => Error::Limit(what.to_string()),
+        other => Error::Corrupt(other.to_string()),
+    }
+}
+
+impl AudioSource for FileSource {
+    fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>> {
+        let mut bad_packets = 0;
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(None),
+                // A file cut short (a recorder killed mid-call) ends where the data ends.
+                Err(SymError::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(None);
+                }
+                Err(SymError::ResetRequired) => return Ok(None),
+                Err(e) => return Err(map_symphonia(e)),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let buf = match self.decoder.decode(&packet) {
+                Ok(buf) => buf,
+                Err(SymError::DecodeError(msg)) => {
+                    bad_packets += 1;
+                    if bad_packets > MAX_CONSECUTIVE_BAD_PACKETS {
+                        return Err(Error::Corrupt(format!(
+                            "{} consecutive undecodable packets in {} (last: {msg})",
+                            bad_packets,
+                            self.path.display()
+                        )));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(map_symphonia(e)),
+            };
+            let spec = buf.spec();
+            let channels = spec.channels().count();
+            let rate = spec.rate();
+            if channels != self.info.channels || rate != self.info.sample_rate_hz {
+                return Err(Error::Corrupt(format!(
+                    "stream parameters changed mid-file ({} ch at {} Hz, then {} ch at {} Hz)",
+                    self.info.channels, self.info.sample_rate_hz, channels, rate
+                )));
+            }
+            if buf.frames() == 0 {
+                continue;
+            }
+            let mut samples = Vec::with_capacity(buf.samples_interleaved());
+            buf.copy_to_vec_interleaved(&mut samples);
+            check_finite(&samples, self.next_frame * channels as u64)?;
+            let chunk = AudioChunk {
+                samples,
+                channels,
+                sample_rate_hz: rate,
+                start_sample: self.next_frame,
+            };
+            self.next_frame += chunk.frames() as u64;
+            return Ok(Some(chunk));
+        }
+    }
+}

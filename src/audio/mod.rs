@@ -1,0 +1,86 @@
+//! Audio ingestion: the first stage of the pipeline.
+//!
+//! Sources decode a file or stream into [`AudioChunk`]s of interleaved `f32` samples in
+//! `[-1, 1]`, at the source's own rate and channel count. A source never holds more than one
+//! packet's worth of audio, so memory does not grow with the length of the input. Resampling to
+//! the model's rate happens per channel in [`resample`].
+
+mod decode;
+mod g711;
+mod raw;
+pub mod resample;
+
+pub use decode::FileSource;
+pub use g711::{alaw_to_f32, ulaw_to_f32};
+pub use raw::{RawFormat, RawSource};
+
+use crate::error::{Error, Result};
+
+/// The largest sample rate accepted; anything above is treated as a hostile or broken header.
+pub const MAX_SAMPLE_RATE_HZ: u32 = 768_000;
+/// The smallest sample rate accepted (telephony goes down to 8 kHz; allow some slack).
+pub const MIN_SAMPLE_RATE_HZ: u32 = 1_000;
+/// The most channels accepted in one input.
+pub const MAX_CHANNELS: usize = 64;
+
+/// A run of interleaved samples moved between stages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioChunk {
+    /// Interleaved samples, `channels` per frame, nominally in `[-1, 1]`.
+    pub samples: Vec<f32>,
+    /// Number of interleaved channels.
+    pub channels: usize,
+    /// Sample rate of `samples`.
+    pub sample_rate_hz: u32,
+    /// Index (per channel) of the first frame of this chunk in the stream.
+    pub start_sample: u64,
+}
+
+impl AudioChunk {
+    /// Number of frames (samples per channel) in the chunk.
+    pub fn frames(&self) -> usize {
+        self.samples.len() / self.channels.max(1)
+    }
+}
+
+/// What a source knows about its stream before decoding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub sample_rate_hz: u32,
+    pub channels: usize,
+    /// Short codec or container description, for reports.
+    pub codec: String,
+    /// Frames per channel, when the container states it.
+    pub total_frames: Option<u64>,
+}
+
+/// A source of audio chunks. `Ok(None)` is the end of the stream.
+pub trait AudioSource {
+    fn info(&self) -> &StreamInfo;
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>>;
+}
+
+/// Checks stream parameters against the limits above.
+pub(crate) fn check_stream_limits(sample_rate_hz: u32, channels: usize) -> Result<()> {
+    if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&sample_rate_hz) {
+        return Err(Error::Limit(format!(
+            "sample rate {sample_rate_hz} Hz is outside {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
+        )));
+    }
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(Error::Limit(format!(
+            "{channels} channels is outside 1..={MAX_CHANNELS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Fails on the first NaN or infinite sample; `first_index` is the chunk's first sample index.
+pub(crate) fn check_finite(samples: &[f32], first_index: u64) -> Result<()> {
+    match samples.iter().position(|s| !s.is_finite()) {
+        Some(i) => Err(Error::NonFiniteSample {
+            sample_index: first_index + i as u64,
+        }),
+        None => Ok(()),
+    }
+}

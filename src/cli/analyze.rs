@@ -1,0 +1,134 @@
+//! `synthscan analyze`: recorded calls in, scores and verdicts out.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
+use synthscan::{Detector, OnnxScorer, analyze_source};
+
+use super::{ModelArgs, RawArgs, input, output};
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Audio files (WAV incl. G.711/ADPCM, FLAC, OGG/Vorbis, MP3); `-` reads raw PCM from stdin.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// Probability at or above which speech is called synthetic (default: the model's).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
+    /// Draw the score timeline over the waveform (.png or .svg). With several inputs, the
+    /// input's name is added to each plot's file name.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// ONNX Runtime threads for scoring.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threads: usize,
+    /// Colour in text output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    raw: RawArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Windows per model call when analysing files (throughput over latency).
+const FILE_BATCH_WINDOWS: usize = 32;
+
+pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
+    if args.threads == 0 || args.threads > 256 {
+        anyhow::bail!("--threads must be in 1..=256");
+    }
+    let model = args.model.load()?;
+    let mut detector = Detector::new(model.manifest.clone())?;
+    if let Some(t) = args.threshold {
+        detector = detector.with_threshold(t)?;
+    }
+    let mut scorer = OnnxScorer::new(&model, args.threads)?;
+    let model_info = ModelInfo::from(&model.manifest);
+    let format = match args.format {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Jsonl => Format::Jsonl,
+        FormatArg::Csv => Format::Csv,
+    };
+    let color = match args.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
+    reporter.begin()?;
+    let (mut flagged, mut errors) = (false, false);
+    let several = args.files.len() > 1;
+    for name in &args.files {
+        let result = input::open(name, &args.raw).and_then(|mut source| {
+            let codec = source.info().codec.clone();
+            analyze_source(&detector, source.as_mut(), &mut scorer, FILE_BATCH_WINDOWS)
+                .map(|analysis| (codec, analysis))
+        });
+        match result {
+            Ok((codec, analysis)) => {
+                flagged |= analysis.is_flagged();
+                reporter.file(&FileReport::new(name, &codec, &analysis, model_info.clone()))?;
+                if let Some(plot) = &args.plot {
+                    let path = plot_path(plot, name, several);
+                    report::write_plot(&path, name, &analysis)
+                        .with_context(|| format!("cannot draw the plot for {name}"))?;
+                }
+            }
+            Err(e) if e.is_input_error() || matches!(e, synthscan::Error::Config(_)) => {
+                errors = true;
+                eprintln!("synthscan: {name}: {e}");
+                reporter.error(&ErrorReport {
+                    file: name.clone(),
+                    error: e.to_string(),
+                })?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("while analysing {name}")),
+        }
+    }
+    reporter.finish()?;
+    Ok(if errors {
+        ExitCode::from(2)
+    } else if flagged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `calls.png` + `a/b/x.wav` -> `calls.x.png` when several inputs share one --plot.
+fn plot_path(plot: &Path, input: &str, several: bool) -> PathBuf {
+    if !several {
+        return plot.to_path_buf();
+    }
+    let stem = Path::new(input)
+        .file_stem()
+        .map_or_else(|| "stdin".into(), |s| s.to_string_lossy().into_owned());
+    let ext = plot.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned());
+    let base = plot.with_extension("");
+    PathBuf::from(format!("{}.{stem}.{ext}", base.display()))
+}

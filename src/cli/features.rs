@@ -1,0 +1,153 @@
+//! `synthscan features`: the exact frames the model sees, as .npy, so the training pipeline
+//! learns from what inference computes.
+//!
+//! For each input (and each channel of a multi-channel input) it writes
+//! `<out>/<stem>[.chN].features.npy` (float32, [frames, n_bins]) and
+//! `<out>/<stem>[.chN].speech.npy` (uint8, [frames], 1 where the voice gate saw speech).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ndarray::{Array1, Array2};
+use ndarray_npy::write_npy;
+
+use synthscan::audio::resample::StreamResampler;
+use synthscan::detect::VoiceGate;
+use synthscan::{FeatureExtractor, FrameBatch, LoadedModel, Manifest};
+
+use super::{ModelArgs, RawArgs, input};
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Audio files; `-` reads raw PCM from stdin.
+    #[arg(value_name = "FILE")]
+    files: Vec<String>,
+    /// Read more input paths from this file, one per line (`-` for stdin).
+    #[arg(long, value_name = "LIST")]
+    from_list: Option<PathBuf>,
+    /// Directory for the .npy files.
+    #[arg(long, short, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Take feature parameters from this manifest without loading its ONNX file (for training a
+    /// new model whose .onnx does not exist yet).
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "model")]
+    feature_config: Option<PathBuf>,
+    /// Name outputs by the input's path relative to this directory (slashes become `__`)
+    /// instead of by the file stem, so inputs from different folders cannot collide.
+    #[arg(long, value_name = "DIR")]
+    relative_to: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    raw: RawArgs,
+}
+
+pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
+    let manifest: Manifest = match &args.feature_config {
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let m: Manifest = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a valid manifest", p.display()))?;
+            m.validate()?;
+            m
+        }
+        None => LoadedModel::load(&args.model.manifest_path())?.manifest,
+    };
+    let mut names = args.files.clone();
+    if let Some(list) = &args.from_list {
+        let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(list).with_context(|| format!("cannot read {}", list.display()))?,
+            ))
+        };
+        for line in reader.lines() {
+            let line = line?;
+            if !line.trim().is_empty() {
+                names.push(line.trim().to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        anyhow::bail!("no input files (give FILEs or --from-list)");
+    }
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let mut errors = false;
+    for name in &names {
+        if let Err(e) = one(name, &args, &manifest) {
+            errors = true;
+            eprintln!("synthscan: {name}: {e:#}");
+        }
+    }
+    Ok(if errors { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn out_stem(name: &str, relative_to: Option<&Path>) -> String {
+    if name == "-" {
+        return "stdin".into();
+    }
+    let p = Path::new(name);
+    match relative_to.and_then(|base| p.strip_prefix(base).ok()) {
+        Some(rel) => rel.with_extension("").to_string_lossy().replace(['/', '\\'], "__"),
+        None => p
+            .file_stem()
+            .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned()),
+    }
+}
+
+fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
+    let mut source = input::open(name, &args.raw)?;
+    let info = source.info().clone();
+    let f = &m.features;
+    let mut chans = (0..info.channels)
+        .map(|_| -> synthscan::Result<_> {
+            Ok((
+                StreamResampler::new(info.sample_rate_hz, f.sample_rate_hz)?,
+                FeatureExtractor::new(f)?,
+                FrameBatch::new(f.n_bins),
+            ))
+        })
+        .collect::<synthscan::Result<Vec<_>>>()?;
+    let mut one_channel = Vec::new();
+    let mut resampled = Vec::new();
+    while let Some(chunk) = source.next_chunk()? {
+        for (c, (rs, fx, frames)) in chans.iter_mut().enumerate() {
+            one_channel.clear();
+            one_channel.extend(chunk.samples.iter().skip(c).step_by(info.channels).copied());
+            resampled.clear();
+            rs.push(&one_channel, &mut resampled)?;
+            fx.push(&resampled, frames)?;
+        }
+    }
+    let stem = out_stem(name, args.relative_to.as_deref());
+    for (c, (rs, fx, frames)) in chans.iter_mut().enumerate() {
+        resampled.clear();
+        rs.finish(&mut resampled)?;
+        fx.push(&resampled, frames)?;
+        fx.finish(frames)?;
+        let mut gate = VoiceGate::new(&m.vad, f.hop_s());
+        let speech: Array1<u8> = frames
+            .energy_db
+            .iter()
+            .zip(&frames.tonality)
+            .map(|(&e, &t)| u8::from(gate.is_speech(e, t)))
+            .collect();
+        let feats = Array2::from_shape_vec((frames.len(), f.n_bins), std::mem::take(&mut frames.features))?;
+        let suffix = if info.channels > 1 { format!(".ch{c}") } else { String::new() };
+        let base = args.out_dir.join(format!("{stem}{suffix}"));
+        let fpath = PathBuf::from(format!("{}.features.npy", base.display()));
+        write_npy(&fpath, &feats).with_context(|| format!("cannot write {}", fpath.display()))?;
+        let spath = PathBuf::from(format!("{}.speech.npy", base.display()));
+        write_npy(&spath, &speech).with_context(|| format!("cannot write {}", spath.display()))?;
+        if std::env::var_os("SYNTHSCAN_FEATURES_ENERGY").is_some() {
+            let epath = PathBuf::from(format!("{}.energy.npy", base.display()));
+            write_npy(&epath, &Array1::from(std::mem::take(&mut frames.energy_db)))?;
+        }
+    }
+    Ok(())
+}

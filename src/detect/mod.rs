@@ -1,0 +1,357 @@
+//! Detection: the fourth stage, and the one state machine that file analysis, the microphone
+//! monitor and the network service all drive.
+//!
+//! Per channel: resample to the model rate -> extract frames -> gate each frame with a
+//! voice-activity test -> group frames into windows -> score windows that are mostly speech ->
+//! aggregate. [`Detector`] holds what is shared and immutable (the manifest, the threshold);
+//! [`StreamDetector`] holds one stream's state. Feeding a recording in one piece or in 20 ms
+//! pieces gives the same windows and, with batch size 1 vs N, the same logits up to ONNX
+//! Runtime's batch arithmetic.
+//!
+//! Aggregation rule (documented in the README): a channel's score is the calibrated probability
+//! of the mean logit over its scored windows; a file's score is that of its most suspicious
+//! conclusive channel.
+
+mod envelope;
+mod result;
+mod vad;
+
+use std::sync::Arc;
+
+pub use envelope::Envelope;
+pub use result::{Analysis, ChannelResult, Segment, Verdict, WindowScore};
+pub use vad::VoiceGate;
+
+use crate::audio::AudioChunk;
+use crate::audio::resample::StreamResampler;
+use crate::error::{Error, Result};
+use crate::features::{FeatureExtractor, FrameBatch};
+use crate::model::{Manifest, WindowScorer};
+
+/// Shared, immutable detection context.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    manifest: Arc<Manifest>,
+    threshold: f64,
+}
+
+impl Detector {
+    pub fn new(manifest: Manifest) -> Result<Self> {
+        manifest.validate()?;
+        let threshold = manifest.threshold;
+        Ok(Self {
+            manifest: Arc::new(manifest),
+            threshold,
+        })
+    }
+
+    /// Overrides the manifest's threshold.
+    pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(Error::Config(format!(
+                "threshold {threshold} must be strictly between 0 and 1"
+            )));
+        }
+        self.threshold = threshold;
+        Ok(self)
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Starts a stream of `channels` channels at `sample_rate_hz`. `batch_windows` windows are
+    /// collected before the model is called (1 for lowest latency).
+    pub fn stream(&self, sample_rate_hz: u32, channels: usize, batch_windows: usize) -> Result<StreamDetector> {
+        crate::audio::check_stream_limits(sample_rate_hz, channels)?;
+        let chans = (0..channels)
+            .map(|c| ChannelState::new(c, &self.manifest, sample_rate_hz))
+            .collect::<Result<Vec<_>>>()?;
+        let m = &self.manifest;
+        Ok(StreamDetector {
+            detector: self.clone(),
+            input_rate_hz: sample_rate_hz,
+            channels: chans,
+            batch_windows: batch_windows.max(1),
+            batch: Vec::with_capacity(batch_windows.max(1) * m.window.frames * m.features.n_bins),
+            batch_meta: Vec::with_capacity(batch_windows.max(1)),
+            logits: Vec::with_capacity(batch_windows.max(1)),
+            deinterleaved: Vec::new(),
+            new_scores: Vec::new(),
+            input_frames: 0,
+        })
+    }
+}
+
+/// One stream's detection state.
+#[derive(Debug)]
+pub struct StreamDetector {
+    detector: Detector,
+    input_rate_hz: u32,
+    channels: Vec<ChannelState>,
+    batch_windows: usize,
+    batch: Vec<f32>,
+    batch_meta: Vec<(usize, WindowMeta)>,
+    logits: Vec<f32>,
+    deinterleaved: Vec<f32>,
+    new_scores: Vec<WindowScore>,
+    input_frames: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WindowMeta {
+    start_frame: u64,
+    speech_fraction: f32,
+}
+
+impl StreamDetector {
+    /// Feeds one chunk (interleaved, at the stream's rate and channel count).
+    pub fn push(&mut self, chunk: &AudioChunk, scorer: &mut dyn WindowScorer) -> Result<()> {
+        if chunk.channels != self.channels.len() || chunk.sample_rate_hz != self.input_rate_hz {
+            return Err(Error::Corrupt(format!(
+                "chunk of {} ch at {} Hz pushed into a stream of {} ch at {} Hz",
+                chunk.channels,
+                chunk.sample_rate_hz,
+                self.channels.len(),
+                self.input_rate_hz
+            )));
+        }
+        crate::audio::check_finite(&chunk.samples, self.input_frames * chunk.channels as u64)?;
+        self.input_frames += chunk.frames() as u64;
+        let n_ch = self.channels.len();
+        for c in 0..n_ch {
+            self.deinterleaved.clear();
+            self.deinterleaved
+                .extend(chunk.samples.iter().skip(c).step_by(n_ch).copied());
+            let ch = &mut self.channels[c];
+            ch.push_samples(&self.deinterleaved, false)?;
+            self.collect_windows(c, false, scorer)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: flushes the resamplers and feature tails, scores what is left and
+    /// returns the analysis.
+    pub fn finish(mut self, scorer: &mut dyn WindowScorer) -> Result<Analysis> {
+        for c in 0..self.channels.len() {
+            self.channels[c].push_samples(&[], true)?;
+            self.collect_windows(c, true, scorer)?;
+        }
+        self.flush(scorer)?;
+        Ok(self.snapshot())
+    }
+
+    /// Scores every window waiting in a partly filled batch.
+    pub fn flush(&mut self, scorer: &mut dyn WindowScorer) -> Result<()> {
+        if self.batch_meta.is_empty() {
+            return Ok(());
+        }
+        self.logits.clear();
+        scorer.score_batch(&self.batch, self.batch_meta.len(), &mut self.logits)?;
+        let m = &self.detector.manifest;
+        let hop_s = m.features.hop_s();
+        let window_s = m.window_s();
+        for ((c, meta), &logit) in self.batch_meta.iter().zip(&self.logits) {
+            if !logit.is_finite() {
+                return Err(Error::Runtime(format!("the model returned a non-finite logit ({logit})")));
+            }
+            let start_s = meta.start_frame as f64 * hop_s;
+            let ws = WindowScore {
+                channel: *c,
+                start_s,
+                end_s: start_s + window_s,
+                logit: f64::from(logit),
+                probability: m.calibration.probability(f64::from(logit)),
+                speech_fraction: meta.speech_fraction,
+            };
+            self.channels[*c].windows.push(ws.clone());
+            self.new_scores.push(ws);
+        }
+        self.batch.clear();
+        self.batch_meta.clear();
+        Ok(())
+    }
+
+    /// Window scores produced since the last call (for live views and event streams).
+    pub fn take_new_scores(&mut self) -> Vec<WindowScore> {
+        std::mem::take(&mut self.new_scores)
+    }
+
+    /// Seconds of input consumed so far.
+    pub fn duration_s(&self) -> f64 {
+        self.input_frames as f64 / f64::from(self.input_rate_hz)
+    }
+
+    /// The analysis of everything scored so far.
+    pub fn snapshot(&self) -> Analysis {
+        let d = &self.detector;
+        let m = &d.manifest;
+        let hop_s = m.features.hop_s();
+        let channels = self
+            .channels
+            .iter()
+            .map(|ch| {
+                ChannelResult::aggregate(
+                    ch.index,
+                    ch.speech_frames as f64 * hop_s,
+                    ch.windows.clone(),
+                    &m.calibration,
+                    d.threshold,
+                    m.min_speech_s,
+                    ch.envelope.clone(),
+                )
+            })
+            .collect();
+        Analysis::combine(self.duration_s(), self.input_rate_hz, channels, d.threshold)
+    }
+
+    fn collect_windows(&mut self, c: usize, at_end: bool, scorer: &mut dyn WindowScorer) -> Result<()> {
+        let m = Arc::clone(&self.detector.manifest);
+        let (w, hop) = (m.window.frames, m.window.hop_frames);
+        let n_bins = m.features.n_bins;
+        loop {
+            let ch = &mut self.channels[c];
+            let Some(start) = ch.next_window_start(w, hop, at_end) else {
+                break;
+            };
+            let offset = (start - ch.buf_start) as usize;
+            let speech = ch.speech[offset..offset + w].iter().filter(|&&s| s).count();
+            let fraction = speech as f32 / w as f32;
+            ch.last_window_start = Some(start);
+            if fraction >= m.window.min_speech_fraction && speech > 0 {
+                self.batch
+                    .extend_from_slice(&ch.features[offset * n_bins..(offset + w) * n_bins]);
+                self.batch_meta.push((
+                    c,
+                    WindowMeta {
+                        start_frame: start,
+                        speech_fraction: fraction,
+                    },
+                ));
+            }
+            ch.drain_before(start);
+            if self.batch_meta.len() >= self.batch_windows {
+                self.flush(scorer)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-channel pipeline state.
+#[derive(Debug)]
+struct ChannelState {
+    index: usize,
+    resampler: StreamResampler,
+    extractor: FeatureExtractor,
+    gate: VoiceGate,
+    resampled: Vec<f32>,
+    frames: FrameBatch,
+    /// Features of frames `buf_start..`, flat.
+    features: Vec<f32>,
+    speech: Vec<bool>,
+    buf_start: u64,
+    total_frames: u64,
+    last_window_start: Option<u64>,
+    speech_frames: u64,
+    windows: Vec<WindowScore>,
+    envelope: Envelope,
+}
+
+impl ChannelState {
+    fn new(index: usize, m: &Manifest, input_rate_hz: u32) -> Result<Self> {
+        let f = &m.features;
+        Ok(Self {
+            index,
+            resampler: StreamResampler::new(input_rate_hz, f.sample_rate_hz)?,
+            extractor: FeatureExtractor::new(f)?,
+            gate: VoiceGate::new(&m.vad, f.hop_s()),
+            resampled: Vec::new(),
+            frames: FrameBatch::new(f.n_bins),
+            features: Vec::with_capacity(2 * m.window.frames * f.n_bins),
+            speech: Vec::with_capacity(2 * m.window.frames),
+            buf_start: 0,
+            total_frames: 0,
+            last_window_start: None,
+            speech_frames: 0,
+            windows: Vec::new(),
+            envelope: Envelope::new(f.sample_rate_hz),
+        })
+    }
+
+    fn push_samples(&mut self, samples: &[f32], at_end: bool) -> Result<()> {
+        self.resampled.clear();
+        self.resampler.push(samples, &mut self.resampled)?;
+        if at_end {
+            self.resampler.finish(&mut self.resampled)?;
+        }
+        self.envelope.push(&self.resampled);
+        self.frames.clear();
+        self.extractor.push(&self.resampled, &mut self.frames)?;
+        if at_end {
+            self.extractor.finish(&mut self.frames)?;
+        }
+        for t in 0..self.frames.len() {
+            let is_speech = self
+                .gate
+                .is_speech(self.frames.energy_db[t], self.frames.tonality[t]);
+            self.speech.push(is_speech);
+            self.speech_frames += u64::from(is_speech);
+        }
+        self.features.extend_from_slice(&self.frames.features);
+        self.total_frames += self.frames.len() as u64;
+        Ok(())
+    }
+
+    /// The start frame of the next window that can be formed, if any. At the end of the
+    /// stream, a tail of at least half a hop that no window covered gets a window aligned to
+    /// the last frame, so the end of a call is never ignored.
+    fn next_window_start(&self, w: usize, hop: usize, at_end: bool) -> Option<u64> {
+        let (w, hop) = (w as u64, hop as u64);
+        let next = self.last_window_start.map_or(0, |s| s + hop);
+        if next + w <= self.total_frames {
+            return Some(next);
+        }
+        if at_end && self.total_frames >= w {
+            let covered_to = self.last_window_start.map_or(0, |s| s + w);
+            let tail_start = self.total_frames - w;
+            if self.total_frames > covered_to
+                && self.total_frames - covered_to >= hop.div_ceil(2)
+                && self.last_window_start.is_none_or(|s| tail_start > s)
+            {
+                return Some(tail_start);
+            }
+        }
+        None
+    }
+
+    fn drain_before(&mut self, frame: u64) {
+        if frame <= self.buf_start {
+            return;
+        }
+        let n = (frame - self.buf_start) as usize;
+        let n_bins = self.frames.n_bins;
+        self.features.drain(..n * n_bins);
+        self.speech.drain(..n);
+        self.buf_start = frame;
+    }
+}
+
+/// Runs a whole source through a new stream: the file-analysis path.
+pub fn analyze_source(
+    detector: &Detector,
+    source: &mut dyn crate::audio::AudioSource,
+    scorer: &mut dyn WindowScorer,
+    batch_windows: usize,
+) -> Result<Analysis> {
+    let info = source.info().clone();
+    let mut stream = detector.stream(info.sample_rate_hz, info.channels, batch_windows)?;
+    while let Some(chunk) = source.next_chunk()? {
+        stream.push(&chunk, scorer)?;
+    }
+    stream.finish(scorer)
+}

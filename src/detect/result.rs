@@ -1,0 +1,181 @@
+//! Scores, segments and verdicts: what detection concludes.
+
+use serde::Serialize;
+
+use super::Envelope;
+use crate::model::Calibration;
+
+/// The decision for a channel, a file or a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Synthetic,
+    Genuine,
+    /// Too little speech to judge.
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Synthetic => "synthetic",
+            Verdict::Genuine => "genuine",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The model's output for one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowScore {
+    pub channel: usize,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Raw model output.
+    pub logit: f64,
+    /// Calibrated probability that the window's speech is synthetic.
+    pub probability: f64,
+    /// Share of the window's frames that the gate called speech.
+    pub speech_fraction: f32,
+}
+
+/// A run of consecutive scored windows on the same side of the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Calibrated probability of the segment's mean logit.
+    pub score: f64,
+}
+
+/// One channel's conclusion.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelResult {
+    pub channel: usize,
+    pub score: Option<f64>,
+    pub verdict: Verdict,
+    pub speech_s: f64,
+    pub segments: Vec<Segment>,
+    #[serde(skip)]
+    pub windows: Vec<WindowScore>,
+    #[serde(skip)]
+    pub envelope: Envelope,
+}
+
+/// Mean of the logits, mapped through the calibration.
+fn pooled(windows: &[WindowScore], cal: &Calibration) -> Option<f64> {
+    if windows.is_empty() {
+        return None;
+    }
+    let mean = windows.iter().map(|w| w.logit).sum::<f64>() / windows.len() as f64;
+    Some(cal.probability(mean))
+}
+
+impl ChannelResult {
+    pub fn aggregate(
+        channel: usize,
+        speech_s: f64,
+        windows: Vec<WindowScore>,
+        cal: &Calibration,
+        threshold: f64,
+        min_speech_s: f64,
+        envelope: Envelope,
+    ) -> Self {
+        let score = pooled(&windows, cal);
+        let verdict = match score {
+            Some(_) if speech_s < min_speech_s => Verdict::Inconclusive,
+            Some(p) if p >= threshold => Verdict::Synthetic,
+            Some(_) => Verdict::Genuine,
+            None => Verdict::Inconclusive,
+        };
+        let mut segments = Vec::new();
+        let mut run: Vec<WindowScore> = Vec::new();
+        let close = |run: &mut Vec<WindowScore>, segments: &mut Vec<Segment>| {
+            if let (Some(first), Some(last), Some(score)) = (run.first(), run.last(), pooled(run, cal)) {
+                segments.push(Segment {
+                    start_s: first.start_s,
+                    end_s: last.end_s,
+                    score,
+                });
+            }
+            run.clear();
+        };
+        for w in &windows {
+            let same_side = run
+                .last()
+                .is_some_and(|l| (l.probability >= threshold) == (w.probability >= threshold) && w.start_s <= l.end_s);
+            if !same_side {
+                close(&mut run, &mut segments);
+            }
+            run.push(w.clone());
+        }
+        close(&mut run, &mut segments);
+        Self {
+            channel,
+            score,
+            verdict,
+            speech_s,
+            segments,
+            windows,
+            envelope,
+        }
+    }
+}
+
+/// The conclusion for a whole input.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub duration_s: f64,
+    pub sample_rate_hz: u32,
+    pub channels: Vec<ChannelResult>,
+    /// Index into `channels` of the channel that decides the verdict.
+    pub deciding_channel: usize,
+    pub score: Option<f64>,
+    pub verdict: Verdict,
+    pub threshold: f64,
+}
+
+impl Analysis {
+    /// The file's verdict is its most suspicious conclusive channel's; with no conclusive
+    /// channel it is inconclusive (scored by whatever windows there were).
+    pub fn combine(duration_s: f64, sample_rate_hz: u32, channels: Vec<ChannelResult>, threshold: f64) -> Self {
+        let most_suspicious = |conclusive_only: bool| {
+            channels
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.score.is_some() && (!conclusive_only || c.verdict != Verdict::Inconclusive))
+                .max_by(|a, b| a.1.score.partial_cmp(&b.1.score).unwrap_or(std::cmp::Ordering::Equal))
+                .map(|(i, _)| i)
+        };
+        let (deciding_channel, verdict) = match most_suspicious(true) {
+            Some(i) => (i, channels[i].verdict),
+            None => (most_suspicious(false).unwrap_or(0), Verdict::Inconclusive),
+        };
+        let score = channels.get(deciding_channel).and_then(|c| c.score);
+        Self {
+            duration_s,
+            sample_rate_hz,
+            channels,
+            deciding_channel,
+            score,
+            verdict,
+            threshold,
+        }
+    }
+
+    /// Speech heard on the deciding channel.
+    pub fn speech_s(&self) -> f64 {
+        self.channels.get(self.deciding_channel).map_or(0.0, |c| c.speech_s)
+    }
+
+    /// Segments of the deciding channel.
+    pub fn segments(&self) -> &[Segment] {
+        self.channels
+            .get(self.deciding_channel)
+            .map_or(&[], |c| c.segments.as_slice())
+    }
+
+    pub fn is_flagged(&self) -> bool {
+        self.verdict == Verdict::Synthetic
+    }
+}

@@ -1,0 +1,1 @@
+"""synthscan training utilities (Python side of the synthscan Rust detector)."""
