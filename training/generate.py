@@ -313,6 +313,58 @@ def split_of(engine_name, system):
     return "dev" if (system in DEV_SYSTEMS or engine_name in DEV_ENGINES) else "train"
 
 
+def write_summary(gen_dir, path, genuine_dir=None):
+    """Markdown table per engine/system/split (clips, minutes, native rate, native leading/trailing silence)."""
+    import collections
+    rows = list(csv.DictReader(open(Path(gen_dir) / "manifest.csv")))
+    st = collections.defaultdict(list)
+    sp = Path(gen_dir) / "native_stats.csv"
+    if sp.exists():
+        for r in csv.DictReader(open(sp)):
+            st[r["system"]].append(r)
+    agg = collections.OrderedDict()
+    for r in rows:
+        k = (r["dataset"], r["family"], r["system"], r["split"])
+        a = agg.setdefault(k, [0, 0.0])
+        a[0] += 1
+        a[1] += float(r["duration_s"])
+    lines = ["# Generated training data (local, not committed)", "",
+             "Produced by `training/generate.py` (synthetic) and `training/genuine.py` (genuine) into",
+             "`training/.cache/`. Durations are after trimming silence to ~30 ms and cutting to <= 8 s;",
+             "rate and silence columns describe the engine's native output before trimming (medians).", "",
+             "## Synthetic (label `spoof`)", "",
+             "| engine | family | system | split | clips | minutes | native Hz | lead s | trail s | level dBFS |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    tot = collections.Counter()
+    for (ds, fam, sysn, split), (n, d) in agg.items():
+        s = st.get(sysn, [])
+        med = (lambda key: f"{float(np.median([float(x[key]) for x in s])):.2f}") if s else (lambda key: "")
+        sr = s[0]["sr"] if s else ""
+        lines.append(f"| {ds} | {fam} | {sysn} | {split} | {n} | {d / 60:.2f} | {sr} | {med('lead')} | "
+                     f"{med('trail')} | {med('rms_db')} |")
+        tot[split + "_n"] += n
+        tot[split + "_m"] += d / 60
+    lines += ["", f"Total: train {tot['train_n']} clips / {tot['train_m']:.1f} min, "
+                  f"dev {tot['dev_n']} clips / {tot['dev_m']:.1f} min, {len(agg)} systems.", ""]
+    if genuine_dir and (Path(genuine_dir) / "manifest.csv").exists():
+        g = collections.OrderedDict()
+        for r in csv.DictReader(open(Path(genuine_dir) / "manifest.csv")):
+            k = (r["dataset"], r["license"], r["split"])
+            a = g.setdefault(k, [0, 0.0, set(), set()])
+            a[0] += 1
+            a[1] += float(r["duration_s"])
+            a[2].add(r["speaker"])
+            a[3].add(sf.info(str(Path(genuine_dir) / r["file"])).samplerate)
+        lines += ["## Genuine (label `bonafide`)", "", "| dataset | licence | split | speakers | clips | minutes | Hz |",
+                  "|---|---|---|---|---|---|---|"]
+        for (ds, lic, split), (n, d, spk, srs) in g.items():
+            lines.append(f"| {ds} | {lic} | {split} | {len(spk)} | {n} | {d / 60:.2f} | "
+                         f"{'/'.join(str(x) for x in sorted(srs))} |")
+        lines.append("")
+    Path(path).write_text("\n".join(lines))
+    print(f"wrote {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="training/.cache/gen")
@@ -323,7 +375,13 @@ def main():
                     help="separate cap for Kokoro, which runs at about real time on CPU")
     ap.add_argument("--engines", default="", help="comma-separated subset of engine names (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the neural engines")
+    ap.add_argument("--summary", default="training/generated_summary.md", help="markdown summary to write")
+    ap.add_argument("--genuine-dir", default="training/.cache/genuine", help="also summarise this manifest")
+    ap.add_argument("--summary-only", action="store_true", help="only rewrite the summary from existing manifests")
     args = ap.parse_args()
+    if args.summary_only:
+        write_summary(args.out, args.summary, args.genuine_dir)
+        return
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     out_dir = Path(args.out)
@@ -380,6 +438,8 @@ def main():
         w.writeheader()
         w.writerows(stats)
     print(f"wrote {len(rows)} clips to {out_dir / 'manifest.csv'}")
+    if args.summary:
+        write_summary(out_dir, args.summary, args.genuine_dir)
 
 
 if __name__ == "__main__":

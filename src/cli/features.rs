@@ -3,7 +3,8 @@
 //!
 //! For each input (and each channel of a multi-channel input) it writes
 //! `<out>/<stem>[.chN].features.npy` (float32, [frames, n_bins]) and
-//! `<out>/<stem>[.chN].speech.npy` (uint8, [frames], 1 where the voice gate saw speech).
+//! `<out>/<stem>[.chN].speech.npy` (uint8, [frames], 1 where the voice gate saw speech), made
+//! by the same [`FrontEnd`] the detector runs.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,8 @@ use clap::Args;
 use ndarray::{Array1, Array2};
 use ndarray_npy::write_npy;
 
-use synthscan::audio::resample::StreamResampler;
-use synthscan::detect::VoiceGate;
-use synthscan::{FeatureExtractor, FrameBatch, LoadedModel, Manifest};
+use synthscan::detect::FrontEnd;
+use synthscan::{LoadedModel, Manifest};
 
 use super::{ModelArgs, RawArgs, input};
 
@@ -39,6 +39,9 @@ pub struct FeaturesArgs {
     /// instead of by the file stem, so inputs from different folders cannot collide.
     #[arg(long, value_name = "DIR")]
     relative_to: Option<PathBuf>,
+    /// Also write `<stem>.energy.npy` (float32 frame energy in dBFS, what the gate sees).
+    #[arg(long)]
+    energy: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -103,51 +106,49 @@ fn out_stem(name: &str, relative_to: Option<&Path>) -> String {
 fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
     let mut source = input::open(name, &args.raw)?;
     let info = source.info().clone();
-    let f = &m.features;
+    let n_bins = m.features.n_bins;
     let mut chans = (0..info.channels)
-        .map(|_| -> synthscan::Result<_> {
-            Ok((
-                StreamResampler::new(info.sample_rate_hz, f.sample_rate_hz)?,
-                FeatureExtractor::new(f)?,
-                FrameBatch::new(f.n_bins),
-            ))
-        })
+        .map(|_| FrontEnd::new(m, info.sample_rate_hz))
         .collect::<synthscan::Result<Vec<_>>>()?;
+    let mut feats: Vec<Vec<f32>> = vec![Vec::new(); info.channels];
+    let mut speech: Vec<Vec<u8>> = vec![Vec::new(); info.channels];
+    let mut energy: Vec<Vec<f32>> = vec![Vec::new(); info.channels];
     let mut one_channel = Vec::new();
-    let mut resampled = Vec::new();
+    let mut collect = |c: usize, front: &FrontEnd| {
+        feats[c].extend_from_slice(&front.frames.features);
+        speech[c].extend(front.speech.iter().map(|&s| u8::from(s)));
+        energy[c].extend_from_slice(&front.frames.energy_db);
+    };
     while let Some(chunk) = source.next_chunk()? {
-        for (c, (rs, fx, frames)) in chans.iter_mut().enumerate() {
+        for (c, front) in chans.iter_mut().enumerate() {
             one_channel.clear();
             one_channel.extend(chunk.samples.iter().skip(c).step_by(info.channels).copied());
-            resampled.clear();
-            rs.push(&one_channel, &mut resampled)?;
-            fx.push(&resampled, frames)?;
+            front.push(&one_channel, false)?;
+            collect(c, front);
         }
     }
+    for (c, front) in chans.iter_mut().enumerate() {
+        front.push(&[], true)?;
+        collect(c, front);
+    }
     let stem = out_stem(name, args.relative_to.as_deref());
-    for (c, (rs, fx, frames)) in chans.iter_mut().enumerate() {
-        resampled.clear();
-        rs.finish(&mut resampled)?;
-        fx.push(&resampled, frames)?;
-        fx.finish(frames)?;
-        let mut gate = VoiceGate::new(&m.vad, f.hop_s());
-        let speech: Array1<u8> = frames
-            .energy_db
-            .iter()
-            .zip(&frames.tonality)
-            .map(|(&e, &t)| u8::from(gate.is_speech(e, t)))
-            .collect();
-        let feats = Array2::from_shape_vec((frames.len(), f.n_bins), std::mem::take(&mut frames.features))?;
+    for c in 0..info.channels {
+        let n_frames = speech[c].len();
         let suffix = if info.channels > 1 { format!(".ch{c}") } else { String::new() };
-        let base = args.out_dir.join(format!("{stem}{suffix}"));
-        let fpath = PathBuf::from(format!("{}.features.npy", base.display()));
-        write_npy(&fpath, &feats).with_context(|| format!("cannot write {}", fpath.display()))?;
-        let spath = PathBuf::from(format!("{}.speech.npy", base.display()));
-        write_npy(&spath, &speech).with_context(|| format!("cannot write {}", spath.display()))?;
-        if std::env::var_os("SYNTHSCAN_FEATURES_ENERGY").is_some() {
-            let epath = PathBuf::from(format!("{}.energy.npy", base.display()));
-            write_npy(&epath, &Array1::from(std::mem::take(&mut frames.energy_db)))?;
+        let base = args.out_dir.join(format!("{stem}{suffix}")).display().to_string();
+        let f = Array2::from_shape_vec((n_frames, n_bins), std::mem::take(&mut feats[c]))?;
+        write(&format!("{base}.features.npy"), &f)?;
+        write(&format!("{base}.speech.npy"), &Array1::from(std::mem::take(&mut speech[c])))?;
+        if args.energy {
+            write(&format!("{base}.energy.npy"), &Array1::from(std::mem::take(&mut energy[c])))?;
         }
     }
     Ok(())
+}
+
+fn write<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
+    path: &str,
+    array: &ndarray::Array<A, D>,
+) -> Result<()> {
+    write_npy(path, array).with_context(|| format!("cannot write {path}"))
 }

@@ -202,7 +202,7 @@ impl StreamDetector {
                     &m.calibration,
                     d.threshold,
                     m.min_speech_s,
-                    ch.envelope.clone(),
+                    ch.front.envelope().clone(),
                 )
             })
             .collect();
@@ -242,48 +242,38 @@ impl StreamDetector {
     }
 }
 
-/// Per-channel pipeline state.
+/// The per-channel front end shared by detection and `synthscan features`: resample to the
+/// model rate, extract frames, gate each frame. Training features come from this very code.
 #[derive(Debug)]
-struct ChannelState {
-    index: usize,
+pub struct FrontEnd {
     resampler: StreamResampler,
     extractor: FeatureExtractor,
     gate: VoiceGate,
     resampled: Vec<f32>,
-    frames: FrameBatch,
-    /// Features of frames `buf_start..`, flat.
-    features: Vec<f32>,
-    speech: Vec<bool>,
-    buf_start: u64,
-    total_frames: u64,
-    last_window_start: Option<u64>,
-    speech_frames: u64,
-    windows: Vec<WindowScore>,
     envelope: Envelope,
+    /// Frames produced by the last call.
+    pub frames: FrameBatch,
+    /// Speech decision per frame of `frames`.
+    pub speech: Vec<bool>,
 }
 
-impl ChannelState {
-    fn new(index: usize, m: &Manifest, input_rate_hz: u32) -> Result<Self> {
+impl FrontEnd {
+    pub fn new(m: &Manifest, input_rate_hz: u32) -> Result<Self> {
         let f = &m.features;
         Ok(Self {
-            index,
             resampler: StreamResampler::new(input_rate_hz, f.sample_rate_hz)?,
             extractor: FeatureExtractor::new(f)?,
             gate: VoiceGate::new(&m.vad, f.hop_s()),
             resampled: Vec::new(),
-            frames: FrameBatch::new(f.n_bins),
-            features: Vec::with_capacity(2 * m.window.frames * f.n_bins),
-            speech: Vec::with_capacity(2 * m.window.frames),
-            buf_start: 0,
-            total_frames: 0,
-            last_window_start: None,
-            speech_frames: 0,
-            windows: Vec::new(),
             envelope: Envelope::new(f.sample_rate_hz),
+            frames: FrameBatch::new(f.n_bins),
+            speech: Vec::new(),
         })
     }
 
-    fn push_samples(&mut self, samples: &[f32], at_end: bool) -> Result<()> {
+    /// Replaces `frames`/`speech` with the frames completed by `samples` (one channel at the
+    /// input rate); with `at_end`, also the frames that flush the stream.
+    pub fn push(&mut self, samples: &[f32], at_end: bool) -> Result<()> {
         self.resampled.clear();
         self.resampler.push(samples, &mut self.resampled)?;
         if at_end {
@@ -295,15 +285,59 @@ impl ChannelState {
         if at_end {
             self.extractor.finish(&mut self.frames)?;
         }
+        self.speech.clear();
         for t in 0..self.frames.len() {
             let is_speech = self
                 .gate
                 .is_speech(self.frames.energy_db[t], self.frames.tonality[t]);
             self.speech.push(is_speech);
-            self.speech_frames += u64::from(is_speech);
         }
-        self.features.extend_from_slice(&self.frames.features);
-        self.total_frames += self.frames.len() as u64;
+        Ok(())
+    }
+
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+}
+
+/// Per-channel detection state.
+#[derive(Debug)]
+struct ChannelState {
+    index: usize,
+    front: FrontEnd,
+    /// Features of frames `buf_start..`, flat.
+    features: Vec<f32>,
+    speech: Vec<bool>,
+    n_bins: usize,
+    buf_start: u64,
+    total_frames: u64,
+    last_window_start: Option<u64>,
+    speech_frames: u64,
+    windows: Vec<WindowScore>,
+}
+
+impl ChannelState {
+    fn new(index: usize, m: &Manifest, input_rate_hz: u32) -> Result<Self> {
+        Ok(Self {
+            index,
+            front: FrontEnd::new(m, input_rate_hz)?,
+            features: Vec::with_capacity(2 * m.window.frames * m.features.n_bins),
+            speech: Vec::with_capacity(2 * m.window.frames),
+            n_bins: m.features.n_bins,
+            buf_start: 0,
+            total_frames: 0,
+            last_window_start: None,
+            speech_frames: 0,
+            windows: Vec::new(),
+        })
+    }
+
+    fn push_samples(&mut self, samples: &[f32], at_end: bool) -> Result<()> {
+        self.front.push(samples, at_end)?;
+        self.speech.extend_from_slice(&self.front.speech);
+        self.speech_frames += self.front.speech.iter().filter(|&&s| s).count() as u64;
+        self.features.extend_from_slice(&self.front.frames.features);
+        self.total_frames += self.front.frames.len() as u64;
         Ok(())
     }
 
@@ -334,8 +368,7 @@ impl ChannelState {
             return;
         }
         let n = (frame - self.buf_start) as usize;
-        let n_bins = self.frames.n_bins;
-        self.features.drain(..n * n_bins);
+        self.features.drain(..n * self.n_bins);
         self.speech.drain(..n);
         self.buf_start = frame;
     }

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Evaluate the SHIPPED model through the Rust binary, exactly as users run it.
+
+    cd /work/main && cargo build --release
+    /work/venv/bin/python training/evaluate.py [--model models/synthscan.json]
+
+Runs `target/release/synthscan analyze --model models/synthscan.json --format jsonl FILES...` on
+  clean  the corpus dev split as stored (16 kHz FLAC)
+  phone  the same files through a deterministic telephone channel: 8 kHz, 300-3400 Hz band-pass
+         (6th-order Butterworth), G.711 mu-law WAV (written once to training/.cache/devphone/)
+and reports file-level EER (overall and per family: waveglow, vc, kokoro, others; each family's
+synthetic files vs all genuine files), detection rate and genuine false-flag rate at the shipped
+threshold, and the share of inconclusive files (too little speech). EER is computed over conclusive
+files (verdict genuine/synthetic); inconclusive ones are counted separately.
+
+Also runs shortcut probes (silence-only and noise-only inputs; narrowband-only dev; dev with 2 s
+of leading silence) and, when present, the held-out generated TTS systems (training/.cache/gen dev).
+
+Writes training/results/dev_eval.json and training/results/dev_eval.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthscan_train import augment as A  # noqa: E402
+from synthscan_train import data as D  # noqa: E402
+from synthscan_train import rust  # noqa: E402
+from synthscan_train.store import eer, family_group  # noqa: E402
+
+RESULTS = D.TRAIN_DIR / "results"
+PROBE = D.CACHE / "probe"
+BASELINE = {"clean": {"all": 17.8, "vc": 20.0, "waveglow": 21.6, "kokoro": 0.0},
+            "phone": {"all": 38.0, "vc": 41.9, "waveglow": 30.0, "kokoro": 35.1}}
+
+
+def ensure_dev() -> list[dict]:
+    p = D.CACHE / "dev.csv"
+    if not p.exists():
+        from synthscan_train import prepare
+        D.write_csv(p, prepare.dev_tables(D.all_rows()))
+    return D.read_csv(p)
+
+
+def probe_files() -> dict[str, list[str]]:
+    """Synthetic probes for shortcuts: silence / noise only (should be inconclusive)."""
+    PROBE.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = {"silence_or_noise": []}
+    n = 10 * 16000
+    sigs = {
+        "digital_silence": np.zeros(n, np.float32),
+        "hiss_-60dB": (rng.standard_normal(n) * 1e-3).astype(np.float32),
+        "white_-20dB": (rng.standard_normal(n) * 0.1).astype(np.float32),
+        "pink_-25dB": (A.pink_noise(n, rng) * 0.056).astype(np.float32),
+        "hum_50Hz": (0.1 * np.sin(2 * np.pi * 50 * np.arange(n) / 16000)).astype(np.float32),
+        "dialtone_350_440": (0.05 * (np.sin(2 * np.pi * 350 * np.arange(n) / 16000)
+                                     + np.sin(2 * np.pi * 440 * np.arange(n) / 16000))).astype(np.float32),
+    }
+    for k, x in sigs.items():
+        p = PROBE / f"{k}.wav"
+        sf.write(p, x, 16000, subtype="PCM_16")
+        out["silence_or_noise"].append(str(p))
+    return out
+
+
+def variant_files(dev: list[dict], kind: str) -> dict[str, str]:
+    """Deterministic dev variants: 'nb' (8 kHz PCM, no codec) and 'lead2s' (2 s digital silence first)."""
+    d = PROBE / kind
+    d.mkdir(parents=True, exist_ok=True)
+    m = {}
+    for r in dev:
+        p = d / (D.stem(r["path"]) + ".wav")
+        if not p.exists():
+            x = D.load16(r["path"])
+            if kind == "nb":
+                sf.write(p, A.resample(x, 16000, 8000), 8000, subtype="PCM_16")
+            else:
+                sf.write(p, np.concatenate([np.zeros(32000, np.float32), x]), 16000, subtype="PCM_16")
+        m[r["path"]] = str(p)
+    return m
+
+
+def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
+    score = np.array([np.nan if res[r[key]]["score"] is None or res[r[key]]["verdict"] == "inconclusive"
+                      else res[r[key]]["score"] for r in rows], dtype=float)
+    verdict = np.array([res[r[key]]["verdict"] for r in rows])
+    y = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in rows])
+    fam = np.array([family_group(r["family"], r["label"]) for r in rows])
+    out = {"n_files": len(rows), "inconclusive_share": float(np.mean(verdict == "inconclusive")),
+           "eer": {"all": eer(score, y)}}
+    for f in ("waveglow", "vc", "kokoro", "others"):
+        m = (fam == f) | (fam == "genuine")
+        if (fam == f).any():
+            out["eer"][f] = eer(score[m], y[m])
+    gen, spf = y == 0, y == 1
+    out["genuine_flagged"] = float(np.mean(verdict[gen] == "synthetic")) if gen.any() else None
+    out["detection_rate"] = float(np.mean(verdict[spf] == "synthetic")) if spf.any() else None
+    out["detection_rate_conclusive"] = (float(np.mean(verdict[spf & (verdict != "inconclusive")] == "synthetic"))
+                                        if (spf & (verdict != "inconclusive")).any() else None)
+    out["detection_by_family"] = {f: float(np.mean(verdict[fam == f] == "synthetic"))
+                                  for f in ("waveglow", "vc", "kokoro", "others") if (fam == f).any()}
+    out["n_genuine"], out["n_spoof"] = int(gen.sum()), int(spf.sum())
+    ds = np.array([r.get("dataset", "") or "?" for r in rows])
+    out["genuine_by_dataset"] = {d: {"n": int(((ds == d) & gen).sum()),
+                                     "flagged": float(np.mean(verdict[(ds == d) & gen] == "synthetic")),
+                                     "median_p": float(np.nanmedian(score[(ds == d) & gen]))
+                                     if (~np.isnan(score[(ds == d) & gen])).any() else None}
+                                 for d in sorted(set(ds[gen]))}
+    out["files"] = [{"file": r["orig"] if "orig" in r else r[key], "label": r["label"], "family": r["family"],
+                     "p": res[r[key]]["score"], "verdict": res[r[key]]["verdict"]} for r in rows]
+    return out
+
+
+def pct(v):
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f} %"
+
+
+def markdown(R: dict) -> str:
+    L = [f"Model `{R['model']['name']}` sha256 `{R['model']['sha256'][:16]}…`, threshold {R['threshold']:.4f} "
+         "(chosen on dev clean: lowest with ≤ 2 % genuine flagged). File-level, through `synthscan analyze`.", "",
+         "| condition | EER | waveglow | vc | kokoro (jm_kumo) | others | detected @thr | genuine flagged @thr | inconclusive |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for c in ("clean", "phone"):
+        m = R[c]
+        e = m["eer"]
+        L.append(f"| {c} | {pct(e['all'])} | {pct(e.get('waveglow'))} | {pct(e.get('vc'))} | "
+                 f"{pct(e.get('kokoro'))} | {pct(e.get('others'))} | {pct(m['detection_rate'])} | "
+                 f"{pct(m['genuine_flagged'])} | {pct(m['inconclusive_share'])} |")
+        b = BASELINE[c]
+        L.append(f"| {c} (README baseline) | {b['all']} % | {b['waveglow']} % | {b['vc']} % | {b['kokoro']} % | | | | |")
+    L += ["", "Shortcut probes:", ""]
+    for k in ("nb", "lead2s"):
+        if k in R:
+            m = R[k]
+            L.append(f"- dev `{k}` ({'8 kHz PCM, no codec' if k == 'nb' else '2 s leading digital silence'}): "
+                     f"EER {pct(m['eer']['all'])}, genuine flagged {pct(m['genuine_flagged'])}, "
+                     f"detected {pct(m['detection_rate'])}")
+    if "silence_or_noise" in R:
+        v = R["silence_or_noise"]
+        L.append("- silence/noise/tone-only 10 s inputs: " + ", ".join(f"{k}: {x['verdict']}" for k, x in v.items()))
+    if "gen_dev" in R:
+        g = R["gen_dev"]
+        L.append("")
+        L.append("Held-out generated TTS (training/.cache/gen dev split), detection at threshold: "
+                 + ", ".join(f"{k} {pct(v['detection_rate'])} (n={v['n']}, clean) / "
+                             f"{pct(v.get('detection_rate_phone'))} (phone)" for k, v in g.items()))
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=D.REPO / "models" / "synthscan.json")
+    ap.add_argument("--no-probes", action="store_true")
+    a = ap.parse_args()
+    man = json.loads(a.model.read_text())
+    onnx_path = a.model.parent / man["onnx"]
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert sha == man["sha256"], "manifest sha256 does not match the onnx file"
+    dev_all = ensure_dev()
+    dev = [r for r in dev_all if r["role"] == "dev"]
+    clean = [r for r in dev if r["condition"] == "clean"]
+    phone = [r for r in dev if r["condition"] == "phone"]
+    R = {"model": {"name": man["name"], "version": man["version"], "sha256": sha},
+         "threshold": man["threshold"], "calibration": man["calibration"], "baseline_readme": BASELINE}
+    res = rust.analyze([r["path"] for r in clean + phone], a.model)
+    R["clean"] = metrics(clean, res)
+    R["phone"] = metrics(phone, res)
+    if not a.no_probes:
+        for kind in ("nb", "lead2s"):
+            vm = variant_files(clean, kind)
+            rows = [{**r, "path": vm[r["path"]]} for r in clean]
+            R[kind] = metrics(rows, rust.analyze([r["path"] for r in rows], a.model))
+        pf = probe_files()["silence_or_noise"]
+        pr = rust.analyze(pf, a.model)
+        R["silence_or_noise"] = {Path(p).stem: {"verdict": pr[p]["verdict"], "score": pr[p]["score"],
+                                                "speech_s": pr[p]["speech_s"]} for p in pf}
+        gd = [r for r in dev_all if r["role"] == "dev_extra" and r["label"] == "spoof"]
+        if gd:
+            gres = rust.analyze([r["path"] for r in gd], a.model)
+            R["gen_dev"] = {}
+            for sysname in sorted({r["system"] for r in gd}):
+                for cond in ("clean", "phone"):
+                    rs = [r for r in gd if r["system"] == sysname and r["condition"] == cond]
+                    det = float(np.mean([gres[r["path"]]["verdict"] == "synthetic" for r in rs]))
+                    e = R["gen_dev"].setdefault(sysname, {"n": len(rs)})
+                    e["detection_rate" if cond == "clean" else "detection_rate_phone"] = det
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "dev_eval.json").write_text(json.dumps(R, indent=1) + "\n")
+    md = markdown(R)
+    (RESULTS / "dev_eval.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

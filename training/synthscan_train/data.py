@@ -1,0 +1,240 @@
+"""Data tables, augmented copies and Rust feature extraction (all under training/.cache/).
+
+Sources (same columns, `file` relative to the manifest's folder):
+  /work/shared/corpus/manifest.csv      the shared corpus (train/dev as given)
+  training/.cache/gen/manifest.csv      locally generated TTS (spoof), if present
+  training/.cache/genuine/manifest.csv  genuine speech from packages, if present
+
+Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
+or "calib" (~12 % of train, grouped by speaker for genuine and by system for synthetic) which is kept
+out of model training and used only to fit Platt scaling.
+
+Units: a train/calib clip, or several short clips (< 1.6 s) of one speaker and dataset concatenated
+into one ~3-6 s recording (short clips alone give no scoring window). Each unit gets variant 0 (clean)
+plus N_AUG augmented variants (augment.py), all written as WAV to .cache/aud/ (variant 0 of a
+single-clip unit is the source file itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import augment as A
+
+TRAIN_DIR = Path(__file__).resolve().parents[1]
+REPO = TRAIN_DIR.parent
+CACHE = TRAIN_DIR / ".cache"
+CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
+EXTRA = [CACHE / "gen", CACHE / "genuine"]
+AUD = CACHE / "aud"
+FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
+BIN = REPO / "target" / "release" / "synthscan"
+SR = 16000
+N_AUG = 4
+CALIB_FRac = 0.12
+SHORT_S = 1.6
+
+
+def _feat_dir() -> Path:
+    from . import config as C
+    key = json.dumps([C.FEATURES, C.VAD], sort_keys=True)
+    return CACHE / ("feat_" + hashlib.sha1(key.encode()).hexdigest()[:10])
+
+
+FEAT = _feat_dir()
+
+
+def h01(s: str) -> float:
+    return (zlib.crc32(s.encode()) & 0xFFFFFFFF) / 2 ** 32
+
+
+def read_manifest(path: Path, source: str) -> list[dict]:
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            r = dict(r)
+            p = Path(r["file"])
+            r["path"] = str(p if p.is_absolute() else (path.parent / p).resolve())
+            r["source"] = source
+            if not Path(r["path"]).exists():
+                continue
+            rows.append(r)
+    return rows
+
+
+def all_rows() -> list[dict]:
+    rows = read_manifest(CORPUS / "manifest.csv", "corpus")
+    for d in EXTRA:
+        m = d / "manifest.csv"
+        if m.exists():
+            rows += read_manifest(m, d.name)
+    for r in rows:
+        if r["split"] == "dev":
+            r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
+        else:
+            key = r["speaker"] if r["label"] == "bonafide" else r["system"]
+            r["role"] = "calib" if h01("calib:" + r["source"] + ":" + key) < CALIB_FRac else "train"
+    return rows
+
+
+def make_units(rows: list[dict]) -> list[dict]:
+    units, short = [], {}
+    for r in rows:
+        if r["role"] not in ("train", "calib"):
+            continue
+        try:
+            d = float(r["duration_s"])
+        except ValueError:
+            d = 99.0
+        if d < SHORT_S:
+            short.setdefault((r["role"], r["label"], r["source"], r["dataset"], r["speaker"], r["system"]), []).append(r)
+        else:
+            units.append({"members": [r]})
+    for key, rs in sorted(short.items()):
+        rs = sorted(rs, key=lambda r: r["path"])
+        cur, dur = [], 0.0
+        target = 3.0 + 3.0 * h01("len:" + rs[0]["path"])
+        for r in rs:
+            cur.append(r)
+            dur += float(r["duration_s"]) + 0.3
+            if dur >= target:
+                units.append({"members": cur})
+                cur, dur = [], 0.0
+        if cur and dur >= 1.2:
+            units.append({"members": cur})
+    for u in units:
+        m0 = u["members"][0]
+        base = Path(m0["path"]).stem
+        tag = hashlib.sha1("|".join(m["path"] for m in u["members"]).encode()).hexdigest()[:8]
+        u["id"] = f"{m0['source']}_{m0['family']}_{base}_{tag}"
+        for k in ("label", "family", "system", "speaker", "role", "source", "dataset"):
+            u[k] = m0.get(k, "")
+    return units
+
+
+def load16(path: str) -> np.ndarray:
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    return A.resample(x, sr, SR) if sr != SR else x
+
+
+_POOL: list[np.ndarray] = []
+
+
+def _init_pool(paths: list[str]):
+    global _POOL
+    _POOL = []
+    for p in paths:
+        try:
+            _POOL.append(load16(p))
+        except Exception:
+            pass
+
+
+def _unit_audio(u: dict, rng: np.random.Generator) -> np.ndarray:
+    parts = []
+    for m in u["members"]:
+        x = load16(m["path"])
+        parts.append(x)
+        if len(u["members"]) > 1:
+            parts.append(np.zeros(int(rng.uniform(0.1, 0.5) * SR), np.float32))
+    return np.concatenate(parts)
+
+
+def _do_unit(u: dict) -> list[dict]:
+    out = []
+    rng0 = np.random.default_rng(zlib.crc32(("clean:" + u["id"]).encode()))
+    x = None
+    for v in range(N_AUG + 1):
+        path = AUD / f"{u['id']}__v{v}.wav"
+        ch = "clean"
+        if v == 0 and len(u["members"]) == 1:
+            path = Path(u["members"][0]["path"])
+        elif not path.exists():
+            if x is None:
+                x = _unit_audio(u, rng0)
+            if v == 0:
+                sf.write(path, x, SR, subtype="PCM_16")
+            else:
+                rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}".encode()))
+                y, osr, ch = A.augment(x, rng, _POOL)
+                sf.write(path, y, osr, subtype="PCM_16")
+        out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
+                    "family": u["family"], "system": u["system"], "speaker": u["speaker"],
+                    "role": u["role"], "source": u["source"], "dataset": u["dataset"], "channel": ch})
+    return out
+
+
+def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
+    AUD.mkdir(parents=True, exist_ok=True)
+    gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
+           and u["source"] == "corpus" for m in u["members"]]
+    rng = np.random.default_rng(7)
+    pool_paths = list(rng.choice(gen, size=min(150, len(gen)), replace=False)) if gen else []
+    rows = []
+    with ProcessPoolExecutor(workers, initializer=_init_pool, initargs=(pool_paths,)) as ex:
+        for i, r in enumerate(ex.map(_do_unit, units, chunksize=8)):
+            rows += r
+            if i % 500 == 0:
+                print(f"  augment {i}/{len(units)}", flush=True)
+    return rows
+
+
+def stem(path: str) -> str:
+    p = Path(path)
+    rel = p.relative_to("/")
+    return str(rel.with_suffix("")).replace("/", "__")
+
+
+def feat_paths(path: str) -> tuple[Path, Path]:
+    s = stem(path)
+    return FEAT / f"{s}.features.npy", FEAT / f"{s}.speech.npy"
+
+
+def extract_features(paths: list[str], config: Path, workers: int = 2) -> None:
+    """Runs the Rust front end on every path whose features are not cached yet."""
+    FEAT.mkdir(parents=True, exist_ok=True)
+    import time
+    while not BIN.exists():
+        print("  waiting for", BIN, flush=True)
+        time.sleep(15)
+    todo = [p for p in paths if not feat_paths(p)[1].exists()]
+    print(f"  features: {len(todo)} of {len(paths)} to extract", flush=True)
+    if not todo:
+        return
+    procs = []
+    for w in range(workers):
+        part = todo[w::workers]
+        if not part:
+            continue
+        lst = CACHE / f"featlist_{w}.txt"
+        lst.write_text("\n".join(part) + "\n")
+        procs.append(subprocess.Popen(
+            ["nice", "-n", "5", str(BIN), "features", "--feature-config", str(config),
+             "--from-list", str(lst), "--out-dir", str(FEAT), "--relative-to", "/"]))
+    for p in procs:
+        p.wait()
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

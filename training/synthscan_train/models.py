@@ -1,0 +1,124 @@
+"""Small window classifiers. Input [B, F, n_bins] log filterbank (from the Rust front end),
+output [B] logit (higher = more likely synthetic).
+
+Both start with per-bin cepstral mean normalisation over the window's time axis (CMN), so absolute
+level and a fixed channel colouring cannot drive the decision.
+
+  lcnn   LCNN-style 2-D CNN with max-feature-map (MFM) over (time, freq), mean+std pooling over time.
+  tcnn   1-D temporal ResNet over the bins (bins = channels) with squeeze-excitation and attentive
+         statistics pooling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def cmn(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(dim=1, keepdim=True)
+
+
+class MFM2d(nn.Module):
+    def __init__(self, cin, cout, k, s=1, p=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 2 * cout, k, s, p)
+        self.bn = nn.BatchNorm2d(2 * cout)
+
+    def forward(self, x):
+        a, b = self.bn(self.conv(x)).chunk(2, dim=1)
+        return torch.max(a, b)
+
+
+class LCNN(nn.Module):
+    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32)):
+        super().__init__()
+        c1, c2, c3, c4 = w
+        self.net = nn.Sequential(
+            MFM2d(1, c1, 5, 2, 2),                 # [F/2, B/2]
+            nn.MaxPool2d(2),                        # [F/4, B/4]
+            MFM2d(c1, c1, 1), MFM2d(c1, c2, 3, 1, 1),
+            nn.MaxPool2d(2),                        # [F/8, B/8]
+            MFM2d(c2, c2, 1), MFM2d(c2, c3, 3, 1, 1),
+            nn.MaxPool2d((1, 2)),                   # [F/8, B/16]
+            MFM2d(c3, c3, 1), MFM2d(c3, c4, 3, 1, 1),
+        )
+        fdim = c4 * (n_bins // 16)
+        self.drop = nn.Dropout(0.3)
+        self.fc1 = nn.Linear(2 * fdim, 64)
+        self.fc2 = nn.Linear(64, 1)
+
+    def forward(self, x):
+        x = cmn(x).unsqueeze(1)                    # [B,1,T,F]
+        h = self.net(x)                             # [B,C,T',F']
+        h = h.permute(0, 2, 1, 3).flatten(2)        # [B,T',C*F']
+        mu = h.mean(dim=1)
+        sd = torch.sqrt(h.var(dim=1, unbiased=False) + 1e-5)
+        z = self.drop(torch.cat([mu, sd], dim=1))
+        z = F.leaky_relu(self.fc1(z), 0.1)
+        return self.fc2(self.drop(z)).squeeze(1)
+
+
+class SE1d(nn.Module):
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.fc1 = nn.Linear(c, c // r)
+        self.fc2 = nn.Linear(c // r, c)
+
+    def forward(self, x):
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=2)))))
+        return x * s.unsqueeze(2)
+
+
+class ResBlock1d(nn.Module):
+    def __init__(self, cin, cout, k=3, stride=1):
+        super().__init__()
+        self.c1 = nn.Conv1d(cin, cout, k, stride, k // 2, bias=False)
+        self.b1 = nn.BatchNorm1d(cout)
+        self.c2 = nn.Conv1d(cout, cout, k, 1, k // 2, bias=False)
+        self.b2 = nn.BatchNorm1d(cout)
+        self.se = SE1d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
+
+    def forward(self, x):
+        h = F.relu(self.b1(self.c1(x)))
+        h = self.se(self.b2(self.c2(h)))
+        return F.relu(h + (x if self.short is None else self.short(x)))
+
+
+class TCNN(nn.Module):
+    def __init__(self, n_bins=80, c=(96, 96, 128)):
+        super().__init__()
+        c0, c1, c2 = c
+        self.inorm = nn.BatchNorm1d(n_bins)
+        self.stem = nn.Sequential(nn.Conv1d(n_bins, c0, 3, 2, 1, bias=False), nn.BatchNorm1d(c0), nn.ReLU())
+        self.blocks = nn.Sequential(ResBlock1d(c0, c1, 3, 1), ResBlock1d(c1, c2, 3, 2))
+        self.att = nn.Sequential(nn.Conv1d(c2, 32, 1), nn.Tanh(), nn.Conv1d(32, c2, 1))
+        self.drop = nn.Dropout(0.3)
+        self.fc1 = nn.Linear(2 * c2, 64)
+        self.fc2 = nn.Linear(64, 1)
+
+    def forward(self, x):
+        x = cmn(x).transpose(1, 2)                  # [B,bins,T]
+        h = self.blocks(self.stem(self.inorm(x)))   # [B,C,T']
+        w = torch.softmax(self.att(h), dim=2)
+        mu = (h * w).sum(dim=2)
+        sd = torch.sqrt(((h * h) * w).sum(dim=2) - mu * mu + 1e-5)
+        z = self.drop(torch.cat([mu, sd], dim=1))
+        z = F.relu(self.fc1(z))
+        return self.fc2(self.drop(z)).squeeze(1)
+
+
+def build(name: str, n_bins: int, frames: int) -> nn.Module:
+    if name == "lcnn":
+        return LCNN(n_bins, frames)
+    if name == "tcnn":
+        return TCNN(n_bins)
+    raise ValueError(name)
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

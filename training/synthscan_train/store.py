@@ -1,0 +1,146 @@
+"""Feature store (cached Rust features as one float16 array) and the Rust windowing/pooling rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import config as C
+from . import data as D
+
+F = C.WINDOW["frames"]
+H = C.WINDOW["hop_frames"]
+MIN_FRAC = C.WINDOW["min_speech_fraction"]
+HOP_S = C.FEATURES["hop_len"] / C.FEATURES["sample_rate_hz"]
+
+
+def rust_window_starts(T: int) -> list[int]:
+    """Window starts exactly as src/detect/mod.rs next_window_start (regular hop + one tail window)."""
+    starts, last = [], None
+    while True:
+        nxt = 0 if last is None else last + H
+        if nxt + F <= T:
+            starts.append(nxt)
+            last = nxt
+            continue
+        if T >= F:
+            covered = 0 if last is None else last + F
+            tail = T - F
+            if T > covered and T - covered >= math.ceil(H / 2) and (last is None or tail > last):
+                starts.append(tail)
+        break
+    return starts
+
+
+class Store:
+    """All frames of a list of files, float16, concatenated; per-file offset/length/speech."""
+
+    def __init__(self, rows: list[dict]):
+        feats, speech, self.off, self.len, self.rows = [], [], [], [], []
+        o = 0
+        for r in rows:
+            fp, sp = D.feat_paths(r["path"])
+            if not sp.exists():
+                continue
+            f = np.load(fp).astype(np.float16)
+            s = np.load(sp).astype(bool)
+            feats.append(f)
+            speech.append(s)
+            self.off.append(o)
+            self.len.append(len(s))
+            self.rows.append(r)
+            o += len(s)
+        self.x = np.concatenate(feats) if feats else np.zeros((0, C.FEATURES["n_bins"]), np.float16)
+        self.speech = np.concatenate(speech) if speech else np.zeros(0, bool)
+        self.off = np.array(self.off, np.int64)
+        self.len = np.array(self.len, np.int64)
+        self.y = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in self.rows], np.float32)
+
+    def valid_starts(self, i: int) -> np.ndarray:
+        """All starts (any offset) whose window passes the speech rule."""
+        T = self.len[i]
+        if T < F:
+            return np.zeros(0, np.int64)
+        s = self.speech[self.off[i]:self.off[i] + T].astype(np.int32)
+        c = np.concatenate([[0], np.cumsum(s)])
+        cnt = c[F:] - c[:-F]
+        return np.nonzero((cnt >= MIN_FRAC * F) & (cnt > 0))[0]
+
+    def rust_windows(self, i: int) -> np.ndarray:
+        T = int(self.len[i])
+        s = self.speech[self.off[i]:self.off[i] + T]
+        out = [st for st in rust_window_starts(T)
+               if s[st:st + F].sum() >= MIN_FRAC * F and s[st:st + F].sum() > 0]
+        return np.array(out, np.int64)
+
+    def speech_s(self, i: int) -> float:
+        return float(self.speech[self.off[i]:self.off[i] + self.len[i]].sum()) * HOP_S
+
+    def batch(self, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        base = self.off[idx] + starts
+        return self.x[base[:, None] + np.arange(F)[None, :]].astype(np.float32)
+
+
+def file_scores(store: Store, predict) -> np.ndarray:
+    """Mean logit over each file's Rust-rule windows (NaN when none). predict: [N,F,B] -> [N]."""
+    idx, st = [], []
+    for i in range(len(store.rows)):
+        for s in store.rust_windows(i):
+            idx.append(i)
+            st.append(s)
+    idx, st = np.array(idx, np.int64), np.array(st, np.int64)
+    logits = np.zeros(len(idx), np.float32)
+    for a in range(0, len(idx), 512):
+        logits[a:a + 512] = predict(store.batch(idx[a:a + 512], st[a:a + 512]))
+    out = np.full(len(store.rows), np.nan)
+    if len(idx):
+        sums = np.bincount(idx, weights=logits, minlength=len(store.rows))
+        cnts = np.bincount(idx, minlength=len(store.rows))
+        ok = cnts > 0
+        out[ok] = sums[ok] / cnts[ok]
+    return out
+
+
+def eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Equal error rate (labels 1 = spoof = positive, higher score = more spoof)."""
+    ok = ~np.isnan(scores)
+    s, y = scores[ok], labels[ok]
+    if y.min() == y.max():
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    P, N = y.sum(), (1 - y).sum()
+    tp = np.cumsum(y)
+    fp = np.cumsum(1 - y)
+    # thresholds between distinct scores
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, fp = np.r_[0, tp[last]], np.r_[0, fp[last]]
+    fnr = 1 - tp / P
+    fpr = fp / N
+    k = np.argmin(np.abs(fnr - fpr))
+    # linear interpolation between neighbours for a smoother estimate
+    if k + 1 < len(fnr) and (fnr[k] - fpr[k]) * (fnr[k + 1] - fpr[k + 1]) < 0:
+        a, b = fnr[k] - fpr[k], fnr[k + 1] - fpr[k + 1]
+        t = a / (a - b)
+        return float(fpr[k] + t * (fpr[k + 1] - fpr[k]))
+    return float((fnr[k] + fpr[k]) / 2)
+
+
+def family_group(fam: str, label: str) -> str:
+    if label == "bonafide":
+        return "genuine"
+    return fam if fam in ("waveglow", "vc", "kokoro") else "others"
+
+
+def report(scores: np.ndarray, rows: list[dict]) -> dict:
+    """Overall and per-family (each family's spoofs vs all genuine) EER."""
+    y = np.array([1.0 if r["label"] == "spoof" else 0.0 for r in rows])
+    fam = np.array([family_group(r["family"], r["label"]) for r in rows])
+    out = {"all": eer(scores, y)}
+    for f in sorted(set(fam) - {"genuine"}):
+        m = (fam == f) | (fam == "genuine")
+        out[f] = eer(scores[m], y[m])
+    out["n_scored"] = int((~np.isnan(scores)).sum())
+    out["n"] = len(rows)
+    return out
