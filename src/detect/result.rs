@@ -110,6 +110,15 @@ impl ChannelResult {
             run.push(w.clone());
         }
         close(&mut run, &mut segments);
+        // Windows overlap, so neighbouring segments do too: split each overlap at its middle
+        // so the timeline reads as consecutive, non-overlapping stretches.
+        for i in 1..segments.len() {
+            if segments[i].start_s < segments[i - 1].end_s {
+                let mid = 0.5 * (segments[i].start_s + segments[i - 1].end_s);
+                segments[i - 1].end_s = mid;
+                segments[i].start_s = mid;
+            }
+        }
         Self {
             channel,
             score,
@@ -138,7 +147,11 @@ pub struct Analysis {
 impl Analysis {
     /// The file's verdict is its most suspicious conclusive channel's; with no conclusive
     /// channel it is inconclusive (scored by whatever windows there were).
-    pub fn combine(duration_s: f64, sample_rate_hz: u32, channels: Vec<ChannelResult>, threshold: f64) -> Self {
+    pub fn combine(duration_s: f64, sample_rate_hz: u32, mut channels: Vec<ChannelResult>, threshold: f64) -> Self {
+        // The last frame is zero-padded past the end; no segment reaches beyond the audio.
+        for s in channels.iter_mut().flat_map(|c| c.segments.iter_mut()) {
+            s.end_s = s.end_s.min(duration_s);
+        }
         let most_suspicious = |conclusive_only: bool| {
             channels
                 .iter()
