@@ -97,7 +97,7 @@ impl FileReport {
             file: file.to_string(),
             score: analysis.score.map(|s| round(s, 4)),
             verdict: analysis.verdict,
-            threshold: analysis.threshold,
+            threshold: round(analysis.threshold, 4),
             duration_s: round(analysis.duration_s, 3),
             speech_s: round(analysis.speech_s(), 2),
             sample_rate_hz: analysis.sample_rate_hz,

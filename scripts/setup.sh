@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian 12 machine: system packages the build links against, and
+# the ONNX Runtime library from the PyPI onnxruntime wheel (scripts/setup-ort.sh).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+need=()
+for pkg in pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core python3-pip; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+# python3-pip is only needed where no pip is on the PATH already.
+if python3 -m pip --version >/dev/null 2>&1; then
+  need=("${need[@]/python3-pip}")
+fi
+need=(${need[@]+"${need[@]}"})
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+"$root/scripts/setup-ort.sh"
