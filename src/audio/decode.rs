@@ -25,6 +25,7 @@ pub struct FileSource {
     info: StreamInfo,
     next_frame: u64,
     path: PathBuf,
+    ended_early: bool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -112,6 +113,7 @@ impl FileSource {
             info,
             next_frame: 0,
             path,
+            ended_early: false,
         })
     }
 }
@@ -131,6 +133,23 @@ impl AudioSource for FileSource {
         &self.info
     }
 
+    fn warnings(&self) -> Vec<String> {
+        let rate = f64::from(self.info.sample_rate_hz);
+        let got_s = self.next_frame as f64 / rate;
+        match self.info.total_frames {
+            Some(total) if total > self.next_frame => vec![format!(
+                "the file is shorter than its header says ({:.2} s of audio, header promises {:.2} s): \
+                 analysed what is there",
+                got_s,
+                total as f64 / rate
+            )],
+            _ if self.ended_early => vec![format!(
+                "the data ends mid-stream after {got_s:.2} s: analysed what is there"
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>> {
         let mut bad_packets = 0;
         loop {
@@ -139,6 +158,7 @@ impl AudioSource for FileSource {
                 Ok(None) => return Ok(None),
                 // A file cut short (a recorder killed mid-call) ends where the data ends.
                 Err(SymError::IoError(io)) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.ended_early = true;
                     return Ok(None);
                 }
                 Err(SymError::ResetRequired) => return Ok(None),

@@ -58,6 +58,11 @@ pub struct StreamInfo {
 pub trait AudioSource {
     fn info(&self) -> &StreamInfo;
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>>;
+    /// Problems that did not stop decoding (e.g. a file shorter than its header says), for
+    /// the report. Complete only after the stream has ended.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Checks stream parameters against the limits above.

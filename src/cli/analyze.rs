@@ -87,12 +87,15 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         let result = input::open(name, &args.raw).and_then(|mut source| {
             let codec = source.info().codec.clone();
             analyze_source(&detector, source.as_mut(), &mut scorer, FILE_BATCH_WINDOWS)
-                .map(|analysis| (codec, analysis))
+                .map(|analysis| (codec, analysis, source.warnings()))
         });
         match result {
-            Ok((codec, analysis)) => {
+            Ok((codec, analysis, warnings)) => {
                 flagged |= analysis.is_flagged();
-                reporter.file(&FileReport::new(name, &codec, &analysis, model_info.clone()))?;
+                for w in &warnings {
+                    eprintln!("synthscan: {name}: warning: {w}");
+                }
+                reporter.file(&FileReport::new(name, &codec, &analysis, warnings, model_info.clone()))?;
                 if let Some(plot) = &args.plot {
                     let path = plot_path(plot, name, several);
                     report::write_plot(&path, name, &analysis)

@@ -59,6 +59,9 @@ pub struct FileReport {
     pub segments: Vec<Segment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<ChannelReport>>,
+    /// Problems that did not stop the analysis (e.g. a truncated file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub model: ModelInfo,
 }
 
@@ -79,7 +82,7 @@ fn round_segments(segments: &[Segment]) -> Vec<Segment> {
 }
 
 impl FileReport {
-    pub fn new(file: &str, codec: &str, analysis: &Analysis, model: ModelInfo) -> Self {
+    pub fn new(file: &str, codec: &str, analysis: &Analysis, warnings: Vec<String>, model: ModelInfo) -> Self {
         let channels = (analysis.channels.len() > 1).then(|| {
             analysis
                 .channels
@@ -104,6 +107,7 @@ impl FileReport {
             codec: codec.to_string(),
             segments: round_segments(analysis.segments()),
             channels,
+            warnings,
             model,
         }
     }

@@ -76,6 +76,9 @@ impl Reporter for TextReporter<'_> {
             r.codec
         )
         .map_err(werr)?;
+        for w in &r.warnings {
+            writeln!(self.out, "  warning: {w}").map_err(werr)?;
+        }
         if r.verdict == Verdict::Inconclusive {
             writeln!(
                 self.out,

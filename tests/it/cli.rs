@@ -98,6 +98,10 @@ fn truncated_and_lying_headers_analyse_what_is_there() {
     assert_ne!(code, 2);
     assert!((lines[0]["duration_s"].as_f64().unwrap() - 10000.0 / 2.0 / 16000.0).abs() < 0.01);
     assert!((lines[1]["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.01);
+    let warning = lines[0]["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("shorter than its header"), "{warning}");
+    let (_, ok, _) = analyze(&[f("speech_16000.wav")], &[]);
+    assert!(ok[0].get("warnings").is_none());
 }
 
 #[test]
