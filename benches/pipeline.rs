@@ -1,5 +1,6 @@
 //! Criterion benches: feature extraction per window, inference per window, and the whole
 //! pipeline on a shipped sample. Run with `cargo bench`; results go in BENCHMARKS.md.
+#![allow(clippy::expect_used)]
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn load_samples(path: &PathBuf) -> Vec<f32> {
+fn load_samples(path: &std::path::Path) -> Vec<f32> {
     let mut src = FileSource::open(path).expect("sample opens");
     let mut all = Vec::new();
     while let Some(c) = src.next_chunk().expect("sample decodes") {

@@ -6,6 +6,7 @@
 //! [`report`] turns the result into text, JSON, JSON Lines, CSV or a plot. The library never
 //! knows about the command line.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audio;
 pub mod detect;

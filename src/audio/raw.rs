@@ -82,7 +82,7 @@ impl<R: Read> AudioSource for RawSource<R> {
         let mut filled = self.carried;
         // Fill the buffer, but hand over what a pipe has delivered as soon as one read returns
         // whole frames, so live streams are not delayed until a full buffer arrives.
-        while filled < frame_bytes || (filled % frame_bytes != 0 && filled < self.bytes.len()) {
+        while filled < frame_bytes || (!filled.is_multiple_of(frame_bytes) && filled < self.bytes.len()) {
             match self.reader.read(&mut self.bytes[filled..]) {
                 Ok(0) => {
                     self.done = true;

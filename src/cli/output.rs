@@ -11,10 +11,10 @@ impl Stdout {
 }
 
 fn quiet_on_broken_pipe<T>(r: io::Result<T>) -> io::Result<T> {
-    if let Err(e) = &r {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = &r
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
     r
 }

@@ -45,7 +45,7 @@ impl FeatureConfig {
         if !(4000..=48000).contains(&self.sample_rate_hz) {
             return bad(format!("feature sample rate {} Hz", self.sample_rate_hz));
         }
-        if self.n_fft < 16 || self.n_fft > 8192 || self.n_fft % 2 != 0 {
+        if self.n_fft < 16 || self.n_fft > 8192 || !self.n_fft.is_multiple_of(2) {
             return bad(format!("n_fft {} must be even and in 16..=8192", self.n_fft));
         }
         if self.win_len == 0 || self.win_len > self.n_fft {

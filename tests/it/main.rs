@@ -1,5 +1,6 @@
 //! Integration tests: the real binary and the library on generated fixtures (tests/fixtures,
 //! made by scripts/make_fixtures.sh) and the shipped samples.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
 mod pipeline;
