@@ -41,6 +41,12 @@ impl AudioChunk {
     pub fn frames(&self) -> usize {
         self.samples.len() / self.channels.max(1)
     }
+
+    /// Replaces `out` with channel `channel`'s samples (de-interleaved).
+    pub fn channel_into(&self, channel: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(self.samples.iter().skip(channel).step_by(self.channels.max(1)).copied());
+    }
 }
 
 /// What a source knows about its stream before decoding it.

@@ -121,8 +121,7 @@ fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
     };
     while let Some(chunk) = source.next_chunk()? {
         for (c, front) in chans.iter_mut().enumerate() {
-            one_channel.clear();
-            one_channel.extend(chunk.samples.iter().skip(c).step_by(info.channels).copied());
+            chunk.channel_into(c, &mut one_channel);
             front.push(&one_channel, false)?;
             collect(c, front);
         }

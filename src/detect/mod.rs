@@ -124,9 +124,7 @@ impl StreamDetector {
         self.input_frames += chunk.frames() as u64;
         let n_ch = self.channels.len();
         for c in 0..n_ch {
-            self.deinterleaved.clear();
-            self.deinterleaved
-                .extend(chunk.samples.iter().skip(c).step_by(n_ch).copied());
+            chunk.channel_into(c, &mut self.deinterleaved);
             let ch = &mut self.channels[c];
             ch.push_samples(&self.deinterleaved, false)?;
             self.collect_windows(c, false, scorer)?;
