@@ -36,6 +36,9 @@ pub enum Error {
     /// The decoded audio contains NaN or infinite samples.
     #[error("the audio contains non-finite samples (NaN or infinity) at sample {sample_index}")]
     NonFiniteSample { sample_index: u64 },
+    /// A live input device could not be found, opened or kept running.
+    #[error("audio device: {0}")]
+    Device(String),
     /// The resampler could not be built or run.
     #[error("resampling failed: {0}")]
     Resample(String),

@@ -16,7 +16,7 @@ pub mod model;
 pub mod report;
 
 pub use audio::{AudioChunk, AudioSource, FileSource, RawFormat, RawSource, StreamInfo};
-pub use detect::{Analysis, Detector, StreamDetector, Verdict, WindowScore, analyze_source};
+pub use detect::{Analysis, Detector, LiveEvent, LivePolicy, LiveStream, StreamDetector, Verdict, WindowScore, analyze_source};
 pub use error::{Error, Result};
 pub use features::{FeatureConfig, FeatureExtractor, FrameBatch};
 pub use model::{LoadedModel, Manifest, OnnxScorer, WindowScorer};

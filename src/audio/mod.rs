@@ -5,6 +5,8 @@
 //! packet's worth of audio, so memory does not grow with the length of the input. Resampling to
 //! the model's rate happens per channel in [`resample`].
 
+#[cfg(feature = "mic")]
+pub mod capture;
 mod decode;
 mod g711;
 mod raw;
@@ -44,9 +46,14 @@ impl AudioChunk {
 
     /// Replaces `out` with channel `channel`'s samples (de-interleaved).
     pub fn channel_into(&self, channel: usize, out: &mut Vec<f32>) {
-        out.clear();
-        out.extend(self.samples.iter().skip(channel).step_by(self.channels.max(1)).copied());
+        deinterleave_into(&self.samples, self.channels, channel, out);
     }
+}
+
+/// Replaces `out` with channel `channel` of `interleaved` samples of `channels` channels.
+pub fn deinterleave_into(interleaved: &[f32], channels: usize, channel: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(interleaved.iter().skip(channel).step_by(channels.max(1)).copied());
 }
 
 /// What a source knows about its stream before decoding it.

@@ -1,9 +1,11 @@
 //! Command-line front end: one module per subcommand. Nothing here is used by the library.
 
 mod analyze;
+mod devices;
 mod features;
 mod info;
 mod input;
+mod monitor;
 mod output;
 
 use std::path::PathBuf;
@@ -26,6 +28,10 @@ pub struct Cli {
 enum Command {
     /// Analyse recorded calls: how likely is the speech in each to be synthetic, and where.
     Analyze(analyze::AnalyzeArgs),
+    /// Watch a live input (sound card or raw stdin) and warn within seconds of synthetic speech.
+    Monitor(monitor::MonitorArgs),
+    /// List the audio input devices `monitor` can listen to.
+    Devices(devices::DevicesArgs),
     /// Write the exact features the model sees to .npy files (for training and inspection).
     Features(features::FeaturesArgs),
     /// Show the model card summary, the model's sha256 and the ONNX Runtime in use.
@@ -103,6 +109,8 @@ enum RawFormatArg {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Monitor(args) => monitor::run(args),
+        Command::Devices(args) => devices::run(args),
         Command::Features(args) => features::run(args),
         Command::Info(args) => info::run(args),
         Command::Completions { shell } => {

@@ -13,12 +13,14 @@
 //! conclusive channel.
 
 mod envelope;
+mod live;
 mod result;
 mod vad;
 
 use std::sync::Arc;
 
 pub use envelope::Envelope;
+pub use live::{Alert, AlertState, LiveEvent, LivePolicy, LiveStream, Update};
 pub use result::{Analysis, ChannelResult, Segment, Verdict, WindowScore};
 pub use vad::VoiceGate;
 
@@ -27,6 +29,26 @@ use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FrameBatch};
 use crate::model::{Manifest, WindowScorer};
+
+/// A channel's conclusion so far (see [`StreamDetector::channel_status`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStatus {
+    pub score: Option<f64>,
+    pub verdict: Verdict,
+    pub speech_s: f64,
+    pub windows: usize,
+}
+
+impl Default for ChannelStatus {
+    fn default() -> Self {
+        Self {
+            score: None,
+            verdict: Verdict::Inconclusive,
+            speech_s: 0.0,
+            windows: 0,
+        }
+    }
+}
 
 /// Shared, immutable detection context.
 #[derive(Debug, Clone)]
@@ -83,6 +105,7 @@ impl Detector {
             deinterleaved: Vec::new(),
             new_scores: Vec::new(),
             input_frames: 0,
+            step_frames: m.window.hop_frames,
         })
     }
 }
@@ -100,12 +123,16 @@ pub struct StreamDetector {
     deinterleaved: Vec<f32>,
     new_scores: Vec<WindowScore>,
     input_frames: u64,
+    /// Frames between consecutive scored windows: the manifest's hop, or a divisor of it for
+    /// live views (see [`StreamDetector::set_live_step`]).
+    step_frames: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct WindowMeta {
     start_frame: u64,
     speech_fraction: f32,
+    canonical: bool,
 }
 
 impl StreamDetector {
@@ -120,11 +147,22 @@ impl StreamDetector {
                 self.input_rate_hz
             )));
         }
-        crate::audio::check_finite(&chunk.samples, self.input_frames * chunk.channels as u64)?;
-        self.input_frames += chunk.frames() as u64;
+        self.push_interleaved(&chunk.samples, scorer)
+    }
+
+    /// Feeds interleaved samples (whole frames, at the stream's rate and channel count).
+    pub fn push_interleaved(&mut self, samples: &[f32], scorer: &mut dyn WindowScorer) -> Result<()> {
         let n_ch = self.channels.len();
+        if !samples.len().is_multiple_of(n_ch) {
+            return Err(Error::Corrupt(format!(
+                "{} samples do not make whole frames of {n_ch} channels",
+                samples.len()
+            )));
+        }
+        crate::audio::check_finite(samples, self.input_frames * n_ch as u64)?;
+        self.input_frames += (samples.len() / n_ch) as u64;
         for c in 0..n_ch {
-            chunk.channel_into(c, &mut self.deinterleaved);
+            crate::audio::deinterleave_into(samples, n_ch, c, &mut self.deinterleaved);
             let ch = &mut self.channels[c];
             ch.push_samples(&self.deinterleaved, false)?;
             self.collect_windows(c, false, scorer)?;
@@ -132,15 +170,67 @@ impl StreamDetector {
         Ok(())
     }
 
+    /// Scores extra windows between the manifest's hop positions, every `step_frames` frames
+    /// (a divisor of the hop), so that live views update more often. The extra windows appear
+    /// only in [`take_new_scores`](Self::take_new_scores) (with `canonical: false`); the
+    /// analysis is still made of the hop-aligned windows alone, so it equals file analysis.
+    /// Call before the first push.
+    pub fn set_live_step(&mut self, step_frames: usize) -> Result<()> {
+        let hop = self.detector.manifest.window.hop_frames;
+        if step_frames == 0 || !hop.is_multiple_of(step_frames) {
+            return Err(Error::Config(format!(
+                "live step of {step_frames} frames must divide the window hop of {hop} frames"
+            )));
+        }
+        if self.input_frames > 0 {
+            return Err(Error::Config("the live step must be set before audio is pushed".into()));
+        }
+        self.step_frames = step_frames;
+        Ok(())
+    }
+
     /// Ends the stream: flushes the resamplers and feature tails, scores what is left and
     /// returns the analysis.
     pub fn finish(mut self, scorer: &mut dyn WindowScorer) -> Result<Analysis> {
+        self.end(scorer)?;
+        Ok(self.snapshot())
+    }
+
+    /// Flushes the resamplers and feature tails and scores what is left; nothing may be pushed
+    /// afterwards. [`finish`](Self::finish) for callers that keep the stream.
+    pub fn end(&mut self, scorer: &mut dyn WindowScorer) -> Result<()> {
         for c in 0..self.channels.len() {
             self.channels[c].push_samples(&[], true)?;
             self.collect_windows(c, true, scorer)?;
         }
-        self.flush(scorer)?;
-        Ok(self.snapshot())
+        self.flush(scorer)
+    }
+
+    /// The decision threshold in use.
+    pub fn threshold(&self) -> f64 {
+        self.detector.threshold
+    }
+
+    /// The model's calibration (logit -> probability).
+    pub fn calibration(&self) -> &crate::model::Calibration {
+        &self.detector.manifest.calibration
+    }
+
+    /// One channel's conclusion so far, without copying its windows (cheap enough to call on
+    /// every live update).
+    pub fn channel_status(&self, channel: usize) -> ChannelStatus {
+        let m = &self.detector.manifest;
+        let Some(ch) = self.channels.get(channel) else {
+            return ChannelStatus::default();
+        };
+        let speech_s = ch.speech_frames as f64 * m.features.hop_s();
+        let score = result::pooled(&ch.windows, &m.calibration);
+        ChannelStatus {
+            score,
+            verdict: result::verdict_for(score, speech_s, self.detector.threshold, m.min_speech_s),
+            speech_s,
+            windows: ch.windows.len(),
+        }
     }
 
     /// Scores every window waiting in a partly filled batch.
@@ -165,8 +255,11 @@ impl StreamDetector {
                 logit: f64::from(logit),
                 probability: m.calibration.probability(f64::from(logit)),
                 speech_fraction: meta.speech_fraction,
+                canonical: meta.canonical,
             };
-            self.channels[*c].windows.push(ws.clone());
+            if meta.canonical {
+                self.channels[*c].windows.push(ws.clone());
+            }
             self.new_scores.push(ws);
         }
         self.batch.clear();
@@ -210,16 +303,20 @@ impl StreamDetector {
     fn collect_windows(&mut self, c: usize, at_end: bool, scorer: &mut dyn WindowScorer) -> Result<()> {
         let m = Arc::clone(&self.detector.manifest);
         let (w, hop) = (m.window.frames, m.window.hop_frames);
+        let step = self.step_frames;
         let n_bins = m.features.n_bins;
         loop {
             let ch = &mut self.channels[c];
-            let Some(start) = ch.next_window_start(w, hop, at_end) else {
+            let Some((start, canonical)) = ch.next_window(w, hop, at_end) else {
                 break;
             };
             let offset = (start - ch.buf_start) as usize;
             let speech = ch.speech[offset..offset + w].iter().filter(|&&s| s).count();
             let fraction = speech as f32 / w as f32;
-            ch.last_window_start = Some(start);
+            if canonical {
+                ch.last_canonical_start = Some(start);
+            }
+            ch.next_start = ch.next_start.max(start + step as u64);
             if fraction >= m.window.min_speech_fraction && speech > 0 {
                 self.batch
                     .extend_from_slice(&ch.features[offset * n_bins..(offset + w) * n_bins]);
@@ -228,6 +325,7 @@ impl StreamDetector {
                     WindowMeta {
                         start_frame: start,
                         speech_fraction: fraction,
+                        canonical,
                     },
                 ));
             }
@@ -309,7 +407,9 @@ struct ChannelState {
     n_bins: usize,
     buf_start: u64,
     total_frames: u64,
-    last_window_start: Option<u64>,
+    /// Start of the next regular window (every `step` frames).
+    next_start: u64,
+    last_canonical_start: Option<u64>,
     speech_frames: u64,
     windows: Vec<WindowScore>,
 }
@@ -324,7 +424,8 @@ impl ChannelState {
             n_bins: m.features.n_bins,
             buf_start: 0,
             total_frames: 0,
-            last_window_start: None,
+            next_start: 0,
+            last_canonical_start: None,
             speech_frames: 0,
             windows: Vec::new(),
         })
@@ -339,23 +440,25 @@ impl ChannelState {
         Ok(())
     }
 
-    /// The start frame of the next window that can be formed, if any. At the end of the
-    /// stream, a tail of at least half a hop that no window covered gets a window aligned to
-    /// the last frame, so the end of a call is never ignored.
-    fn next_window_start(&self, w: usize, hop: usize, at_end: bool) -> Option<u64> {
+    /// The next window that can be formed, if any, and whether it is canonical. Windows start
+    /// every live step; those on the manifest's hop (`hop`, a multiple of the step) are the
+    /// canonical windows that file analysis scores, the others only feed live views. At the
+    /// end of the stream, a tail of at least half a hop that no canonical window covered gets a
+    /// canonical window aligned to the last frame, so the end of a call is never ignored.
+    fn next_window(&self, w: usize, hop: usize, at_end: bool) -> Option<(u64, bool)> {
         let (w, hop) = (w as u64, hop as u64);
-        let next = self.last_window_start.map_or(0, |s| s + hop);
+        let next = self.next_start;
         if next + w <= self.total_frames {
-            return Some(next);
+            return Some((next, next.is_multiple_of(hop)));
         }
         if at_end && self.total_frames >= w {
-            let covered_to = self.last_window_start.map_or(0, |s| s + w);
+            let covered_to = self.last_canonical_start.map_or(0, |s| s + w);
             let tail_start = self.total_frames - w;
             if self.total_frames > covered_to
                 && self.total_frames - covered_to >= hop.div_ceil(2)
-                && self.last_window_start.is_none_or(|s| tail_start > s)
+                && self.last_canonical_start.is_none_or(|s| tail_start > s)
             {
-                return Some(tail_start);
+                return Some((tail_start, true));
             }
         }
         None

@@ -37,6 +37,9 @@ pub struct WindowScore {
     pub probability: f64,
     /// Share of the window's frames that the gate called speech.
     pub speech_fraction: f32,
+    /// Whether the window sits on the manifest's hop grid (or is the end-aligned tail), i.e.
+    /// counts in the analysis; live-only windows in between are `false`.
+    pub canonical: bool,
 }
 
 /// A run of consecutive scored windows on the same side of the threshold.
@@ -63,12 +66,22 @@ pub struct ChannelResult {
 }
 
 /// Mean of the logits, mapped through the calibration.
-fn pooled(windows: &[WindowScore], cal: &Calibration) -> Option<f64> {
+pub(crate) fn pooled(windows: &[WindowScore], cal: &Calibration) -> Option<f64> {
     if windows.is_empty() {
         return None;
     }
     let mean = windows.iter().map(|w| w.logit).sum::<f64>() / windows.len() as f64;
     Some(cal.probability(mean))
+}
+
+/// The verdict for a channel's pooled score and the speech heard.
+pub(crate) fn verdict_for(score: Option<f64>, speech_s: f64, threshold: f64, min_speech_s: f64) -> Verdict {
+    match score {
+        Some(_) if speech_s < min_speech_s => Verdict::Inconclusive,
+        Some(p) if p >= threshold => Verdict::Synthetic,
+        Some(_) => Verdict::Genuine,
+        None => Verdict::Inconclusive,
+    }
 }
 
 impl ChannelResult {
@@ -82,12 +95,7 @@ impl ChannelResult {
         envelope: Envelope,
     ) -> Self {
         let score = pooled(&windows, cal);
-        let verdict = match score {
-            Some(_) if speech_s < min_speech_s => Verdict::Inconclusive,
-            Some(p) if p >= threshold => Verdict::Synthetic,
-            Some(_) => Verdict::Genuine,
-            None => Verdict::Inconclusive,
-        };
+        let verdict = verdict_for(score, speech_s, threshold, min_speech_s);
         let mut segments = Vec::new();
         let mut run: Vec<WindowScore> = Vec::new();
         let close = |run: &mut Vec<WindowScore>, segments: &mut Vec<Segment>| {

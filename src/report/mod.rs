@@ -4,6 +4,7 @@
 //! The JSON object ([`FileReport`]) is the output contract shared by `analyze`, `batch`,
 //! `monitor` summaries and the service; its fields are documented in the README.
 
+mod live;
 mod plot;
 mod text;
 
@@ -11,6 +12,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+pub use live::{LiveSummary, LiveView, write_event, write_summary};
 pub use plot::write_plot;
 
 use crate::detect::{Analysis, Segment, Verdict};

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod live;
+mod monitor;
 mod pipeline;
 
 use std::path::{Path, PathBuf};

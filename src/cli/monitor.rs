@@ -1,0 +1,498 @@
+//! `synthscan monitor`: watch a live input (a sound card, or raw PCM on stdin) and say, while
+//! the call goes on, whether the voice is synthetic.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use synthscan::detect::{Alert, AlertState, LiveEvent};
+use synthscan::report::{self, FileReport, LiveSummary, LiveView, ModelInfo};
+use synthscan::{AudioSource, Detector, LivePolicy, LiveStream, OnnxScorer};
+
+use super::{ModelArgs, RawArgs, input, output};
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// `-` reads raw PCM from standard input (with --raw-format and --raw-rate); without it,
+    /// the input device is captured.
+    #[arg(value_name = "INPUT")]
+    input: Option<String>,
+    /// Input device: its name or id, or a unique part of it (default: the system default).
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+    /// Capture rate to ask the device for (default: the device's).
+    #[arg(long, value_name = "HZ")]
+    rate: Option<u32>,
+    /// Input channels to ask the device for; each is scored separately.
+    #[arg(long, value_name = "N")]
+    channels: Option<u16>,
+    /// Device sample format to ask for (i16, i32, f32, ...; default: the device's).
+    #[arg(long, value_name = "FORMAT")]
+    sample_format: Option<String>,
+    /// Seconds of audio buffered between the device and the analysis.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    buffer_seconds: f64,
+    /// Output: a live terminal view, or one JSON event per line.
+    #[arg(long, short, value_enum)]
+    format: Option<LiveFormat>,
+    /// Probability at or above which speech is called synthetic (default: the model's).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
+    /// Milliseconds of audio between two score updates.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    update_ms: u32,
+    /// Seconds of recent windows averaged into the live score that raises alerts.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    smoothing_seconds: f64,
+    /// Shell command run (with `sh -c`) each time an alert is raised; SYNTHSCAN_CHANNEL,
+    /// SYNTHSCAN_SCORE, SYNTHSCAN_TIME_S and SYNTHSCAN_ALERT (the event as JSON) are set.
+    #[arg(long, value_name = "CMD")]
+    alert_cmd: Option<String>,
+    /// Keep what was heard in a WAV file (32-bit float, the input's rate and channels).
+    #[arg(long, value_name = "FILE.wav")]
+    record: Option<PathBuf>,
+    /// Stop after this many seconds of audio.
+    #[arg(long, value_name = "S")]
+    max_seconds: Option<f64>,
+    /// Give up when the device delivers nothing for this many seconds.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    stall_seconds: f64,
+    /// Print compute-time statistics (per update, p50/p99) to stderr at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Colour in the live view.
+    #[arg(long, value_enum, default_value_t = super::analyze::ColorArg::Auto)]
+    color: super::analyze::ColorArg,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    raw: RawArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LiveFormat {
+    /// Redrawn terminal lines, then the text report.
+    Live,
+    /// One JSON object per event, then a `summary` object.
+    Jsonl,
+}
+
+/// Where live audio comes from.
+enum Input {
+    #[cfg(feature = "mic")]
+    Device(synthscan::audio::capture::Capture),
+    Stdin {
+        rx: Receiver<synthscan::Result<Option<Vec<f32>>>>,
+        rate_hz: u32,
+        channels: usize,
+    },
+}
+
+enum Poll {
+    /// Frames were appended.
+    Audio,
+    Idle,
+    Ended,
+}
+
+impl Input {
+    fn rate_and_channels(&self) -> (u32, usize) {
+        match self {
+            #[cfg(feature = "mic")]
+            Input::Device(c) => (c.info().sample_rate_hz, c.info().channels),
+            Input::Stdin { rate_hz, channels, .. } => (*rate_hz, *channels),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            #[cfg(feature = "mic")]
+            Input::Device(c) => format!("device:{}", c.device_name()),
+            Input::Stdin { .. } => "-".into(),
+        }
+    }
+
+    fn codec(&self) -> String {
+        match self {
+            #[cfg(feature = "mic")]
+            Input::Device(c) => c.info().codec.clone(),
+            Input::Stdin { .. } => "raw stdin".into(),
+        }
+    }
+
+    fn overruns(&self) -> u64 {
+        match self {
+            #[cfg(feature = "mic")]
+            Input::Device(c) => c.overruns(),
+            Input::Stdin { .. } => 0,
+        }
+    }
+
+    /// Appends what has arrived to `buf`, waiting up to `wait` for something.
+    fn poll(&mut self, buf: &mut Vec<f32>, wait: Duration) -> synthscan::Result<Poll> {
+        match self {
+            #[cfg(feature = "mic")]
+            Input::Device(c) => {
+                if let Some(e) = c.failure() {
+                    return Err(e);
+                }
+                if c.read(buf) > 0 {
+                    return Ok(Poll::Audio);
+                }
+                std::thread::sleep(wait);
+                Ok(if c.read(buf) > 0 { Poll::Audio } else { Poll::Idle })
+            }
+            Input::Stdin { rx, .. } => match rx.recv_timeout(wait) {
+                Ok(Ok(Some(samples))) => {
+                    buf.extend_from_slice(&samples);
+                    Ok(Poll::Audio)
+                }
+                Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => Ok(Poll::Ended),
+                Ok(Err(e)) => Err(e),
+                Err(RecvTimeoutError::Timeout) => Ok(Poll::Idle),
+            },
+        }
+    }
+}
+
+fn open_input(args: &MonitorArgs) -> Result<Input> {
+    match args.input.as_deref() {
+        Some("-") => {
+            let source = input::open_stdin(&args.raw)?;
+            let info = source.info().clone();
+            let (tx, rx) = mpsc::sync_channel(64);
+            // Reading stdin blocks; a thread keeps the analysis loop free to notice Ctrl-C.
+            std::thread::spawn(move || {
+                let mut source = source;
+                loop {
+                    let item = source.next_chunk().map(|c| c.map(|c| c.samples));
+                    let done = !matches!(item, Ok(Some(_)));
+                    if tx.send(item).is_err() || done {
+                        break;
+                    }
+                }
+            });
+            Ok(Input::Stdin {
+                rx,
+                rate_hz: info.sample_rate_hz,
+                channels: info.channels,
+            })
+        }
+        Some(other) => bail!("monitor reads a device or `-` (stdin), not '{other}'; use `synthscan analyze` for files"),
+        None => open_device(args),
+    }
+}
+
+#[cfg(feature = "mic")]
+fn open_device(args: &MonitorArgs) -> Result<Input> {
+    let req = synthscan::audio::capture::CaptureRequest {
+        device: args.device.clone(),
+        sample_rate_hz: args.rate,
+        channels: args.channels,
+        sample_format: args.sample_format.clone(),
+        buffer_s: args.buffer_seconds,
+    };
+    Ok(Input::Device(synthscan::audio::capture::Capture::open(&req)?))
+}
+
+#[cfg(not(feature = "mic"))]
+fn open_device(_: &MonitorArgs) -> Result<Input> {
+    bail!("this build has no sound-card support (built without the `mic` feature); use `monitor -` with raw PCM on stdin")
+}
+
+/// Where events go: the terminal view or JSON lines.
+enum Sink<'a> {
+    View(LiveView<'a>),
+    Jsonl(Box<dyn Write + 'a>),
+}
+
+/// Compute time spent per update, for `--stats` and BENCHMARKS.md.
+#[derive(Default)]
+struct Timing {
+    per_update_s: Vec<f64>,
+    pending_s: f64,
+    total_s: f64,
+}
+
+impl Timing {
+    fn add(&mut self, elapsed_s: f64, updates: usize) {
+        self.total_s += elapsed_s;
+        self.pending_s += elapsed_s;
+        if updates > 0 {
+            for _ in 0..updates {
+                self.per_update_s.push(self.pending_s / updates as f64);
+            }
+            self.pending_s = 0.0;
+        }
+    }
+
+    fn quantile_ms(&self, q: f64) -> f64 {
+        if self.per_update_s.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.per_update_s.clone();
+        v.sort_by(f64::total_cmp);
+        let i = ((v.len() - 1) as f64 * q).round() as usize;
+        v[i] * 1e3
+    }
+}
+
+pub fn run(args: MonitorArgs) -> Result<ExitCode> {
+    if args.update_ms < 10 || args.update_ms > 10_000 {
+        bail!("--update-ms must be in 10..=10000");
+    }
+    if args.max_seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        bail!("--max-seconds must be a positive number");
+    }
+    let model = args.model.load()?;
+    let mut detector = Detector::new(model.manifest.clone())?;
+    if let Some(t) = args.threshold {
+        detector = detector.with_threshold(t)?;
+    }
+    let mut scorer = OnnxScorer::new(&model, 1)?;
+    let policy = LivePolicy {
+        update_interval_s: f64::from(args.update_ms) / 1e3,
+        smoothing_s: args.smoothing_seconds,
+        ..LivePolicy::default()
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: the user wants out now.
+                std::process::exit(130);
+            }
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    let mut input = open_input(&args)?;
+    let (rate_hz, channels) = input.rate_and_channels();
+    let mut live = LiveStream::new(&detector, rate_hz, channels, policy)?;
+    let mut recorder = match &args.record {
+        Some(path) => Some(
+            hound::WavWriter::create(
+                path,
+                hound::WavSpec {
+                    channels: channels as u16,
+                    sample_rate: rate_hz,
+                    bits_per_sample: 32,
+                    sample_format: hound::SampleFormat::Float,
+                },
+            )
+            .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        LiveFormat::Live
+    } else {
+        LiveFormat::Jsonl
+    });
+    let color = super::analyze::use_color(args.color);
+    let mut sink = match format {
+        LiveFormat::Live => {
+            eprintln!(
+                "synthscan: listening to {} ({} Hz, {} ch); Ctrl-C for the summary",
+                input.label(),
+                rate_hz,
+                channels
+            );
+            Sink::View(LiveView::new(Box::new(output::Stdout::new()), color, detector.threshold(), channels))
+        }
+        LiveFormat::Jsonl => Sink::Jsonl(Box::new(std::io::BufWriter::new(output::Stdout::new()))),
+    };
+
+    let max_frames = args.max_seconds.map(|s| (s * f64::from(rate_hz)).round() as u64);
+    let stall = Duration::from_secs_f64(args.stall_seconds.clamp(0.1, 3600.0));
+    let mut frames: u64 = 0;
+    let mut buf: Vec<f32> = Vec::with_capacity(rate_hz as usize * channels);
+    let mut events = Vec::new();
+    let mut children: Vec<Child> = Vec::new();
+    let mut timing = Timing::default();
+    let mut last_audio = Instant::now();
+    let mut failure: Option<synthscan::Error> = None;
+
+    while !stop.load(Ordering::SeqCst) {
+        buf.clear();
+        match input.poll(&mut buf, Duration::from_millis(10)) {
+            Ok(Poll::Audio) => last_audio = Instant::now(),
+            Ok(Poll::Idle) => {
+                if matches!(input, Input::Stdin { .. }) || last_audio.elapsed() < stall {
+                    continue;
+                }
+                failure = Some(synthscan::Error::Device(format!(
+                    "{} delivered no audio for {:.1} s",
+                    input.label(),
+                    stall.as_secs_f64()
+                )));
+                break;
+            }
+            Ok(Poll::Ended) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+        let mut take = buf.len() / channels;
+        if let Some(max) = max_frames {
+            take = take.min((max - frames) as usize);
+        }
+        let samples = &buf[..take * channels];
+        if let Some(w) = recorder.as_mut() {
+            for &s in samples {
+                w.write_sample(s).context("cannot write the recording")?;
+            }
+        }
+        events.clear();
+        let t0 = Instant::now();
+        live.push(samples, &mut scorer, &mut events)?;
+        let updates = events.iter().filter(|e| matches!(e, LiveEvent::Update(_))).count();
+        timing.add(t0.elapsed().as_secs_f64(), updates);
+        frames += take as u64;
+        handle_events(&events, &mut sink, input.overruns(), args.alert_cmd.as_deref(), &mut children)?;
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        if max_frames.is_some_and(|m| frames >= m) {
+            break;
+        }
+    }
+
+    events.clear();
+    let alerts_before = live.alerts_raised();
+    let analysis = live.finish(&mut scorer, &mut events)?;
+    handle_events(&events, &mut sink, input.overruns(), args.alert_cmd.as_deref(), &mut children)?;
+    let alerts = alerts_before + count_raised(&events);
+    if let Some(w) = recorder {
+        w.finalize().context("cannot finish the recording")?;
+    }
+    let overruns = input.overruns();
+    let label = input.label();
+    let report = FileReport::new(&label, &input.codec(), &analysis, Vec::new(), ModelInfo::from(&model.manifest));
+    match &mut sink {
+        Sink::View(view) => {
+            view.clear()?;
+            let mut r = report::reporter(report::Format::Text, Box::new(output::Stdout::new()), color);
+            r.begin()?;
+            r.file(&report)?;
+            r.finish()?;
+            println!("alerts raised: {alerts}, overruns: {overruns} samples");
+        }
+        Sink::Jsonl(out) => {
+            report::write_summary(
+                out.as_mut(),
+                &LiveSummary {
+                    event: "summary",
+                    report: &report,
+                    alerts,
+                    overruns,
+                },
+            )?;
+        }
+    }
+    if args.stats {
+        let audio_s = frames as f64 / f64::from(rate_hz);
+        eprintln!(
+            "synthscan: stats: {} updates, compute per update p50 {:.3} ms p99 {:.3} ms max {:.3} ms; \
+             {:.3} s compute for {:.1} s audio ({:.2} % of one core in real time)",
+            timing.per_update_s.len(),
+            timing.quantile_ms(0.5),
+            timing.quantile_ms(0.99),
+            timing.quantile_ms(1.0),
+            timing.total_s,
+            audio_s,
+            if audio_s > 0.0 { 100.0 * timing.total_s / audio_s } else { 0.0 }
+        );
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    if let Some(e) = failure {
+        eprintln!("synthscan: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if analysis.is_flagged() || alerts > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn count_raised(events: &[LiveEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, LiveEvent::Alert(Alert { state: AlertState::Raised, .. })))
+        .count()
+}
+
+fn handle_events(
+    events: &[LiveEvent],
+    sink: &mut Sink<'_>,
+    overruns: u64,
+    alert_cmd: Option<&str>,
+    children: &mut Vec<Child>,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    match sink {
+        Sink::Jsonl(out) => {
+            for e in events {
+                report::write_event(out.as_mut(), e)?;
+            }
+            out.flush().context("cannot write events")?;
+        }
+        Sink::View(view) => {
+            for e in events {
+                if let LiveEvent::Alert(a) = e {
+                    view.alert(a)?;
+                }
+            }
+            // The newest update of each channel.
+            let mut latest = Vec::new();
+            for e in events.iter().rev() {
+                if let LiveEvent::Update(u) = e
+                    && !latest.iter().any(|l: &&synthscan::detect::Update| l.channel == u.channel)
+                {
+                    latest.push(u);
+                }
+            }
+            latest.sort_by_key(|u| u.channel);
+            if !latest.is_empty() {
+                view.draw(&latest, overruns)?;
+            }
+        }
+    }
+    if let Some(cmd) = alert_cmd {
+        for e in events {
+            if let LiveEvent::Alert(a) = e
+                && a.state == AlertState::Raised
+            {
+                let json = serde_json::to_string(e).unwrap_or_default();
+                match Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .env("SYNTHSCAN_CHANNEL", a.channel.to_string())
+                    .env("SYNTHSCAN_SCORE", format!("{:.4}", a.score))
+                    .env("SYNTHSCAN_TIME_S", format!("{:.3}", a.time_s))
+                    .env("SYNTHSCAN_ALERT", json)
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                {
+                    Ok(child) => children.push(child),
+                    Err(e) => eprintln!("synthscan: warning: cannot run the alert command: {e}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}

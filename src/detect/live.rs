@@ -1,0 +1,310 @@
+//! Live tracking: the streaming state machine plus what a live view or a service needs on top
+//! of it: periodic updates with a smoothed score, and alerts with hysteresis.
+//!
+//! Updates are tied to stream time (every `update_interval_s` of input audio), not to wall
+//! time or to how the input happened to be chunked, so the same recording always produces the
+//! same events. Live windows are scored every half hop (250 ms with the shipped model) so the
+//! smoothed score moves at that pace; the call's own score and verdict are made of the
+//! hop-aligned windows only, exactly as in file analysis.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::{Analysis, Detector, StreamDetector, Verdict, WindowScore};
+use crate::audio::AudioChunk;
+use crate::error::{Error, Result};
+use crate::model::WindowScorer;
+
+fn round(x: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (x * k).round() / k
+}
+
+/// How the live score is smoothed and when alerts are raised and cleared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePolicy {
+    /// Seconds of input audio between two update events.
+    pub update_interval_s: f64,
+    /// Windows whose end lies within this many seconds of the newest window are averaged
+    /// (in logit space) into the smoothed score.
+    pub smoothing_s: f64,
+    /// Scored windows needed in the smoothing span before an alert can be raised: one window
+    /// is too little evidence to interrupt anybody.
+    pub min_windows: usize,
+    /// An alert clears only when the smoothed score falls this far (in probability) below the
+    /// threshold, so a score hovering at the threshold does not flap.
+    pub release_margin: f64,
+}
+
+impl Default for LivePolicy {
+    fn default() -> Self {
+        Self {
+            update_interval_s: 0.25,
+            smoothing_s: 3.0,
+            min_windows: 3,
+            release_margin: 0.1,
+        }
+    }
+}
+
+impl LivePolicy {
+    fn validate(&self) -> Result<()> {
+        let ok = self.update_interval_s.is_finite()
+            && self.update_interval_s >= 0.01
+            && self.smoothing_s.is_finite()
+            && self.smoothing_s > 0.0
+            && self.min_windows >= 1
+            && (0.0..1.0).contains(&self.release_margin);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("invalid live policy {self:?}")))
+        }
+    }
+}
+
+/// Whether an alert starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Raised,
+    Cleared,
+}
+
+/// The state of one channel at an update.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Update {
+    /// Stream time of the update, in seconds of input audio.
+    pub time_s: f64,
+    pub channel: usize,
+    /// Smoothed probability over the recent windows; `null` when no speech was scored recently.
+    pub score: Option<f64>,
+    /// Probability of the newest window.
+    pub window_score: Option<f64>,
+    /// The call so far, computed exactly as the final analysis is.
+    pub call_score: Option<f64>,
+    pub verdict: Verdict,
+    /// Whether an alert is raised on this channel.
+    pub alert: bool,
+    pub speech_s: f64,
+    /// Windows counted in `call_score`.
+    pub windows: usize,
+}
+
+/// An alert raised or cleared on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub time_s: f64,
+    pub channel: usize,
+    pub state: AlertState,
+    /// The smoothed score that crossed.
+    pub score: f64,
+    pub threshold: f64,
+}
+
+/// What a live stream reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum LiveEvent {
+    Update(Update),
+    Alert(Alert),
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    /// (end_s, logit) of recent windows, oldest first.
+    recent: VecDeque<(f64, f64)>,
+    newest: Option<f64>,
+    /// The channel's first window was scored and no update has carried it yet.
+    first_pending: bool,
+    alert: bool,
+    alerts_raised: usize,
+}
+
+/// A stream under live watch.
+#[derive(Debug)]
+pub struct LiveStream {
+    stream: StreamDetector,
+    policy: LivePolicy,
+    tracks: Vec<Track>,
+    rate_hz: u32,
+    channels: usize,
+    frames: u64,
+    update_every_frames: u64,
+    next_update_frame: u64,
+}
+
+impl LiveStream {
+    /// Starts a live stream; windows are scored one at a time for the lowest latency.
+    pub fn new(detector: &Detector, sample_rate_hz: u32, channels: usize, policy: LivePolicy) -> Result<Self> {
+        policy.validate()?;
+        let mut stream = detector.stream(sample_rate_hz, channels, 1)?;
+        let hop = detector.manifest().window.hop_frames;
+        if hop.is_multiple_of(2) {
+            stream.set_live_step(hop / 2)?;
+        }
+        let update_every_frames = ((policy.update_interval_s * f64::from(sample_rate_hz)).round() as u64).max(1);
+        Ok(Self {
+            stream,
+            policy,
+            tracks: (0..channels).map(|_| Track::default()).collect(),
+            rate_hz: sample_rate_hz,
+            channels,
+            frames: 0,
+            update_every_frames,
+            next_update_frame: update_every_frames,
+        })
+    }
+
+    /// Seconds of input consumed.
+    pub fn duration_s(&self) -> f64 {
+        self.frames as f64 / f64::from(self.rate_hz)
+    }
+
+    /// Alerts raised so far, over all channels.
+    pub fn alerts_raised(&self) -> usize {
+        self.tracks.iter().map(|t| t.alerts_raised).sum()
+    }
+
+    /// Feeds interleaved samples; appends the events they cause to `events`.
+    pub fn push(&mut self, samples: &[f32], scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<()> {
+        let ch = self.channels;
+        if !samples.len().is_multiple_of(ch) {
+            return Err(Error::Corrupt(format!(
+                "{} samples do not make whole frames of {ch} channels",
+                samples.len()
+            )));
+        }
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let until_update = (self.next_update_frame - self.frames) as usize;
+            let take = (rest.len() / ch).min(until_update);
+            let (piece, tail) = rest.split_at(take * ch);
+            rest = tail;
+            self.stream.push_interleaved(piece, scorer)?;
+            self.frames += take as u64;
+            self.absorb(events);
+            if self.frames == self.next_update_frame {
+                self.emit_updates(events);
+                self.next_update_frame += self.update_every_frames;
+            } else if self.tracks.iter().any(|t| t.first_pending) {
+                // The first score is news: say it now rather than at the next tick.
+                self.emit_updates(events);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds a chunk (at the stream's rate and channel count).
+    pub fn push_chunk(&mut self, chunk: &AudioChunk, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<()> {
+        if chunk.channels != self.channels || chunk.sample_rate_hz != self.rate_hz {
+            return Err(Error::Corrupt(format!(
+                "chunk of {} ch at {} Hz pushed into a live stream of {} ch at {} Hz",
+                chunk.channels, chunk.sample_rate_hz, self.channels, self.rate_hz
+            )));
+        }
+        self.push(&chunk.samples, scorer, events)
+    }
+
+    /// Ends the stream: scores what is left, emits a last update per channel and returns the
+    /// analysis (the same as file analysis of the same audio).
+    pub fn finish(mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<Analysis> {
+        self.stream.end(scorer)?;
+        self.absorb(events);
+        self.emit_updates(events);
+        Ok(self.stream.snapshot())
+    }
+
+    /// The analysis of the hop-aligned windows scored so far.
+    pub fn snapshot(&self) -> Analysis {
+        self.stream.snapshot()
+    }
+
+    fn absorb(&mut self, events: &mut Vec<LiveEvent>) {
+        let scores = self.stream.take_new_scores();
+        if scores.is_empty() {
+            return;
+        }
+        let threshold = self.stream.threshold();
+        for w in scores {
+            // Stamped with the end of the window that crossed, so alerts do not depend on how
+            // the input happened to be chunked.
+            let time_s = w.end_s.min(self.duration_s());
+            let smoothed = self.add_window(&w);
+            let track = &mut self.tracks[w.channel];
+            let Some((p, n)) = smoothed else { continue };
+            if !track.alert && p >= threshold && n >= self.policy.min_windows {
+                track.alert = true;
+                track.alerts_raised += 1;
+                events.push(LiveEvent::Alert(Alert {
+                    time_s: round(time_s, 3),
+                    channel: w.channel,
+                    state: AlertState::Raised,
+                    score: round(p, 4),
+                    threshold: round(threshold, 4),
+                }));
+            } else if track.alert && p < threshold - self.policy.release_margin {
+                track.alert = false;
+                events.push(LiveEvent::Alert(Alert {
+                    time_s: round(time_s, 3),
+                    channel: w.channel,
+                    state: AlertState::Cleared,
+                    score: round(p, 4),
+                    threshold: round(threshold, 4),
+                }));
+            }
+        }
+    }
+
+    /// Adds a window to its track; returns the smoothed probability and the windows behind it.
+    fn add_window(&mut self, w: &WindowScore) -> Option<(f64, usize)> {
+        let horizon = self.policy.smoothing_s;
+        let track = &mut self.tracks[w.channel];
+        track.recent.push_back((w.end_s, w.logit));
+        if track.newest.is_none() {
+            track.first_pending = true;
+        }
+        track.newest = Some(w.probability);
+        while track.recent.front().is_some_and(|&(end, _)| end < w.end_s - horizon) {
+            track.recent.pop_front();
+        }
+        self.smoothed(w.channel)
+    }
+
+    fn smoothed(&self, channel: usize) -> Option<(f64, usize)> {
+        let recent = &self.tracks[channel].recent;
+        if recent.is_empty() {
+            return None;
+        }
+        let mean = recent.iter().map(|&(_, l)| l).sum::<f64>() / recent.len() as f64;
+        Some((self.stream.calibration().probability(mean), recent.len()))
+    }
+
+    fn emit_updates(&mut self, events: &mut Vec<LiveEvent>) {
+        let time_s = self.duration_s();
+        // Windows older than the horizon no longer describe the speech being heard.
+        let horizon = self.policy.smoothing_s;
+        for c in 0..self.channels {
+            let status = self.stream.channel_status(c);
+            let track = &mut self.tracks[c];
+            while track.recent.front().is_some_and(|&(end, _)| end < time_s - horizon) {
+                track.recent.pop_front();
+            }
+            let score = self.smoothed(c).map(|(p, _)| p);
+            let track = &mut self.tracks[c];
+            track.first_pending = false;
+            events.push(LiveEvent::Update(Update {
+                time_s: round(time_s, 3),
+                channel: c,
+                score: score.map(|p| round(p, 4)),
+                window_score: track.newest.map(|p| round(p, 4)),
+                call_score: status.score.map(|p| round(p, 4)),
+                verdict: status.verdict,
+                alert: track.alert,
+                speech_s: round(status.speech_s, 2),
+                windows: status.windows,
+            }));
+        }
+    }
+}
