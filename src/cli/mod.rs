@@ -1,6 +1,7 @@
 //! Command-line front end: one module per subcommand. Nothing here is used by the library.
 
 mod analyze;
+mod batch;
 mod devices;
 mod features;
 mod info;
@@ -28,6 +29,8 @@ pub struct Cli {
 enum Command {
     /// Analyse recorded calls: how likely is the speech in each to be synthetic, and where.
     Analyze(analyze::AnalyzeArgs),
+    /// Analyse many recorded calls in parallel (directories, lists), streaming results.
+    Batch(batch::BatchArgs),
     /// Watch a live input (sound card or raw stdin) and warn within seconds of synthetic speech.
     Monitor(monitor::MonitorArgs),
     /// List the audio input devices `monitor` can listen to.
@@ -109,6 +112,7 @@ enum RawFormatArg {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Batch(args) => batch::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Features(args) => features::run(args),

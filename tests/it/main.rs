@@ -2,6 +2,7 @@
 //! made by scripts/make_fixtures.sh) and the shipped samples.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batch;
 mod cli;
 mod live;
 mod monitor;

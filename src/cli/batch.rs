@@ -1,0 +1,402 @@
+//! `synthscan batch`: thousands of recorded calls, in parallel, with results streamed as they
+//! come and a resumable output file.
+//!
+//! Threads: one walker lists inputs into a bounded queue, N workers (one ONNX Runtime session
+//! each) analyse them, and the main thread writes results and draws the progress bar. Memory is
+//! bounded by the queue lengths, not by the number of files (except `--resume`, which keeps the
+//! set of names already scored).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
+use synthscan::{AudioSource, Detector, FileSource, LoadedModel, OnnxScorer, analyze_source};
+
+use super::{ModelArgs, output};
+
+/// File name patterns taken from directories when no --glob is given.
+const DEFAULT_GLOBS: &[&str] = &[
+    "*.wav", "*.wave", "*.flac", "*.ogg", "*.oga", "*.mp3", "*.WAV", "*.FLAC", "*.OGG", "*.MP3",
+];
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Files and directories (searched recursively).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Read input paths, one per line, from FILE (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    from_list: Option<PathBuf>,
+    /// File-name pattern for files found in directories (repeatable; default: common audio
+    /// extensions). Matched against the path below the directory given, e.g. `2026-*/*.wav`.
+    #[arg(long, value_name = "PATTERN")]
+    glob: Vec<String>,
+    /// Worker threads, each with its own ONNX Runtime session (default: all cores).
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = BatchFormat::Jsonl)]
+    format: BatchFormat,
+    /// Write results to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE", conflicts_with = "resume")]
+    output: Option<PathBuf>,
+    /// Append results to OUT.jsonl, skipping every file it already holds a score for (a killed
+    /// run loses nothing; files that failed are tried again).
+    #[arg(long, value_name = "OUT.jsonl")]
+    resume: Option<PathBuf>,
+    /// Probability at or above which speech is called synthetic (default: the model's).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
+    /// Progress bar on standard error: auto = when it is a terminal.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BatchFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Windows per model call in batch mode (throughput over latency).
+const BATCH_WINDOWS: usize = 32;
+
+enum Outcome {
+    Scored { report: FileReport, audio_s: f64 },
+    Failed(ErrorReport),
+}
+
+pub fn run(args: BatchArgs) -> Result<ExitCode> {
+    if args.paths.is_empty() && args.from_list.is_none() {
+        bail!("nothing to analyse: give files or directories, or --from-list FILE");
+    }
+    if args.resume.is_some() && args.format != BatchFormat::Jsonl {
+        bail!("--resume works with --format jsonl only");
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 || jobs > 256 {
+        bail!("--jobs must be in 1..=256");
+    }
+    let globs = build_globs(&args.glob)?;
+    let model = Arc::new(args.model.load()?);
+    let mut detector = Detector::new(model.manifest.clone())?;
+    if let Some(t) = args.threshold {
+        detector = detector.with_threshold(t)?;
+    }
+    // Sessions are made up front so a broken runtime fails before any work is queued.
+    let scorers = (0..jobs)
+        .map(|_| OnnxScorer::new(&model, 1))
+        .collect::<synthscan::Result<Vec<_>>>()?;
+
+    let done = match &args.resume {
+        Some(path) => already_scored(path)?,
+        None => HashSet::new(),
+    };
+    let out: Box<dyn Write> = match (&args.resume, &args.output) {
+        (Some(path), _) => Box::new(std::io::BufWriter::new(open_for_append(path)?)),
+        (None, Some(path)) => Box::new(std::io::BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        (None, None) => Box::new(output::Stdout::new()),
+    };
+    let format = match args.format {
+        BatchFormat::Jsonl => Format::Jsonl,
+        BatchFormat::Csv => Format::Csv,
+    };
+    let mut reporter = report::reporter(format, out, false);
+    reporter.begin()?;
+
+    let show_progress = match args.progress {
+        ProgressArg::Always => true,
+        ProgressArg::Never => false,
+        ProgressArg::Auto => std::io::stderr().is_terminal(),
+    };
+    let bar = if show_progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    // Walker -> workers -> main, all through bounded queues.
+    let (path_tx, path_rx) = mpsc::sync_channel::<String>(jobs * 4);
+    let (result_tx, result_rx) = mpsc::sync_channel::<Outcome>(jobs * 4);
+    let (count_tx, count_rx) = mpsc::channel::<u64>();
+    let skipped = Arc::new(Mutex::new(0u64));
+    let walker = {
+        let paths = args.paths.clone();
+        let list = args.from_list.clone();
+        let skipped = Arc::clone(&skipped);
+        std::thread::spawn(move || walk(paths, list, &globs, &done, &path_tx, &count_tx, &skipped))
+    };
+    let path_rx = Arc::new(Mutex::new(path_rx));
+    let workers: Vec<_> = scorers
+        .into_iter()
+        .map(|mut scorer| {
+            let rx = Arc::clone(&path_rx);
+            let tx = result_tx.clone();
+            let detector = detector.clone();
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || worker(&detector, &model, &mut scorer, &rx, &tx))
+        })
+        .collect();
+    drop(result_tx);
+
+    let started = Instant::now();
+    let (mut files, mut flagged, mut errors, mut audio_s) = (0u64, 0u64, 0u64, 0f64);
+    for outcome in result_rx {
+        while let Ok(n) = count_rx.try_recv() {
+            bar.inc_length(n);
+        }
+        files += 1;
+        match outcome {
+            Outcome::Scored { report, audio_s: a } => {
+                audio_s += a;
+                if report.verdict == synthscan::Verdict::Synthetic {
+                    flagged += 1;
+                }
+                for w in &report.warnings {
+                    bar.suspend(|| eprintln!("synthscan: {}: warning: {w}", report.file));
+                }
+                reporter.file(&report)?;
+            }
+            Outcome::Failed(e) => {
+                errors += 1;
+                bar.suspend(|| eprintln!("synthscan: {}: {}", e.file, e.error));
+                reporter.error(&e)?;
+            }
+        }
+        bar.inc(1);
+        let secs = started.elapsed().as_secs_f64();
+        bar.set_message(format!(
+            "{flagged} flagged, {errors} errors, {:.0}x real time",
+            if secs > 0.0 { audio_s / secs } else { 0.0 }
+        ));
+    }
+    reporter.finish()?;
+    bar.finish_and_clear();
+    for w in workers {
+        if w.join().is_err() {
+            bail!("a worker thread panicked");
+        }
+    }
+    let walk_result = walker.join().map_err(|_| anyhow::anyhow!("the input walker panicked"))?;
+    let walk_errors = walk_result?;
+    let secs = started.elapsed().as_secs_f64();
+    let skipped = skipped.lock().map_or(0, |s| *s);
+    eprintln!(
+        "synthscan: batch: {files} files analysed ({flagged} flagged, {errors} errors{}), {:.1} min of audio in {secs:.1} s \
+         ({:.0}x real time, {jobs} jobs)",
+        if skipped > 0 { format!(", {skipped} skipped as already scored") } else { String::new() },
+        audio_s / 60.0,
+        if secs > 0.0 { audio_s / secs } else { 0.0 },
+    );
+    Ok(if errors > 0 || walk_errors > 0 {
+        ExitCode::from(2)
+    } else if flagged > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn build_globs(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    let defaults: Vec<String> = DEFAULT_GLOBS.iter().map(|s| format!("**/{s}")).collect();
+    let list = if patterns.is_empty() { &defaults } else { patterns };
+    for p in list {
+        b.add(Glob::new(p).with_context(|| format!("invalid --glob pattern '{p}'"))?);
+        // A bare `*.wav` should also match files in subdirectories.
+        if !p.contains('/') {
+            b.add(Glob::new(&format!("**/{p}")).with_context(|| format!("invalid --glob pattern '{p}'"))?);
+        }
+    }
+    Ok(b.build()?)
+}
+
+/// Lists inputs into `tx`; returns the number of paths that could not be walked (each
+/// already reported on stderr and as an error record would be noise for a whole directory).
+fn walk(
+    paths: Vec<PathBuf>,
+    list: Option<PathBuf>,
+    globs: &GlobSet,
+    done: &HashSet<String>,
+    tx: &SyncSender<String>,
+    count: &mpsc::Sender<u64>,
+    skipped: &Mutex<u64>,
+) -> Result<u64> {
+    let mut errors = 0u64;
+    let send = |name: String| -> bool {
+        if done.contains(&name) {
+            if let Ok(mut s) = skipped.lock() {
+                *s += 1;
+            }
+            return true;
+        }
+        let _ = count.send(1);
+        tx.send(name).is_ok()
+    };
+    let mut roots: Vec<PathBuf> = paths;
+    if let Some(list) = list {
+        let reader: Box<dyn Read> = if list.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(&list).with_context(|| format!("cannot read the list {}", list.display()))?)
+        };
+        for line in BufReader::new(reader).lines() {
+            let line = line.context("cannot read the input list")?;
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let p = PathBuf::from(line);
+            if p.is_dir() {
+                roots.push(p);
+            } else if !send(line.to_string()) {
+                return Ok(errors);
+            }
+        }
+    }
+    for root in roots {
+        if !root.is_dir() {
+            // A file (or something missing: the worker reports it as an error record).
+            if !send(root.to_string_lossy().into_owned()) {
+                return Ok(errors);
+            }
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&root).follow_links(true).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    errors += 1;
+                    eprintln!("synthscan: cannot walk {}: {e}", root.display());
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+            if !globs.is_match(rel) {
+                continue;
+            }
+            if !send(entry.path().to_string_lossy().into_owned()) {
+                return Ok(errors);
+            }
+        }
+    }
+    Ok(errors)
+}
+
+fn worker(
+    detector: &Detector,
+    model: &LoadedModel,
+    scorer: &mut OnnxScorer,
+    rx: &Mutex<Receiver<String>>,
+    tx: &SyncSender<Outcome>,
+) {
+    let info = ModelInfo::from(&model.manifest);
+    loop {
+        let next = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok(name) = next else { return };
+        let outcome = match analyze_file(detector, scorer, &name) {
+            Ok((codec, analysis, warnings)) => Outcome::Scored {
+                audio_s: analysis.duration_s,
+                report: FileReport::new(&name, &codec, &analysis, warnings, info.clone()),
+            },
+            Err(e) => Outcome::Failed(ErrorReport {
+                file: name,
+                error: e.to_string(),
+            }),
+        };
+        if tx.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+fn analyze_file(
+    detector: &Detector,
+    scorer: &mut OnnxScorer,
+    name: &str,
+) -> synthscan::Result<(String, synthscan::Analysis, Vec<String>)> {
+    let mut source = FileSource::open(Path::new(name))?;
+    let codec = source.info().codec.clone();
+    let analysis = analyze_source(detector, &mut source, scorer, BATCH_WINDOWS)?;
+    Ok((codec, analysis, source.warnings()))
+}
+
+/// Names in an earlier output that hold a score (error records are retried).
+fn already_scored(path: &Path) -> Result<HashSet<String>> {
+    let mut done = HashSet::new();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        // A run killed mid-line leaves a partial record: ignore it, the file is redone.
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v.get("error").is_none()
+            && let Some(f) = v.get("file").and_then(|f| f.as_str())
+        {
+            done.insert(f.to_string());
+        }
+    }
+    Ok(done)
+}
+
+/// Opens the resume file for appending, first ending a partial last line.
+fn open_for_append(path: &Path) -> Result<File> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata()?.len();
+    if len > 0 {
+        f.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            f.write_all(b"\n")?;
+        }
+    }
+    Ok(f)
+}
