@@ -14,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod model;
 pub mod report;
+pub mod service;
 
 pub use audio::{AudioChunk, AudioSource, FileSource, RawFormat, RawSource, StreamInfo};
 pub use detect::{Analysis, Detector, LiveEvent, LivePolicy, LiveStream, StreamDetector, Verdict, WindowScore, analyze_source};

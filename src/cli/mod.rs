@@ -8,6 +8,7 @@ mod info;
 mod input;
 mod monitor;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Watch a live input (sound card or raw stdin) and warn within seconds of synthetic speech.
     Monitor(monitor::MonitorArgs),
+    /// Serve scoring over HTTP and WebSocket (files and live call audio) for call-centre pipelines.
+    Serve(serve::ServeArgs),
     /// List the audio input devices `monitor` can listen to.
     Devices(devices::DevicesArgs),
     /// Write the exact features the model sees to .npy files (for training and inspection).
@@ -115,6 +118,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Batch(args) => batch::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Features(args) => features::run(args),
         Command::Info(args) => info::run(args),
         Command::Completions { shell } => {

@@ -133,6 +133,7 @@ pub struct LiveStream {
     frames: u64,
     update_every_frames: u64,
     next_update_frame: u64,
+    windows_scored: usize,
 }
 
 impl LiveStream {
@@ -154,12 +155,18 @@ impl LiveStream {
             frames: 0,
             update_every_frames,
             next_update_frame: update_every_frames,
+            windows_scored: 0,
         })
     }
 
     /// Seconds of input consumed.
     pub fn duration_s(&self) -> f64 {
         self.frames as f64 / f64::from(self.rate_hz)
+    }
+
+    /// Windows scored so far (live and hop-aligned), over all channels.
+    pub fn windows_scored(&self) -> usize {
+        self.windows_scored
     }
 
     /// Alerts raised so far, over all channels.
@@ -226,6 +233,7 @@ impl LiveStream {
         if scores.is_empty() {
             return;
         }
+        self.windows_scored += scores.len();
         let threshold = self.stream.threshold();
         for w in scores {
             // Stamped with the end of the window that crossed, so alerts do not depend on how

@@ -7,6 +7,7 @@ mod cli;
 mod live;
 mod monitor;
 mod pipeline;
+mod serve;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,205 @@
+//! Scoring off the async runtime: N worker threads, each with its own ONNX Runtime session,
+//! own the live streams of the connections assigned to them. Connections talk to their worker
+//! through a queue, and get events back through their own channel, so model work never blocks
+//! the network tasks and one worker's streams never wait on another's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::metrics::Metrics;
+use crate::detect::{AlertState, LiveEvent, LivePolicy, LiveStream};
+use crate::error::Result;
+use crate::model::{LoadedModel, OnnxScorer};
+use crate::report::{FileReport, ModelInfo};
+use crate::{Detector, Error};
+
+/// What a connection sends to its worker.
+pub enum Job {
+    Audio {
+        conn: u64,
+        track: String,
+        rate_hz: u32,
+        channels: usize,
+        samples: Vec<f32>,
+        received: Instant,
+        reply: UnboundedSender<Reply>,
+    },
+    /// Summarise and forget every track of the connection.
+    Finish {
+        conn: u64,
+        /// Name used as `file` in the summaries (the platform's stream id, or the connection).
+        label: String,
+        reply: UnboundedSender<Reply>,
+    },
+    /// The connection went away: forget its tracks without summaries.
+    Forget { conn: u64 },
+}
+
+/// What a worker sends back: JSON objects ready to go on the wire, then `Done` after a finish.
+pub enum Reply {
+    Event(Value),
+    Done,
+}
+
+struct Track {
+    live: LiveStream,
+    rate_hz: u32,
+    channels: usize,
+}
+
+/// The pool of scoring workers.
+pub struct Engine {
+    shards: Vec<mpsc::Sender<Job>>,
+}
+
+impl Engine {
+    pub fn start(model: &Arc<LoadedModel>, detector: &Detector, policy: &LivePolicy, workers: usize, metrics: &Arc<Metrics>) -> Result<Self> {
+        let mut shards = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let scorer = OnnxScorer::new(model, 1)?;
+            let (tx, rx) = mpsc::channel::<Job>();
+            let detector = detector.clone();
+            let policy = policy.clone();
+            let metrics = Arc::clone(metrics);
+            let info = ModelInfo::from(&model.manifest);
+            std::thread::Builder::new()
+                .name(format!("synthscan-score-{i}"))
+                .spawn(move || worker(rx, scorer, &detector, &policy, &metrics, &info))
+                .map_err(|e| Error::Runtime(format!("cannot start a scoring thread: {e}")))?;
+            shards.push(tx);
+        }
+        Ok(Self { shards })
+    }
+
+    /// Queues a job on the worker that owns connection `conn`.
+    pub fn send(&self, conn: u64, job: Job) -> bool {
+        let shard = &self.shards[(conn % self.shards.len() as u64) as usize];
+        shard.send(job).is_ok()
+    }
+}
+
+fn with_track(event: &LiveEvent, track: &str) -> Value {
+    let mut v = serde_json::to_value(event).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("track".into(), Value::String(track.to_string()));
+    }
+    v
+}
+
+fn error_event(track: &str, e: &Error) -> Value {
+    serde_json::json!({"event": "error", "track": track, "error": e.to_string()})
+}
+
+fn worker(
+    rx: mpsc::Receiver<Job>,
+    mut scorer: OnnxScorer,
+    detector: &Detector,
+    policy: &LivePolicy,
+    metrics: &Metrics,
+    info: &ModelInfo,
+) {
+    let mut tracks: HashMap<(u64, String), Track> = HashMap::new();
+    let mut events = Vec::new();
+    for job in rx {
+        match job {
+            Job::Audio {
+                conn,
+                track,
+                rate_hz,
+                channels,
+                samples,
+                received,
+                reply,
+            } => {
+                let key = (conn, track);
+                if !tracks.contains_key(&key) {
+                    match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
+                        Ok(live) => {
+                            tracks.insert(key.clone(), Track { live, rate_hz, channels });
+                        }
+                        Err(e) => {
+                            Metrics::inc(&metrics.errors);
+                            let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                            continue;
+                        }
+                    }
+                }
+                let Some(t) = tracks.get_mut(&key) else { continue };
+                if t.rate_hz != rate_hz || t.channels != channels {
+                    Metrics::inc(&metrics.errors);
+                    let e = Error::Corrupt(format!(
+                        "track '{}' changed format mid-stream ({} Hz {} ch -> {rate_hz} Hz {channels} ch)",
+                        key.1, t.rate_hz, t.channels
+                    ));
+                    let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                    continue;
+                }
+                events.clear();
+                let before = t.live.windows_scored();
+                if let Err(e) = t.live.push(&samples, &mut scorer, &mut events) {
+                    Metrics::inc(&metrics.errors);
+                    let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                    continue;
+                }
+                metrics
+                    .windows_scored
+                    .fetch_add((t.live.windows_scored() - before) as u64, std::sync::atomic::Ordering::Relaxed);
+                if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
+                    metrics.observe_latency(received.elapsed().as_secs_f64());
+                }
+                for e in &events {
+                    if let LiveEvent::Alert(a) = e
+                        && a.state == AlertState::Raised
+                    {
+                        Metrics::inc(&metrics.alerts);
+                    }
+                    let _ = reply.send(Reply::Event(with_track(e, &key.1)));
+                }
+            }
+            Job::Finish { conn, label, reply } => {
+                let mut names: Vec<String> = tracks.keys().filter(|(c, _)| *c == conn).map(|(_, t)| t.clone()).collect();
+                names.sort();
+                for name in names {
+                    let Some(t) = tracks.remove(&(conn, name.clone())) else { continue };
+                    let alerts_before = t.live.alerts_raised();
+                    events.clear();
+                    match t.live.finish(&mut scorer, &mut events) {
+                        Ok(analysis) => {
+                            let raised_now = events
+                                .iter()
+                                .filter(|e| matches!(e, LiveEvent::Alert(a) if a.state == AlertState::Raised))
+                                .count();
+                            for e in &events {
+                                let _ = reply.send(Reply::Event(with_track(e, &name)));
+                            }
+                            Metrics::inc(&metrics.tracks_finished);
+                            if analysis.is_flagged() {
+                                Metrics::inc(&metrics.calls_flagged);
+                            }
+                            let file = format!("{label}/{name}");
+                            let report = FileReport::new(&file, &format!("{} Hz stream", t.rate_hz), &analysis, Vec::new(), info.clone());
+                            let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
+                            if let Value::Object(map) = &mut v {
+                                map.insert("event".into(), Value::String("summary".into()));
+                                map.insert("track".into(), Value::String(name.clone()));
+                                map.insert("alerts".into(), Value::from(alerts_before + raised_now));
+                            }
+                            let _ = reply.send(Reply::Event(v));
+                        }
+                        Err(e) => {
+                            Metrics::inc(&metrics.errors);
+                            let _ = reply.send(Reply::Event(error_event(&name, &e)));
+                        }
+                    }
+                }
+                let _ = reply.send(Reply::Done);
+            }
+            Job::Forget { conn } => tracks.retain(|(c, _), _| *c != conn),
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The network service (`synthscan serve`): the call-centre edge. Async (tokio + axum) only
+//! here; scoring runs on the [`engine`] worker threads.
+//!
+//! Endpoints: `POST /v1/analyze` (a file in the body -> the analyze object), `GET /v1/stream`
+//! (WebSocket: live call audio in, score/alert/summary events out), `GET /healthz`,
+//! `GET /metrics`. The service keeps no state beyond open connections and writes no audio to
+//! disk, so replicas scale out behind any load balancer.
+
+mod engine;
+mod media;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use self::engine::{Engine, Job, Reply};
+use self::metrics::Metrics;
+use crate::audio::{FileSource, RawFormat};
+use crate::detect::LivePolicy;
+use crate::error::{Error, Result};
+use crate::model::{LoadedModel, OnnxScorer};
+use crate::report::{ErrorReport, FileReport, ModelInfo};
+use crate::{Detector, analyze_source};
+
+/// Service settings (the CLI fills them from flags).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    /// Bearer token; required unless `listen` is a loopback address.
+    pub token: Option<String>,
+    /// Scoring worker threads (one ONNX Runtime session each).
+    pub workers: usize,
+    pub max_streams: usize,
+    pub max_body_bytes: usize,
+    /// A stream that sends nothing for this long is finished and closed.
+    pub idle_timeout: Duration,
+    /// On shutdown, how long open calls may go on before they are summarised and closed.
+    pub drain_timeout: Duration,
+    pub policy: LivePolicy,
+}
+
+struct App {
+    detector: Detector,
+    model: Arc<LoadedModel>,
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    token: Option<String>,
+    max_streams: u64,
+    idle_timeout: Duration,
+    next_conn: AtomicU64,
+    draining: AtomicBool,
+    /// Flips to true when open streams must finish now.
+    finish_now: watch::Receiver<bool>,
+    /// Scorers for `POST /v1/analyze`, checked out one per request.
+    analyze_scorers: Mutex<Vec<OnnxScorer>>,
+    analyze_slots: Semaphore,
+}
+
+/// Runs the service until Ctrl-C or SIGTERM; `on_ready` gets the bound address.
+pub fn run(config: ServiceConfig, model: LoadedModel, detector: Detector, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
+        return Err(Error::Config(format!(
+            "refusing to listen on {} without a token: set --token or SYNTHSCAN_TOKEN, or bind to 127.0.0.1",
+            config.listen
+        )));
+    }
+    let workers = config.workers.clamp(1, 256);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.min(4))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let model = Arc::new(model);
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::start(&model, &detector, &config.policy, workers, &metrics)?;
+    let (finish_tx, finish_rx) = watch::channel(false);
+    let app = Arc::new(App {
+        detector,
+        model,
+        engine,
+        metrics,
+        token: config.token.clone().filter(|t| !t.is_empty()),
+        max_streams: config.max_streams as u64,
+        idle_timeout: config.idle_timeout,
+        next_conn: AtomicU64::new(1),
+        draining: AtomicBool::new(false),
+        finish_now: finish_rx,
+        analyze_scorers: Mutex::new(Vec::new()),
+        analyze_slots: Semaphore::new(workers),
+    });
+    let router = Router::new()
+        .route("/v1/analyze", post(analyze))
+        .route("/v1/stream", get(stream))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(Arc::clone(&app));
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Runtime(format!("cannot read the bound address: {e}")))?;
+        on_ready(addr);
+        let shutdown_app = Arc::clone(&app);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                shutdown_app.draining.store(true, Ordering::SeqCst);
+                eprintln!("synthscan: shutting down: no new streams; waiting for open calls");
+            })
+            .await
+            .map_err(|e| Error::Runtime(format!("the server failed: {e}")))?;
+        // Upgraded WebSockets outlive `serve`: let open calls end, then summarise the rest.
+        let deadline = Instant::now() + config.drain_timeout;
+        while app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = finish_tx.send(true);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks `Authorization: Bearer <token>` (or `?token=` for WebSocket clients that cannot set
+/// headers).
+fn authorized(app: &App, headers: &HeaderMap, query_token: Option<&str>) -> bool {
+    let Some(expected) = &app.token else { return true };
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let ok = from_header
+        .or(query_token)
+        .is_some_and(|t| same_secret(t.as_bytes(), expected.as_bytes()));
+    if !ok {
+        Metrics::inc(&app.metrics.unauthorized);
+    }
+    ok
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let m = &app.model.manifest;
+    let status = if app.draining.load(Ordering::SeqCst) { "draining" } else { "ok" };
+    axum::Json(json!({
+        "status": status,
+        "model": {"name": m.name, "version": m.version, "sha256": m.sha256.to_lowercase()},
+        "streams_open": app.metrics.streams_open.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn metrics_text(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
+    if !authorized(&app, &headers, q.token.as_deref()) {
+        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct AnalyzeQuery {
+    token: Option<String>,
+    /// Echoed as `file` in the result.
+    name: Option<String>,
+}
+
+async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<AnalyzeQuery>, body: Bytes) -> Response {
+    if !authorized(&app, &headers, q.token.as_deref()) {
+        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    }
+    let name = q.name.unwrap_or_else(|| "body".into());
+    if body.is_empty() {
+        Metrics::inc(&app.metrics.errors);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(ErrorReport { file: name, error: Error::EmptyInput.to_string() }),
+        )
+            .into_response();
+    }
+    let Ok(_slot) = app.analyze_slots.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let task_app = Arc::clone(&app);
+    let task_name = name.clone();
+    let joined = tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body.to_vec())).await;
+    match joined {
+        Ok(Ok(report)) => {
+            Metrics::inc(&app.metrics.files_analyzed);
+            if report.verdict == crate::Verdict::Synthetic {
+                Metrics::inc(&app.metrics.calls_flagged);
+            }
+            axum::Json(report).into_response()
+        }
+        Ok(Err(e)) => {
+            Metrics::inc(&app.metrics.errors);
+            let status = if e.is_input_error() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (status, axum::Json(ErrorReport { file: name, error: e.to_string() })).into_response()
+        }
+        Err(_) => {
+            Metrics::inc(&app.metrics.errors);
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "the analysis task failed")
+        }
+    }
+}
+
+fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>) -> Result<FileReport> {
+    let scorer = app.analyze_scorers.lock().ok().and_then(|mut pool| pool.pop());
+    let mut scorer = match scorer {
+        Some(s) => s,
+        None => OnnxScorer::new(&app.model, 1)?,
+    };
+    let result = (|| {
+        let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
+        let codec = crate::AudioSource::info(&source).codec.clone();
+        let analysis = analyze_source(&app.detector, &mut source, &mut scorer, 32)?;
+        let warnings = crate::AudioSource::warnings(&source);
+        Ok(FileReport::new(name, &codec, &analysis, warnings, ModelInfo::from(&app.model.manifest)))
+    })();
+    if let Ok(mut pool) = app.analyze_scorers.lock() {
+        pool.push(scorer);
+    }
+    result
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    token: Option<String>,
+    /// Encoding of raw binary frames: s16le, ulaw or alaw.
+    encoding: Option<String>,
+    /// Sample rate of raw binary frames (default 8000).
+    rate: Option<u32>,
+    /// Interleaved channels in raw binary frames (default 1).
+    channels: Option<usize>,
+}
+
+/// Decrements the open-stream gauge however the connection ends.
+struct StreamSlot(Arc<Metrics>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams_open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn stream(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
+    if !authorized(&app, &headers, q.token.as_deref()) {
+        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    }
+    if app.draining.load(Ordering::SeqCst) {
+        Metrics::inc(&app.metrics.streams_rejected);
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+    }
+    let raw = match raw_format(&q) {
+        Ok(r) => r,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    // Reserve a slot before upgrading, so a full server says so with a status code.
+    let open = app.metrics.streams_open.fetch_add(1, Ordering::SeqCst);
+    let slot = StreamSlot(Arc::clone(&app.metrics));
+    if open >= app.max_streams {
+        Metrics::inc(&app.metrics.streams_rejected);
+        drop(slot);
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the server is at its limit of {} concurrent streams", app.max_streams),
+        );
+    }
+    Metrics::inc(&app.metrics.streams_total);
+    ws.max_message_size(1 << 20)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            handle_socket(app, socket, raw).await;
+        })
+}
+
+/// The raw-frame format declared in the query, if any.
+fn raw_format(q: &StreamQuery) -> Result<Option<(RawFormat, u32, usize)>> {
+    let Some(enc) = &q.encoding else { return Ok(None) };
+    let format = media::encoding_from_name(enc)?;
+    let rate = q.rate.unwrap_or(8000);
+    let channels = q.channels.unwrap_or(1);
+    crate::audio::check_stream_limits(rate, channels)?;
+    Ok(Some((format, rate, channels)))
+}
+
+/// Per-connection protocol state.
+struct Session {
+    conn: u64,
+    label: String,
+    media_format: RawFormat,
+    media_rate: u32,
+    raw: Option<(RawFormat, u32, usize)>,
+}
+
+enum Step {
+    Continue,
+    Finish,
+}
+
+async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat, u32, usize)>) {
+    let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut incoming) = socket.split();
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
+    let mut session = Session {
+        conn,
+        label: format!("stream-{conn}"),
+        media_format: RawFormat::Ulaw,
+        media_rate: 8000,
+        raw,
+    };
+    let mut finish_now = app.finish_now.clone();
+    let mut finishing = false;
+    let mut peer_gone = false;
+    let idle = app.idle_timeout;
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
+    loop {
+        tokio::select! {
+            msg = incoming.next(), if !finishing => {
+                idle_deadline = tokio::time::Instant::now() + idle;
+                let step = match msg {
+                    None | Some(Err(_)) => { peer_gone = true; Step::Finish }
+                    Some(Ok(Message::Close(_))) => Step::Finish,
+                    Some(Ok(Message::Binary(bytes))) => on_binary(&app, &mut session, &bytes, &reply_tx),
+                    Some(Ok(Message::Text(text))) => on_text(&app, &mut session, &text, &reply_tx),
+                    Some(Ok(_)) => Step::Continue,
+                };
+                if matches!(step, Step::Finish) {
+                    if peer_gone {
+                        app.engine.send(conn, Job::Forget { conn });
+                        break;
+                    }
+                    finishing = true;
+                    app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+                }
+            }
+            () = tokio::time::sleep_until(idle_deadline), if !finishing => {
+                Metrics::inc(&app.metrics.errors);
+                let e = json!({"event": "error", "error": format!("no data for {:.0} s: closing the stream", idle.as_secs_f64())});
+                let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
+                finishing = true;
+                app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+            }
+            changed = finish_now.changed(), if !finishing => {
+                if changed.is_ok() && *finish_now.borrow() {
+                    let e = json!({"event": "error", "error": "the server is shutting down: closing the stream"});
+                    let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
+                    finishing = true;
+                    app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+                }
+            }
+            reply = reply_rx.recv() => {
+                match reply {
+                    Some(Reply::Event(v)) => {
+                        if sink.send(Message::Text(Utf8Bytes::from(v.to_string()))).await.is_err() {
+                            app.engine.send(conn, Job::Forget { conn });
+                            break;
+                        }
+                    }
+                    Some(Reply::Done) | None => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn send_error(app: &App, reply: &mpsc::UnboundedSender<Reply>, e: &Error) {
+    Metrics::inc(&app.metrics.errors);
+    let _ = reply.send(Reply::Event(json!({"event": "error", "error": e.to_string()})));
+}
+
+fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSender<Reply>) -> Step {
+    let Some((format, rate, channels)) = s.raw else {
+        send_error(
+            app,
+            reply,
+            &Error::Config("binary frames need ?encoding=s16le|ulaw|alaw&rate=HZ on the stream URL".into()),
+        );
+        return Step::Continue;
+    };
+    let mut samples = Vec::with_capacity(bytes.len());
+    if let Err(e) = media::decode_raw(bytes, format, &mut samples) {
+        send_error(app, reply, &e);
+        return Step::Continue;
+    }
+    if samples.len() % channels != 0 {
+        send_error(app, reply, &Error::Corrupt(format!("a frame of {} samples does not hold whole {channels}-channel frames", samples.len())));
+        return Step::Continue;
+    }
+    app.engine.send(
+        s.conn,
+        Job::Audio {
+            conn: s.conn,
+            track: "raw".into(),
+            rate_hz: rate,
+            channels,
+            samples,
+            received: Instant::now(),
+            reply: reply.clone(),
+        },
+    );
+    Step::Continue
+}
+
+fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender<Reply>) -> Step {
+    let msg: media::MediaMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            send_error(app, reply, &Error::Corrupt(format!("the message is not a media-stream JSON object: {e}")));
+            return Step::Continue;
+        }
+    };
+    match msg.event.as_str() {
+        "start" => {
+            let sid = msg.stream_sid.or_else(|| msg.start.as_ref().and_then(|st| st.stream_sid.clone()));
+            if let Some(sid) = sid {
+                s.label = sid.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+            }
+            if let Some(fmt) = msg.start.and_then(|st| st.media_format) {
+                if let Some(enc) = fmt.encoding {
+                    match media::encoding_from_name(&enc) {
+                        Ok(f) => s.media_format = f,
+                        Err(e) => send_error(app, reply, &e),
+                    }
+                }
+                if let Some(rate) = fmt.sample_rate {
+                    match crate::audio::check_stream_limits(rate, 1) {
+                        Ok(()) => s.media_rate = rate,
+                        Err(e) => send_error(app, reply, &e),
+                    }
+                }
+                if fmt.channels.is_some_and(|c| c != 1) {
+                    send_error(app, reply, &Error::Config("media payloads must be mono; send one track per channel".into()));
+                }
+            }
+            Step::Continue
+        }
+        "media" => {
+            let Some(media) = msg.media else {
+                send_error(app, reply, &Error::Corrupt("a media message without a `media` object".into()));
+                return Step::Continue;
+            };
+            let track = match media::clean_track_name(media.track.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    send_error(app, reply, &e);
+                    return Step::Continue;
+                }
+            };
+            let mut samples = Vec::with_capacity(media.payload.len());
+            if let Err(e) = media::decode_payload(&media.payload, s.media_format, &mut samples) {
+                send_error(app, reply, &e);
+                return Step::Continue;
+            }
+            app.engine.send(
+                s.conn,
+                Job::Audio {
+                    conn: s.conn,
+                    track,
+                    rate_hz: s.media_rate,
+                    channels: 1,
+                    samples,
+                    received: Instant::now(),
+                    reply: reply.clone(),
+                },
+            );
+            Step::Continue
+        }
+        "stop" | "closed" => Step::Finish,
+        // Platform bookkeeping messages carry no audio.
+        "connected" | "mark" | "dtmf" | "clear" => Step::Continue,
+        other => {
+            send_error(
+                app,
+                reply,
+                &Error::Corrupt(format!("unknown event '{}'", other.chars().take(32).collect::<String>())),
+            );
+            Step::Continue
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `synthscan serve` with real clients (tokio-tungstenite, reqwest) on 127.0.0.1: live calls in
+//! 20 ms frames, per-track verdicts equal to `analyze`, limits, auth and malformed input.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use synthscan::audio::resample::StreamResampler;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected start line: {first}"))
+            .to_string();
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sample_f32(name: &str) -> Vec<f32> {
+    hound::WavReader::open(crate::root().join("samples").join(name))
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// G.711 mu-law encoding (the decoder under test lives in the library).
+fn ulaw(x: f32) -> u8 {
+    let s = (x.clamp(-1.0, 1.0) * 32767.0) as i32;
+    let sign = if s < 0 { 0x80 } else { 0 };
+    let mag = (s.abs() + 132).min(32767);
+    let exp = (31 - (mag as u32).leading_zeros() as i32 - 7).clamp(0, 7);
+    let mant = (mag >> (exp + 3)) & 0x0F;
+    !(sign | (exp << 4) | mant) as u8
+}
+
+/// A sample as a phone line carries it: 8 kHz mu-law bytes.
+fn phone_bytes(name: &str) -> Vec<u8> {
+    let mut r = StreamResampler::new(16_000, 8_000).unwrap();
+    let mut out = Vec::new();
+    r.push(&sample_f32(name), &mut out).unwrap();
+    r.finish(&mut out).unwrap();
+    out.iter().map(|&x| ulaw(x)).collect()
+}
+
+/// `synthscan analyze` on the same bytes, as raw stdin.
+fn analyze_raw(bytes: &[u8], format: &str, rate: u32) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .args(["analyze", "-f", "json", "--raw-format", format, "--raw-rate", &rate.to_string(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-3
+}
+
+/// Reads events until the server closes the stream.
+async fn read_all<S>(ws: &mut S) -> Vec<Value>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut events = Vec::new();
+    while let Some(msg) = ws.next().await {
+        match msg.unwrap() {
+            Message::Text(t) => events.push(serde_json::from_str(t.as_str()).unwrap()),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
+    let server = Server::start(&[]);
+    let inbound = phone_bytes("synthetic_robocall.wav");
+    let outbound = phone_bytes("genuine_jfk.wav");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", server.addr))
+        .await
+        .unwrap();
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}))).await.unwrap();
+    ws.send(send(json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZtest",
+        "start": {"streamSid": "MZtest", "tracks": ["inbound", "outbound"],
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})))
+        .await
+        .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let frames = inbound.len().max(outbound.len()).div_ceil(160);
+    for i in 0..frames {
+        for (track, audio) in [("inbound", &inbound), ("outbound", &outbound)] {
+            let lo = i * 160;
+            if lo < audio.len() {
+                let hi = (lo + 160).min(audio.len());
+                ws.send(send(json!({"event": "media", "streamSid": "MZtest",
+                    "media": {"track": track, "chunk": i.to_string(), "timestamp": (i * 20).to_string(),
+                              "payload": b64(&audio[lo..hi])}})))
+                    .await
+                    .unwrap();
+            }
+        }
+        if i == 100 {
+            // Malformed input mid-call: each gets an error event, the call goes on.
+            ws.send(Message::Text("{not json".into())).await.unwrap();
+            ws.send(send(json!({"event": "media", "media": {"track": "inbound", "payload": "@@@"}}))).await.unwrap();
+            ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+        }
+    }
+    ws.send(send(json!({"event": "stop", "streamSid": "MZtest"}))).await.unwrap();
+    let events = read_all(&mut ws).await;
+
+    let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    let summary = |track: &str| -> Value {
+        events
+            .iter()
+            .find(|e| e["event"] == "summary" && e["track"] == track)
+            .unwrap_or_else(|| panic!("no summary for {track}"))
+            .clone()
+    };
+    let (sin, sout) = (summary("inbound"), summary("outbound"));
+    assert_eq!(sin["file"], "MZtest/inbound");
+    let (ein, eout) = (analyze_raw(&inbound, "ulaw", 8000), analyze_raw(&outbound, "ulaw", 8000));
+    for (live, file) in [(&sin, &ein), (&sout, &eout)] {
+        assert_eq!(live["verdict"], file["verdict"], "{live} vs {file}");
+        assert!(close(&live["score"], &file["score"]), "{live} vs {file}");
+        assert!(close(&live["speech_s"], &file["speech_s"]));
+    }
+    assert!(sin["score"].as_f64().unwrap() > sout["score"].as_f64().unwrap() + 0.2);
+    assert_eq!(sout["verdict"], "genuine");
+    // Updates every 250 ms of audio on each track; no alert ever on the genuine track.
+    let updates = |track: &str| events.iter().filter(|e| e["event"] == "update" && e["track"] == track).count();
+    assert!(updates("inbound") >= 38 && updates("outbound") >= 43, "{} {}", updates("inbound"), updates("outbound"));
+    assert!(!events.iter().any(|e| e["event"] == "alert" && e["track"] == "outbound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_binary_frames_score_like_the_file_and_raise_an_alert() {
+    let server = Server::start(&[]);
+    let pcm: Vec<u8> = sample_f32("synthetic_robocall.wav")
+        .iter()
+        .flat_map(|&x| ((x * 32768.0) as i16).to_le_bytes())
+        .collect();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/v1/stream?encoding=s16le&rate=16000", server.addr))
+            .await
+            .unwrap();
+    for frame in pcm.chunks(640) {
+        ws.send(Message::Binary(frame.to_vec().into())).await.unwrap();
+    }
+    ws.send(Message::Text(json!({"event": "stop"}).to_string().into())).await.unwrap();
+    let events = read_all(&mut ws).await;
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    let file = analyze_raw(&pcm, "s16le", 16_000);
+    assert_eq!(summary["track"], "raw");
+    assert_eq!(summary["verdict"], file["verdict"]);
+    assert!(close(&summary["score"], &file["score"]));
+    let alerts: Vec<&Value> = events.iter().filter(|e| e["event"] == "alert").collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(summary["alerts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_limits_idle_timeout_and_metrics() {
+    let server = Server::start(&["--token", "s3cret", "--max-streams", "1", "--idle-seconds", "1", "--max-body-mb", "1"]);
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    // Health checks need no token; everything else does.
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let wav = std::fs::read(crate::root().join("samples").join("genuine_phone_prompt.wav")).unwrap();
+    let r = http.post(format!("{base}/v1/analyze")).body(wav.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{base}/v1/analyze?name=prompt.wav"))
+        .bearer_auth("wrong")
+        .body(wav.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{base}/v1/analyze?name=prompt.wav"))
+        .bearer_auth("s3cret")
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["file"], "prompt.wav");
+    assert_eq!(v["verdict"], "genuine");
+    // Garbage is a clear 422; an oversized body a 413.
+    let r = http.post(format!("{base}/v1/analyze")).bearer_auth("s3cret").body(vec![7u8; 5000]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("unrecognised"), "{v}");
+    let r = http.post(format!("{base}/v1/analyze")).bearer_auth("s3cret").body(vec![0u8; 2 << 20]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+
+    // WebSocket: refused without the token, one stream at most, idle streams closed.
+    let ws_url = format!("ws://{}/v1/stream", server.addr);
+    match tokio_tungstenite::connect_async(ws_url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let (mut first, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token=s3cret")).await.unwrap();
+    match tokio_tungstenite::connect_async(format!("{ws_url}?token=s3cret")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let started = std::time::Instant::now();
+    let events = read_all(&mut first).await;
+    assert!(started.elapsed().as_secs_f64() < 5.0);
+    assert!(
+        events.iter().any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("no data")),
+        "{events:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "synthscan_streams_rejected_total 1",
+        "synthscan_streams_open 0",
+        "synthscan_streams_total 1",
+        "synthscan_files_analyzed_total 1",
+        "synthscan_unauthorized_total 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing '{line}' in\n{metrics}");
+    }
+    assert!(metrics.contains("synthscan_score_latency_seconds_bucket{le=\"+Inf\"}"));
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("SYNTHSCAN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without a token"), "{stderr}");
+}
