@@ -28,6 +28,8 @@ pub enum Job {
         samples: Vec<f32>,
         received: Instant,
         reply: UnboundedSender<Reply>,
+        /// Held until the audio is scored: bounds the audio a connection has in flight.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// Summarise and forget every track of the connection.
     Finish {
@@ -115,7 +117,9 @@ fn worker(
                 samples,
                 received,
                 reply,
+                permit,
             } => {
+                let _in_flight = permit;
                 let key = (conn, track);
                 if !tracks.contains_key(&key) {
                     match LiveStream::new(detector, rate_hz, channels, policy.clone()) {

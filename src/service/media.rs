@@ -21,7 +21,7 @@ pub fn decode_raw(bytes: &[u8], format: RawFormat, out: &mut Vec<f32>) -> Result
     }
     match format {
         RawFormat::S16le => {
-            if bytes.len() % 2 != 0 {
+            if !bytes.len().is_multiple_of(2) {
                 return Err(Error::Corrupt(format!(
                     "a frame of {} bytes does not hold whole 16-bit samples",
                     bytes.len()

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use self::engine::{Engine, Job, Reply};
 use self::metrics::Metrics;
@@ -343,6 +343,10 @@ fn raw_format(q: &StreamQuery) -> Result<Option<(RawFormat, u32, usize)>> {
     Ok(Some((format, rate, channels)))
 }
 
+/// Messages of audio a connection may have queued for scoring before it stops reading from
+/// its socket (TCP then slows the sender): memory stays bounded however fast a client sends.
+const MAX_IN_FLIGHT: usize = 16;
+
 /// Per-connection protocol state.
 struct Session {
     conn: u64,
@@ -350,6 +354,8 @@ struct Session {
     media_format: RawFormat,
     media_rate: u32,
     raw: Option<(RawFormat, u32, usize)>,
+    /// The permit the next audio job will carry.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 enum Step {
@@ -367,7 +373,9 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
         media_format: RawFormat::Ulaw,
         media_rate: 8000,
         raw,
+        permit: None,
     };
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut finish_now = app.finish_now.clone();
     let mut finishing = false;
     let mut peer_gone = false;
@@ -375,7 +383,12 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
     let mut idle_deadline = tokio::time::Instant::now() + idle;
     loop {
         tokio::select! {
-            msg = incoming.next(), if !finishing => {
+            permit = Arc::clone(&in_flight).acquire_owned(), if !finishing && session.permit.is_none() => {
+                session.permit = permit.ok();
+                // Time spent waiting for the scorer is not the client's silence.
+                idle_deadline = tokio::time::Instant::now() + idle;
+            }
+            msg = incoming.next(), if !finishing && session.permit.is_some() => {
                 idle_deadline = tokio::time::Instant::now() + idle;
                 let step = match msg {
                     None | Some(Err(_)) => { peer_gone = true; Step::Finish }
@@ -459,6 +472,7 @@ fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSe
             samples,
             received: Instant::now(),
             reply: reply.clone(),
+            permit: s.permit.take(),
         },
     );
     Step::Continue
@@ -524,6 +538,7 @@ fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender
                     samples,
                     received: Instant::now(),
                     reply: reply.clone(),
+                    permit: s.permit.take(),
                 },
             );
             Step::Continue
