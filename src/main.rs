@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    synthscan::audio::install_decoder_panic_hook();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,

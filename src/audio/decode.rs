@@ -1,6 +1,7 @@
 //! Container and codec decoding through symphonia, by content sniffing (the file extension is
 //! never trusted: call recorders name files carelessly).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,39 @@ use symphonia::core::meta::MetadataOptions;
 use super::{AudioChunk, AudioSource, StreamInfo, check_finite, check_stream_limits};
 use crate::error::{Error, Result};
 
+thread_local! {
+    /// Set while third-party decoder code runs on this thread (see [`guarded`]).
+    static IN_DECODER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs decoder code; a panic inside it (a decoder bug on malformed data) becomes an error for
+/// this input instead of taking the process, or a whole batch, down.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let was = IN_DECODER.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_DECODER.with(|c| c.set(was));
+    r.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        Err(Error::Corrupt(format!("the decoder failed on this data ({msg})")))
+    })
+}
+
+/// Keeps the default panic report (a "thread panicked" message on stderr) for real bugs but
+/// silences it for decoder panics, which [`FileSource`] already turns into a clear error.
+/// Programs call this once at start-up.
+pub fn install_decoder_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_DECODER.with(Cell::get) {
+            previous(info);
+        }
+    }));
+}
+
 /// The most consecutive undecodable packets tolerated before the input is declared corrupt.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
 
@@ -26,6 +60,8 @@ pub struct FileSource {
     next_frame: u64,
     path: PathBuf,
     ended_early: bool,
+    /// A decoder call failed or panicked: the decoder state is not to be trusted again.
+    poisoned: bool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -54,6 +90,10 @@ impl FileSource {
 
     /// Probes any seekable or unseekable media source (`path` is only used in messages).
     pub fn from_media_source(source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
+        guarded(move || Self::probe(source, path))
+    }
+
+    fn probe(source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
         let mss = MediaSourceStream::new(source, Default::default());
         let format = symphonia::default::get_probe()
             .probe(
@@ -114,6 +154,7 @@ impl FileSource {
             next_frame: 0,
             path,
             ended_early: false,
+            poisoned: false,
         })
     }
 }
@@ -151,6 +192,19 @@ impl AudioSource for FileSource {
     }
 
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>> {
+        if self.poisoned {
+            return Err(Error::Corrupt("the decoder already failed on this input".into()));
+        }
+        let r = guarded(|| self.decode_next());
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+}
+
+impl FileSource {
+    fn decode_next(&mut self) -> Result<Option<AudioChunk>> {
         let mut bad_packets = 0;
         loop {
             let packet = match self.format.next_packet() {

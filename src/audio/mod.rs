@@ -12,7 +12,7 @@ mod g711;
 mod raw;
 pub mod resample;
 
-pub use decode::FileSource;
+pub use decode::{FileSource, install_decoder_panic_hook};
 pub use g711::{alaw_to_f32, ulaw_to_f32};
 pub use raw::{RawFormat, RawSource};
 

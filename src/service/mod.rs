@@ -7,7 +7,7 @@
 //! disk, so replicas scale out behind any load balancer.
 
 mod engine;
-mod media;
+pub mod media;
 mod metrics;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 
 mod batch;
 mod cli;
+mod hostile;
 mod live;
 mod monitor;
 mod pipeline;

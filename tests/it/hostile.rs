@@ -1,0 +1,67 @@
+//! Hostile and broken inputs (tests/fixtures/malformed, made by scripts/make_malformed.py):
+//! each is one clear error and exit 2, never a panic or a hang, and a batch goes on past them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::{fixture, path_str, test_model};
+
+fn malformed_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(fixture("malformed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|e| e != "md"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    files
+}
+
+#[test]
+fn every_malformed_file_is_one_clear_error() {
+    for f in malformed_files() {
+        let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+            .args(["analyze", "-f", "jsonl", "--model"])
+            .arg(test_model())
+            .arg(&f)
+            .output()
+            .unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{name}: one line, got:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let msg = rec["error"].as_str().unwrap_or_else(|| panic!("{name}: {rec}"));
+        assert!(msg.len() > 10 && !msg.contains('\n'), "{name}: {msg}");
+    }
+}
+
+#[test]
+fn a_batch_scores_the_good_files_among_the_malformed_ones() {
+    let mut args: Vec<String> = malformed_files().iter().map(|p| path_str(p)).collect();
+    args.insert(5, path_str(&fixture("speech_16000.wav")));
+    args.push(path_str(&fixture("fmt_flac.flac")));
+    let list = args.join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .args(["batch", "-j", "2", "--model"])
+        .arg(test_model())
+        .arg("--from-list")
+        .arg(&list_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let recs: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), args.len());
+    let scored: Vec<&Value> = recs.iter().filter(|r| r.get("error").is_none()).collect();
+    assert_eq!(scored.len(), 2, "{scored:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
