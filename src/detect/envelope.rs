@@ -25,14 +25,23 @@ impl Envelope {
         }
     }
 
-    pub fn push(&mut self, samples: &[f32]) {
-        for &s in samples {
-            let (lo, hi) = self.current.unwrap_or((s, s));
-            self.current = Some((lo.min(s), hi.max(s)));
-            self.in_current += 1;
+    pub fn push(&mut self, mut samples: &[f32]) {
+        // Bucket by bucket over slices: this runs on every sample of every call analysed.
+        while !samples.is_empty() {
+            let room = (self.bucket_len - self.in_current) as usize;
+            let (head, rest) = samples.split_at(room.min(samples.len()));
+            let (lo, hi) = head
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+            self.current = Some(match self.current {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+            self.in_current += head.len() as u64;
             if self.in_current == self.bucket_len {
                 self.close_bucket();
             }
+            samples = rest;
         }
     }
 

@@ -101,15 +101,17 @@ fn alerts(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["event"] == "alert").collect()
 }
 
-/// Runs `monitor` on the virtual mic for exactly `seconds` of audio (the file PCM is not paced
-/// and repeats stale data past the end of its file, so never read more than it holds).
+/// Runs `monitor` on the virtual mic for exactly `seconds` of audio. The file PCM is not paced
+/// (it delivers as fast as the callback returns) and repeats stale data past the end of its
+/// file: the ring buffer must hold the whole file so nothing in it is dropped however slowly
+/// the analysis starts, and the monitor must never read more than the file holds.
 #[cfg(feature = "mic")]
 fn monitor_mic(conf: &Path, channels: u16, seconds: f64, extra: &[&str]) -> Output {
     synthscan()
         .env("ALSA_CONFIG_PATH", format!("/usr/share/alsa/alsa.conf:{}", conf.display()))
         .args(["monitor", "--device", "testmic", "--rate", "16000", "--sample-format", "i16"])
         .args(["--channels", &channels.to_string(), "--format", "jsonl"])
-        .args(["--max-seconds", &seconds.to_string()])
+        .args(["--max-seconds", &seconds.to_string(), "--buffer-seconds", "60"])
         .args(extra)
         .output()
         .unwrap()
