@@ -36,6 +36,9 @@ pub enum Error {
     /// The decoded audio contains NaN or infinite samples.
     #[error("the audio contains non-finite samples (NaN or infinity) at sample {sample_index}")]
     NonFiniteSample { sample_index: u64 },
+    /// A float sample is finite but absurdly far outside [-1, 1].
+    #[error("sample {sample_index} has the value {value:e}, far outside the audio range [-1, 1]")]
+    SampleOutOfRange { sample_index: u64, value: f32 },
     /// A live input device could not be found, opened or kept running.
     #[error("audio device: {0}")]
     Device(String),
@@ -84,6 +87,7 @@ impl Error {
                 | Error::Corrupt(_)
                 | Error::Limit(_)
                 | Error::NonFiniteSample { .. }
+                | Error::SampleOutOfRange { .. }
                 | Error::Resample(_)
         )
     }

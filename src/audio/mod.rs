@@ -93,9 +93,18 @@ pub(crate) fn check_stream_limits(sample_rate_hz: u32, channels: usize) -> Resul
     Ok(())
 }
 
-/// Fails on the first NaN or infinite sample; `first_index` is the chunk's first sample index.
+/// The largest sample magnitude accepted: 80 dB over full scale. Float files can hold any
+/// finite value, and values near `f32::MAX` overflow to infinity inside the FFTs.
+pub const MAX_ABS_SAMPLE: f32 = 1e4;
+
+/// Fails on the first NaN, infinite or absurdly large sample; `first_index` is the chunk's
+/// first sample index.
 pub(crate) fn check_finite(samples: &[f32], first_index: u64) -> Result<()> {
-    match samples.iter().position(|s| !s.is_finite()) {
+    match samples.iter().position(|s| !s.is_finite() || s.abs() > MAX_ABS_SAMPLE) {
+        Some(i) if samples[i].is_finite() => Err(Error::SampleOutOfRange {
+            sample_index: first_index + i as u64,
+            value: samples[i],
+        }),
         Some(i) => Err(Error::NonFiniteSample {
             sample_index: first_index + i as u64,
         }),

@@ -60,6 +60,11 @@ impl StreamResampler {
         })
     }
 
+    /// Input samples consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
     /// Whether the rates are equal and samples pass through untouched.
     pub fn is_passthrough(&self) -> bool {
         self.inner.is_none()

@@ -370,6 +370,8 @@ impl FrontEnd {
     /// Replaces `frames`/`speech` with the frames completed by `samples` (one channel at the
     /// input rate); with `at_end`, also the frames that flush the stream.
     pub fn push(&mut self, samples: &[f32], at_end: bool) -> Result<()> {
+        // Sources check too; this guards library callers who feed samples of their own.
+        crate::audio::check_finite(samples, self.resampler.consumed())?;
         self.resampled.clear();
         self.resampler.push(samples, &mut self.resampled)?;
         if at_end {

@@ -65,3 +65,29 @@ fn a_batch_scores_the_good_files_among_the_malformed_ones() {
     assert_eq!(scored.len(), 2, "{scored:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// Replays fuzz findings (tests/fixtures/fuzz) through the same harness as fuzz/fuzz_targets.
+#[test]
+fn fuzz_regressions_replay_without_panics() {
+    use synthscan::detect::FrontEnd;
+    let model = synthscan::LoadedModel::load(&crate::shipped_model()).unwrap();
+    // features: NaN/Inf or huge floats fed straight to the front end once reached rubato's
+    // FFT and panicked inside it; now the front end refuses them with an error.
+    let data = std::fs::read(fixture("fuzz/features-crash-f26a7a3f.bin")).unwrap();
+    let rate = [8_000, 16_000, 22_050, 44_100][usize::from(data[0] % 4)];
+    let chunk = usize::from(data[1]).max(1) * 7;
+    let samples: Vec<f32> = data[2..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let mut fe = FrontEnd::new(&model.manifest, rate).unwrap();
+    let pieces: Vec<&[f32]> = samples.chunks(chunk).collect();
+    let mut failed = false;
+    for (i, piece) in pieces.iter().enumerate() {
+        if fe.push(piece, i + 1 == pieces.len()).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the crash input holds non-finite or huge samples and must be refused");
+}
