@@ -42,6 +42,10 @@ pub enum Error {
     /// A live input device could not be found, opened or kept running.
     #[error("audio device: {0}")]
     Device(String),
+    /// The file holds less audio than its header promises (cut short, or sizes that lie);
+    /// refused unless the caller allows truncated input.
+    #[error("{0}; refusing a truncated file (--allow-truncated, or allow_truncated=1 on the service, analyses what is there)")]
+    Truncated(String),
     /// The resampler could not be built or run.
     #[error("resampling failed: {0}")]
     Resample(String),
@@ -88,6 +92,7 @@ impl Error {
                 | Error::Limit(_)
                 | Error::NonFiniteSample { .. }
                 | Error::SampleOutOfRange { .. }
+                | Error::Truncated(_)
                 | Error::Resample(_)
         )
     }

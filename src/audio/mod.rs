@@ -78,6 +78,14 @@ pub trait AudioSource {
     }
 }
 
+/// Refuses a source whose warnings say it was cut short (see [`AudioSource::warnings`]).
+pub fn refuse_truncated(warnings: &[String]) -> Result<()> {
+    match warnings.first() {
+        Some(w) => Err(Error::Truncated(w.trim_end_matches(": analysed what is there").to_string())),
+        None => Ok(()),
+    }
+}
+
 /// Checks stream parameters against the limits above.
 pub(crate) fn check_stream_limits(sample_rate_hz: u32, channels: usize) -> Result<()> {
     if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&sample_rate_hz) {

@@ -33,6 +33,11 @@ pub struct AnalyzeArgs {
     /// Colour in text output.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+    /// Analyse files that hold less audio than their header says (recorders killed mid-call,
+    /// streamed WAVs with placeholder sizes) instead of refusing them; the report then carries
+    /// a warning.
+    #[arg(long)]
+    allow_truncated: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -84,6 +89,12 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             let codec = source.info().codec.clone();
             analyze_source(&detector, source.as_mut(), &mut scorer, FILE_BATCH_WINDOWS)
                 .map(|analysis| (codec, analysis, source.warnings()))
+        });
+        let result = result.and_then(|(codec, analysis, warnings)| {
+            if !args.allow_truncated {
+                synthscan::audio::refuse_truncated(&warnings)?;
+            }
+            Ok((codec, analysis, warnings))
         });
         match result {
             Ok((codec, analysis, warnings)) => {

@@ -58,6 +58,9 @@ pub struct BatchArgs {
     /// Probability at or above which speech is called synthetic (default: the model's).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
+    /// Analyse files that hold less audio than their header says instead of refusing them.
+    #[arg(long)]
+    allow_truncated: bool,
     /// Progress bar on standard error: auto = when it is a terminal.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
@@ -165,7 +168,8 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
             let tx = result_tx.clone();
             let detector = detector.clone();
             let model = Arc::clone(&model);
-            std::thread::spawn(move || worker(&detector, &model, &mut scorer, &rx, &tx))
+            let allow_truncated = args.allow_truncated;
+            std::thread::spawn(move || worker(&detector, &model, &mut scorer, &rx, &tx, allow_truncated))
         })
         .collect();
     drop(result_tx);
@@ -323,6 +327,7 @@ fn worker(
     scorer: &mut OnnxScorer,
     rx: &Mutex<Receiver<String>>,
     tx: &SyncSender<Outcome>,
+    allow_truncated: bool,
 ) {
     let info = ModelInfo::from(&model.manifest);
     loop {
@@ -331,7 +336,13 @@ fn worker(
             Err(_) => return,
         };
         let Ok(name) = next else { return };
-        let outcome = match analyze_file(detector, scorer, &name) {
+        let analysed = analyze_file(detector, scorer, &name).and_then(|(codec, analysis, warnings)| {
+            if !allow_truncated {
+                synthscan::audio::refuse_truncated(&warnings)?;
+            }
+            Ok((codec, analysis, warnings))
+        });
+        let outcome = match analysed {
             Ok((codec, analysis, warnings)) => Outcome::Scored {
                 audio_s: analysis.duration_s,
                 report: FileReport::new(&name, &codec, &analysis, warnings, info.clone()),

@@ -222,6 +222,8 @@ struct AnalyzeQuery {
     token: Option<String>,
     /// Echoed as `file` in the result.
     name: Option<String>,
+    /// `1`/`true`: analyse a file that holds less audio than its header says.
+    allow_truncated: Option<String>,
 }
 
 async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<AnalyzeQuery>, body: Bytes) -> Response {
@@ -242,7 +244,9 @@ async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Quer
     };
     let task_app = Arc::clone(&app);
     let task_name = name.clone();
-    let joined = tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body.to_vec())).await;
+    let allow_truncated = q.allow_truncated.as_deref().is_some_and(|v| v == "1" || v == "true");
+    let joined =
+        tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body.to_vec(), allow_truncated)).await;
     match joined {
         Ok(Ok(report)) => {
             Metrics::inc(&app.metrics.files_analyzed);
@@ -263,7 +267,7 @@ async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Quer
     }
 }
 
-fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>) -> Result<FileReport> {
+fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>, allow_truncated: bool) -> Result<FileReport> {
     let scorer = app.analyze_scorers.lock().ok().and_then(|mut pool| pool.pop());
     let mut scorer = match scorer {
         Some(s) => s,
@@ -274,6 +278,9 @@ fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>) -> Result<FileReport> {
         let codec = crate::AudioSource::info(&source).codec.clone();
         let analysis = analyze_source(&app.detector, &mut source, &mut scorer, 32)?;
         let warnings = crate::AudioSource::warnings(&source);
+        if !allow_truncated {
+            crate::audio::refuse_truncated(&warnings)?;
+        }
         Ok(FileReport::new(name, &codec, &analysis, warnings, ModelInfo::from(&app.model.manifest)))
     })();
     if let Ok(mut pool) = app.analyze_scorers.lock() {

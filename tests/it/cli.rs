@@ -93,8 +93,16 @@ fn malformed_inputs_each_give_one_clear_error_and_exit_2_while_others_are_analys
 }
 
 #[test]
-fn truncated_and_lying_headers_analyse_what_is_there() {
-    let (code, lines, _) = analyze(&[f("truncated.wav"), f("lying_sizes.wav")], &[]);
+fn truncated_and_lying_headers_are_refused_unless_allowed() {
+    let (code, lines, stderr) = analyze(&[f("truncated.wav"), f("lying_sizes.wav"), f("speech_16000.wav")], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    for l in &lines[..2] {
+        let e = l["error"].as_str().unwrap();
+        assert!(e.contains("refusing a truncated file"), "{e}");
+    }
+    assert!(lines[2]["score"].is_number());
+    let (code, lines, _) = analyze(&[f("truncated.wav"), f("lying_sizes.wav")], &["--allow-truncated"]);
     assert_ne!(code, 2);
     assert!((lines[0]["duration_s"].as_f64().unwrap() - 10000.0 / 2.0 / 16000.0).abs() < 0.01);
     assert!((lines[1]["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.01);
