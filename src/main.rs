@@ -4,6 +4,8 @@
 //! unreadable model, or any input that could not be analysed; the other inputs are still
 //! analysed and reported).
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::process::ExitCode;
