@@ -91,3 +91,33 @@ fn fuzz_regressions_replay_without_panics() {
     }
     assert!(failed, "the crash input holds non-finite or huge samples and must be refused");
 }
+
+/// A manifest that disagrees with its (untampered) model: each is refused at load, one line.
+#[test]
+fn manifests_that_do_not_match_their_model_are_refused() {
+    let src = crate::root().join("models/test");
+    let base: Value = serde_json::from_slice(&std::fs::read(src.join("synthscan-test.json")).unwrap()).unwrap();
+    let cases: [(&str, fn(&mut Value), &str); 4] = [
+        ("n_bins", |m| m["features"]["n_bins"] = 40.into(), "has shape"),
+        ("window", |m| m["window"]["frames"] = 100.into(), "has shape"),
+        ("output", |m| m["io"]["output"] = "probability".into(), "no output named"),
+        ("input", |m| m["io"]["input"] = "audio".into(), "input"),
+    ];
+    for (what, edit, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(src.join("synthscan-test.onnx"), dir.path().join("synthscan-test.onnx")).unwrap();
+        let mut m = base.clone();
+        edit(&mut m);
+        std::fs::write(dir.path().join("m.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+            .args(["analyze", "--model"])
+            .arg(dir.path().join("m.json"))
+            .arg(fixture("speech_16000.wav"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    }
+}
