@@ -19,6 +19,7 @@ each with randomised parameters per clip:
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
 data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
+Training uses them only with SYNTHSCAN_VOCODED=1 (they did not improve dev; training/card_notes.md).
 """
 
 from __future__ import annotations

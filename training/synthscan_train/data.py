@@ -4,7 +4,8 @@ Sources (same columns, `file` relative to the manifest's folder):
   /work/shared/corpus/manifest.csv      the shared corpus (train/dev as given)
   training/.cache/gen/manifest.csv      locally generated TTS (spoof), if present
   training/.cache/genuine/manifest.csv  genuine speech from packages, if present
-  training/.cache/vocoded/manifest.csv  copy-synthesis of genuine TRAIN clips (spoof; vocode.py), if present
+  training/.cache/vocoded/manifest.csv  copy-synthesis of genuine TRAIN clips (spoof; vocode.py), if
+                                        present AND SYNTHSCAN_VOCODED=1
 
 Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
 or "calib" (~12 % of train, grouped by speaker for genuine and by system for synthetic) which is kept
@@ -37,7 +38,10 @@ TRAIN_DIR = Path(__file__).resolve().parents[1]
 REPO = TRAIN_DIR.parent
 CACHE = (TRAIN_DIR / ".cache").resolve()  # resolved: the cache may be a symlink shared by worktrees
 CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
-EXTRA = [CACHE / "gen", CACHE / "genuine", CACHE / "vocoded"]
+EXTRA = [CACHE / "gen", CACHE / "genuine"]
+# copy-synthesis data (vocode.py) only on request: it did not improve dev (card_notes.md, run C)
+if os.environ.get("SYNTHSCAN_VOCODED") == "1":
+    EXTRA.append(CACHE / "vocoded")
 # the table of train/calib variants; SYNTHSCAN_VARIANTS picks another name (e.g. to keep two data sets side by side)
 VARIANTS = CACHE / os.environ.get("SYNTHSCAN_VARIANTS", "variants.csv")
 AUD = CACHE / "aud"

@@ -42,7 +42,8 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, kind: str = "base") 
                 f0 = int(rng.integers(0, NB - w))
                 mask[b, :, f0:f0 + w] = True
         if rng.random() < pt:
-            for _ in range(int(rng.integers(*nt))):
+            # (no draw for a fixed count of 1: keeps the v1 random stream for "base")
+            for _ in range(int(rng.integers(*nt)) if nt[1] - nt[0] > 1 else nt[0]):
                 w = int(rng.integers(1, wt + 1))
                 t0 = int(rng.integers(0, T - w))
                 mask[b, t0:t0 + w, :] = True
