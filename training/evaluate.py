@@ -125,8 +125,9 @@ def pct(v):
 
 
 def markdown(R: dict) -> str:
+    rule = R.get("threshold_rule") or "chosen on dev clean: lowest with ≤ 2 % genuine flagged"
     L = [f"Model `{R['model']['name']}` sha256 `{R['model']['sha256'][:16]}…`, threshold {R['threshold']:.4f} "
-         "(chosen on dev clean: lowest with ≤ 2 % genuine flagged). File-level, through `synthscan analyze`.", "",
+         f"({rule}). File-level, through `synthscan analyze`.", "",
          "| condition | EER | waveglow | vc | kokoro (jm_kumo) | others | detected @thr | genuine flagged @thr | inconclusive |",
          "|---|---|---|---|---|---|---|---|---|"]
     for c in ("clean", "phone"):
@@ -153,6 +154,11 @@ def markdown(R: dict) -> str:
         L.append("Held-out generated TTS (training/.cache/gen dev split), detection at threshold: "
                  + ", ".join(f"{k} {pct(v['detection_rate'])} (n={v['n']}, clean) / "
                              f"{pct(v.get('detection_rate_phone'))} (phone)" for k, v in g.items()))
+        if any("eer" in v for v in g.values()):
+            L.append("")
+            L.append("EER of each held-out generated system against the corpus dev genuine files (same condition): "
+                     + ", ".join(f"{k} {pct(v.get('eer'))} clean / {pct(v.get('eer_phone'))} phone"
+                                 for k, v in g.items()))
     return "\n".join(L) + "\n"
 
 
@@ -160,7 +166,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=D.REPO / "models" / "synthscan.json")
     ap.add_argument("--no-probes", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default training/results)")
     a = ap.parse_args()
+    a.model = a.model.resolve()
     man = json.loads(a.model.read_text())
     onnx_path = a.model.parent / man["onnx"]
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -170,7 +178,8 @@ def main():
     clean = [r for r in dev if r["condition"] == "clean"]
     phone = [r for r in dev if r["condition"] == "phone"]
     R = {"model": {"name": man["name"], "version": man["version"], "sha256": sha},
-         "threshold": man["threshold"], "calibration": man["calibration"], "baseline_readme": BASELINE}
+         "threshold": man["threshold"], "calibration": man["calibration"], "baseline_readme": BASELINE,
+         "threshold_rule": man.get("training", {}).get("threshold_rule")}
     res = rust.analyze([r["path"] for r in clean + phone], a.model)
     R["clean"] = metrics(clean, res)
     R["phone"] = metrics(phone, res)
@@ -193,10 +202,18 @@ def main():
                     det = float(np.mean([gres[r["path"]]["verdict"] == "synthetic" for r in rs]))
                     e = R["gen_dev"].setdefault(sysname, {"n": len(rs)})
                     e["detection_rate" if cond == "clean" else "detection_rate_phone"] = det
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dev_eval.json").write_text(json.dumps(R, indent=1) + "\n")
+                    # EER of this held-out system vs the corpus dev genuine files of the same condition
+                    gm = R[cond]["files"]
+                    gs = [f["p"] if f["verdict"] != "inconclusive" else None for f in gm if f["label"] == "bonafide"]
+                    ss = [gres[r["path"]]["score"] if gres[r["path"]]["verdict"] != "inconclusive" else None
+                          for r in rs]
+                    sc = np.array([np.nan if v is None else v for v in gs + ss], dtype=float)
+                    yy = np.array([0.0] * len(gs) + [1.0] * len(ss))
+                    e["eer" if cond == "clean" else "eer_phone"] = eer(sc, yy)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "dev_eval.json").write_text(json.dumps(R, indent=1) + "\n")
     md = markdown(R)
-    (RESULTS / "dev_eval.md").write_text(md)
+    (a.out / "dev_eval.md").write_text(md)
     print(md)
 
 

@@ -4,6 +4,8 @@ Sources (same columns, `file` relative to the manifest's folder):
   /work/shared/corpus/manifest.csv      the shared corpus (train/dev as given)
   training/.cache/gen/manifest.csv      locally generated TTS (spoof), if present
   training/.cache/genuine/manifest.csv  genuine speech from packages, if present
+  training/.cache/vocoded/manifest.csv  copy-synthesis of genuine TRAIN clips (spoof; vocode.py), if
+                                        present AND SYNTHSCAN_VOCODED=1
 
 Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
 or "calib" (~12 % of train, grouped by speaker for genuine and by system for synthetic) which is kept
@@ -34,12 +36,18 @@ from . import augment as A
 
 TRAIN_DIR = Path(__file__).resolve().parents[1]
 REPO = TRAIN_DIR.parent
-CACHE = TRAIN_DIR / ".cache"
+CACHE = (TRAIN_DIR / ".cache").resolve()  # resolved: the cache may be a symlink shared by worktrees
 CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
 EXTRA = [CACHE / "gen", CACHE / "genuine"]
+# copy-synthesis data (vocode.py) only on request: it did not improve dev (card_notes.md, run C)
+if os.environ.get("SYNTHSCAN_VOCODED") == "1":
+    EXTRA.append(CACHE / "vocoded")
+# the table of train/calib variants; SYNTHSCAN_VARIANTS picks another name (e.g. to keep two data sets side by side)
+VARIANTS = CACHE / os.environ.get("SYNTHSCAN_VARIANTS", "variants.csv")
 AUD = CACHE / "aud"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
-BIN = REPO / "target" / "release" / "synthscan"
+# SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
+BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
 SR = 16000
 N_AUG = 4
 CALIB_FRac = 0.12
@@ -83,7 +91,8 @@ def all_rows() -> list[dict]:
         if r["split"] == "dev":
             r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
         else:
-            key = r["speaker"] if r["label"] == "bonafide" else r["system"]
+            # vocoded = copy-synthesis of genuine train speakers (vocode.py): grouped by speaker like them
+            key = r["speaker"] if (r["label"] == "bonafide" or r["source"] == "vocoded") else r["system"]
             r["role"] = "calib" if h01("calib:" + r["source"] + ":" + key) < CALIB_FRac else "train"
     return rows
 

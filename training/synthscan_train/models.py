@@ -7,6 +7,12 @@ level and a fixed channel colouring cannot drive the decision.
   lcnn   LCNN-style 2-D CNN with max-feature-map (MFM) over (time, freq), mean+std pooling over time.
   tcnn   1-D temporal ResNet over the bins (bins = channels) with squeeze-excitation and attentive
          statistics pooling.
+
+Suffix "_oc" (e.g. lcnn_oc): the same network with a one-class softmax head (Zhang et al. 2021,
+"One-class learning towards synthetic voice spoofing detection"): the 64-d embedding is L2-normalised
+and compared with one learned unit vector w (the genuine direction); the exported output is
+logit = OC_SCALE * (-cos(w, e)), so higher still means more likely synthetic and the manifest's
+calibration / threshold mechanism is unchanged.
 """
 
 from __future__ import annotations
@@ -31,9 +37,26 @@ class MFM2d(nn.Module):
         return torch.max(a, b)
 
 
-class LCNN(nn.Module):
-    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32)):
+OC_SCALE = 20.0  # alpha of OC-softmax; logit = -alpha * cos
+
+
+class OCHead(nn.Module):
+    """Output = -OC_SCALE * cos(w, e): one learned genuine direction w."""
+
+    def __init__(self, d):
         super().__init__()
+        self.w = nn.Parameter(torch.randn(d) * 0.25)
+
+    def forward(self, e):
+        e = F.normalize(e, dim=1)
+        w = F.normalize(self.w, dim=0)
+        return -OC_SCALE * (e * w).sum(dim=1)
+
+
+class LCNN(nn.Module):
+    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce"):
+        super().__init__()
+        self.head = head
         c1, c2, c3, c4 = w
         self.net = nn.Sequential(
             MFM2d(1, c1, 5, 2, 2),                 # [F/2, B/2]
@@ -47,7 +70,10 @@ class LCNN(nn.Module):
         fdim = c4 * (n_bins // 16)
         self.drop = nn.Dropout(0.3)
         self.fc1 = nn.Linear(2 * fdim, 64)
-        self.fc2 = nn.Linear(64, 1)
+        if head == "oc":
+            self.oc = OCHead(64)
+        else:
+            self.fc2 = nn.Linear(64, 1)
 
     def forward(self, x):
         x = cmn(x).unsqueeze(1)                    # [B,1,T,F]
@@ -56,6 +82,8 @@ class LCNN(nn.Module):
         mu = h.mean(dim=1)
         sd = torch.sqrt(h.var(dim=1, unbiased=False) + 1e-5)
         z = self.drop(torch.cat([mu, sd], dim=1))
+        if self.head == "oc":
+            return self.oc(self.fc1(z))            # embedding = fc1 output (no activation)
         z = F.leaky_relu(self.fc1(z), 0.1)
         return self.fc2(self.drop(z)).squeeze(1)
 
@@ -115,6 +143,8 @@ class TCNN(nn.Module):
 def build(name: str, n_bins: int, frames: int) -> nn.Module:
     if name == "lcnn":
         return LCNN(n_bins, frames)
+    if name == "lcnn_oc":
+        return LCNN(n_bins, frames, head="oc")
     if name == "tcnn":
         return TCNN(n_bins)
     raise ValueError(name)

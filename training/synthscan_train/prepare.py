@@ -59,7 +59,7 @@ def main() -> None:
     units = D.make_units(rows)
     print(f"rows {len(rows)}  units {len(units)}", flush=True)
     variants = D.build_variants(units)
-    D.write_csv(D.CACHE / "variants.csv", variants)
+    D.write_csv(D.VARIANTS, variants)
     print(f"variants {len(variants)}  ({time.time() - t0:.0f}s)", flush=True)
     dev = dev_tables(rows)
     D.write_csv(D.CACHE / "dev.csv", dev)

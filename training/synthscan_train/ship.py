@@ -3,7 +3,12 @@
 then set the threshold from the Rust binary's dev-clean output (lowest threshold with <= 2 % of
 genuine dev files flagged).
 
-    python -m synthscan_train.ship --run .cache/runs/tcnn
+    python -m synthscan_train.ship --run .cache/runs/tcnn [--out-dir DIR] [--threshold-on clean|both]
+
+--out-dir writes the pair somewhere other than models/ (to evaluate a candidate without shipping it).
+--threshold-on clean (default, the v1 rule): <= 2 % of genuine dev-clean files flagged; both: the stricter
+of the dev-clean and dev-phone thresholds, so that <= 2 % of genuine dev files are flagged in BOTH
+conditions (recommended for phone deployments; see card_notes.md).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ def sha256(path: Path) -> str:
 
 def write_pair(onnx_src: Path, manifest: dict) -> None:
     """Installs onnx + manifest (sha256 of the final file) as a consistent pair."""
+    MODELS.mkdir(parents=True, exist_ok=True)
     tmp_onnx, tmp_json = ONNX.with_suffix(".onnx.tmp"), JSON.with_suffix(".json.tmp")
     tmp_onnx.write_bytes(onnx_src.read_bytes())
     manifest["sha256"] = sha256(tmp_onnx)
@@ -115,14 +121,42 @@ def choose_threshold(probs: np.ndarray) -> float:
     k = int(np.floor(MAX_GENUINE_FLAG * n))  # files allowed above
     if k >= len(p):
         return 0.0
-    t = float(np.nextafter(p[k], 1.0))  # just above the (k+1)-th highest genuine score
+    # just above the (k+1)-th highest genuine score; `analyze` prints scores rounded to 4 decimals, so
+    # step a whole unit of that rounding (a nextafter of the rounded score could still flag that file)
+    t = round(float(p[k]) + 1e-4, 4)
     return min(t, 1.0)
 
 
+def train_description(info: dict) -> dict:
+    o = info.get("train_opts", {})
+    hist = info["history"]
+    sa = o.get("specaug_params", (0.6, (1, 3), 10, 0.5, (1, 2), 15))
+    d = {"epochs": info["epochs"], "windows_per_file_per_epoch": info.get("per_file", 3),
+         "loss": o.get("loss", "class-balanced BCE"),
+         "optimizer": f"AdamW lr {o.get('lr', 2e-3):g} wd {o.get('weight_decay', 1e-2):g}, one-cycle",
+         "batch": o.get("batch", 64),
+         "specaugment": f"{sa[1][0]}-{sa[1][1] - 1} freq masks <= {sa[2]} bins (p {sa[0]}), "
+                        f"{sa[4][0]}-{sa[4][1] - 1} time masks <= {sa[5]} frames (p {sa[3]})",
+         "final_train_loss": round(hist[-1]["loss"], 4)}
+    if o.get("swa_last_epochs"):
+        d["optimizer"] += (f" over the first {info['epochs'] - o['swa_last_epochs']} epochs, then constant lr "
+                           f"{o['swa_lr']:g}; shipped weights = mean of the last {o['swa_last_epochs']} epochs "
+                           "(SWA), BatchNorm statistics re-estimated on train windows")
+    if o.get("mixup_within_class_p"):
+        d["mixup"] = f"within-class mixup of log features, p {o['mixup_within_class_p']} per window"
+    return d
+
+
 def main():
+    global MODELS, ONNX, JSON
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--threshold-on", choices=("clean", "both"), default="clean")
     a = ap.parse_args()
+    if a.out_dir is not None:
+        MODELS = a.out_dir.resolve()
+        ONNX, JSON = MODELS / "synthscan.onnx", MODELS / "synthscan.json"
     torch.set_num_threads(2)
     info = json.loads((a.run / "dev.json").read_text())
     arch = info["arch"]
@@ -141,7 +175,7 @@ def main():
     assert n_par <= 1_000_000 and size <= 4 * 1024 * 1024, (n_par, size)
 
     # calibration on the held-out train slice, file level (clean + augmented variants)
-    variants = D.read_csv(D.CACHE / "variants.csv")
+    variants = D.read_csv(D.VARIANTS)
     calib = S.Store([v for v in variants if v["role"] == "calib"])
     sess = session(out_onnx, 2)
     pred = lambda xb: sess.run(None, {"features": xb})[0]
@@ -164,10 +198,7 @@ def main():
         **summary,
         "data": data_stats(),
         "augmentation": AUGMENTATION,
-        "train": {"epochs": info["epochs"], "windows_per_file_per_epoch": info.get("per_file", 3),
-                  "loss": "class-balanced BCE", "optimizer": "AdamW lr 2e-3 wd 1e-2, one-cycle",
-                  "batch": 64, "specaugment": "1-2 freq masks <= 10 bins (p 0.6), 1 time mask <= 15 frames (p 0.5)",
-                  "final_train_loss": round(hist[-1]["loss"], 4)},
+        "train": train_description(info),
         "dev_python_final_epoch": {"clean": hist[-1]["clean"], "phone": hist[-1]["phone"]},
         "architecture": arch,
         "params": n_par,
@@ -183,16 +214,24 @@ def main():
                                                        C.WINDOW["frames"]))
     write_pair(out_onnx, man)
 
-    # threshold from the Rust binary on dev clean
-    dev = [d for d in D.read_csv(D.CACHE / "dev.csv") if d["role"] == "dev" and d["condition"] == "clean"]
+    # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
+    conds = ("clean",) if a.threshold_on == "clean" else ("clean", "phone")
+    dev = [d for d in D.read_csv(D.CACHE / "dev.csv")
+           if d["role"] == "dev" and d["condition"] in conds and d["label"] == "bonafide"]
     res = rust.analyze([d["path"] for d in dev], JSON)
-    gen = np.array([res[d["path"]]["score"] if res[d["path"]]["score"] is not None else np.nan
-                    for d in dev if d["label"] == "bonafide"], dtype=float)
-    thr = choose_threshold(gen)
+    per = {}
+    for c in conds:
+        gen = np.array([res[d["path"]]["score"] if res[d["path"]]["score"] is not None else np.nan
+                        for d in dev if d["condition"] == c], dtype=float)
+        per[c] = choose_threshold(gen)
+    thr = max(per.values())
+    print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))
     man = json.loads(JSON.read_text())
     man["threshold"] = thr
-    man["training"]["threshold_rule"] = ("lowest threshold with <= 2 % of genuine dev-clean files flagged "
-                                         "(chosen on dev)")
+    man["training"]["threshold_rule"] = (
+        "lowest threshold with <= 2 % of genuine dev-clean files flagged (chosen on dev)" if a.threshold_on == "clean"
+        else "lowest threshold with <= 2 % of genuine dev files flagged both clean and through the G.711 dev "
+             "channel (the stricter of the two; chosen on dev)")
     write_manifest(man)
     print(f"threshold {thr:.6f}; shipped {ONNX} ({size} bytes, sha256 {man['sha256'][:12]}...)")
 

@@ -21,22 +21,79 @@ from . import models as M
 from . import store as S
 
 
-def spec_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+# SpecAugment settings: (p freq, freq masks [lo, hi), max freq width, p time, time masks [lo, hi), max time width)
+SPECAUG = {
+    "base": (0.6, (1, 3), 10, 0.5, (1, 2), 15),      # the shipped v1 model
+    "strong": (0.8, (1, 4), 14, 0.6, (1, 3), 20),
+    "none": (0.0, (1, 2), 1, 0.0, (1, 2), 1),
+}
+
+
+def spec_augment(x: torch.Tensor, rng: np.random.Generator, kind: str = "base") -> torch.Tensor:
     """Frequency / time masking; masked cells get the window's per-bin mean (0 after CMN)."""
+    pf, nf, wf, pt, nt, wt = SPECAUG[kind]
     B, T, NB = x.shape
     mean = x.mean(dim=1, keepdim=True).expand_as(x)
     mask = torch.zeros(B, T, NB, dtype=torch.bool)
     for b in range(B):
-        if rng.random() < 0.6:
-            for _ in range(int(rng.integers(1, 3))):
-                w = int(rng.integers(1, 11))
+        if rng.random() < pf:
+            for _ in range(int(rng.integers(*nf))):
+                w = int(rng.integers(1, wf + 1))
                 f0 = int(rng.integers(0, NB - w))
                 mask[b, :, f0:f0 + w] = True
-        if rng.random() < 0.5:
-            w = int(rng.integers(1, 16))
-            t0 = int(rng.integers(0, T - w))
-            mask[b, t0:t0 + w, :] = True
+        if rng.random() < pt:
+            # (no draw for a fixed count of 1: keeps the v1 random stream for "base")
+            for _ in range(int(rng.integers(*nt)) if nt[1] - nt[0] > 1 else nt[0]):
+                w = int(rng.integers(1, wt + 1))
+                t0 = int(rng.integers(0, T - w))
+                mask[b, t0:t0 + w, :] = True
     return torch.where(mask, mean, x)
+
+
+def mixup_within_class(x: torch.Tensor, y: np.ndarray, rng: np.random.Generator, p: float,
+                       alpha: float = 0.4) -> torch.Tensor:
+    """With probability p per window, mix its log features with another window of the SAME class
+    (labels unchanged), lam ~ Beta(alpha, alpha) folded to >= 0.5 so the window stays dominant."""
+    if p <= 0:
+        return x
+    out = x.clone()
+    for lab in (0.0, 1.0):
+        ids = np.nonzero(y == lab)[0]
+        if len(ids) < 2:
+            continue
+        partner = rng.permutation(ids)
+        for i, j in zip(ids, partner):
+            if i != j and rng.random() < p:
+                lam = rng.beta(alpha, alpha)
+                lam = max(lam, 1 - lam)
+                out[i] = lam * x[i] + (1 - lam) * x[j]
+    return out
+
+
+def oc_softmax_loss(logit: torch.Tensor, y: torch.Tensor, w: torch.Tensor, m_real: float = 0.9,
+                    m_fake: float = 0.2) -> torch.Tensor:
+    """OC-softmax on the cosine recovered from the exported logit (logit = -alpha * cos)."""
+    a = M.OC_SCALE
+    cos = -logit / a
+    z = torch.where(y > 0.5, a * (cos - m_fake), a * (m_real - cos))
+    return (Fn.softplus(z) * w).mean()
+
+
+def recalibrate_bn(model, train_s, usable, starts, rng, n_batches=120, bs=64):
+    """Re-estimates BatchNorm running statistics for averaged weights (SWA)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _ in range(n_batches):
+            bi = rng.choice(usable, size=bs)
+            bst = np.array([starts[i][rng.integers(len(starts[i]))] for i in bi], np.int64)
+            model(torch.from_numpy(train_s.batch(bi, bst)))
+    model.eval()
 
 
 def predictor(model):
@@ -49,7 +106,7 @@ def predictor(model):
 
 
 def load_stores(extra_weight_ok=True):
-    variants = D.read_csv(D.CACHE / "variants.csv")
+    variants = D.read_csv(D.VARIANTS)
     dev = D.read_csv(D.CACHE / "dev.csv")
     train = S.Store([v for v in variants if v["role"] == "train"])
     calib = S.Store([v for v in variants if v["role"] == "calib"])
@@ -68,7 +125,8 @@ def dev_eval(model, devc, devp) -> dict:
 
 
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
-          lr: float = 2e-3, stores=None, log=print) -> torch.nn.Module:
+          lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
+          swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2) -> torch.nn.Module:
     torch.manual_seed(seed)
     torch.set_num_threads(int(__import__('os').environ.get('SYNTHSCAN_THREADS', '2')))
     rng = np.random.default_rng(seed)
@@ -85,12 +143,23 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         f"frames {len(train_s.x)}")
     model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"])
     log(f"[{arch}] params {M.n_params(model)}")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
+            else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
+            "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
+            "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
+    log(f"[{arch}] options {opts}")
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps_per_epoch = int(np.ceil(len(usable) * per_file / bs))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
+    # one-cycle over the first epochs - swa epochs, then (SWA) a constant lr while averaging weights
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=(epochs - swa) * steps_per_epoch,
                                                 pct_start=0.15)
+    swa_state, swa_n = None, 0
     hist = []
     for ep in range(epochs):
+        in_swa = ep >= epochs - swa
+        if in_swa:
+            for g in opt.param_groups:
+                g["lr"] = swa_lr
         t0 = time.time()
         model.train()
         idx = np.repeat(usable, per_file)
@@ -100,14 +169,19 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         for a in range(0, len(idx), bs):
             bi, bst = idx[a:a + bs], st[a:a + bs]
             xb = torch.from_numpy(train_s.batch(bi, bst))
-            xb = spec_augment(xb, rng)
+            xb = mixup_within_class(xb, y[bi], rng, mixup)
+            xb = spec_augment(xb, rng, specaug)
             yb = torch.from_numpy(y[bi])
             wb = torch.tensor([cw[float(v)] for v in y[bi]], dtype=torch.float32)
-            loss = Fn.binary_cross_entropy_with_logits(model(xb), yb, weight=wb)
+            if arch.endswith("_oc"):
+                loss = oc_softmax_loss(model(xb), yb, wb)
+            else:
+                loss = Fn.binary_cross_entropy_with_logits(model(xb), yb, weight=wb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            if not in_swa:
+                sched.step()
             tot += float(loss.detach())
             nb += 1
         ev = dev_eval(model, devc, devp)
@@ -115,7 +189,29 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         log(f"[{arch}] ep {ep + 1} loss {tot / nb:.4f} ({time.time() - t0:.0f}s) "
             f"dev clean {fmt(ev['clean'])} | phone {fmt(ev['phone'])} | sel {ev['selection_score']:.4f}")
         torch.save(model.state_dict(), out / "model.pt")
-        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file, "features": C.FEATURES, "vad": C.VAD, "history": hist}, indent=1))
+        if in_swa:
+            sd = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+            if swa_state is None:
+                swa_state = sd
+            else:
+                for k in swa_state:
+                    if sd[k].is_floating_point():
+                        swa_state[k] += sd[k]
+            swa_n += 1
+        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file, "features": C.FEATURES, "vad": C.VAD, "train_opts": opts, "history": hist}, indent=1))
+    if swa_n > 1:
+        # weight average of the last swa epochs (BN statistics re-estimated on train windows)
+        torch.save(model.state_dict(), out / "model_last.pt")
+        ref = model.state_dict()
+        avg = {k: (v / swa_n if ref[k].is_floating_point() else ref[k]).to(ref[k].dtype) for k, v in swa_state.items()}
+        model.load_state_dict(avg)
+        recalibrate_bn(model, train_s, usable, starts, np.random.default_rng(seed + 99))
+        ev = dev_eval(model, devc, devp)
+        hist.append({"epoch": f"swa{swa_n}", "loss": hist[-1]["loss"], **ev})
+        log(f"[{arch}] SWA of last {swa_n} epochs: dev clean {fmt(ev['clean'])} | phone {fmt(ev['phone'])} | "
+            f"sel {ev['selection_score']:.4f}")
+        torch.save(model.state_dict(), out / "model.pt")
+        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file, "features": C.FEATURES, "vad": C.VAD, "train_opts": opts, "history": hist}, indent=1))
     return model
 
 
@@ -130,8 +226,15 @@ def main():
     ap.add_argument("--per-file", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=1e-2)
+    ap.add_argument("--specaug", default="base", choices=sorted(SPECAUG))
+    ap.add_argument("--mixup", type=float, default=0.0, help="p of within-class mixup per window")
+    ap.add_argument("--swa", type=int, default=0, help="average the weights of the last N epochs")
+    ap.add_argument("--swa-lr", type=float, default=5e-4)
     a = ap.parse_args()
-    train(a.arch, a.epochs, a.out, a.seed, a.per_file)
+    train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
+          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr)
 
 
 if __name__ == "__main__":

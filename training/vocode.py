@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Copy-synthesis ("vocoded") spoof training data from GENUINE TRAIN clips.
+
+    python training/vocode.py --out training/.cache/vocoded --per-vocoder 300 --seed 1234
+
+Why: a synthetic clip and a genuine clip of the same speaker and recording chain that differ only by
+the waveform generator force the model to learn generator artefacts instead of speaker, language,
+page or recording chain (the corpus README's "source" trap). Re-synthesising genuine training speech
+with vocoders is a known cheap way to get more varied spoof data (Wang & Yamagishi, ICASSP 2023,
+"Spoofed training data for speech spoofing countermeasure can be efficiently created using neural
+vocoders"). No neural vocoder that can copy-synthesise runs offline here, so two DSP vocoders are used,
+each with randomised parameters per clip:
+
+  melgl     magnitude STFT -> 80-band mel (the bottleneck every mel-conditioned neural vocoder shares)
+            -> pseudo-inverse -> Griffin-Lim phase (16-64 iterations)
+  srcfilt   source-filter vocoder: autocorrelation F0 + voicing, cepstrally smoothed spectral envelope,
+            pulse-train / noise excitation (WORLD / HTS-style parametric resynthesis)
+
+Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
+vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
+data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
+Training uses them only with SYNTHSCAN_VOCODED=1 (they did not improve dev; training/card_notes.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+import zlib
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthscan_train import data as D  # noqa: E402
+
+SR = 16000
+
+
+def mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
+    def hz2mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    def mel2hz(m):
+        return 700 * (10 ** (m / 2595) - 1)
+    pts = mel2hz(np.linspace(hz2mel(0), hz2mel(fmax), n_mels + 2))
+    freqs = np.linspace(0, SR / 2, n_fft // 2 + 1)
+    fb = np.zeros((n_mels, len(freqs)))
+    for i in range(n_mels):
+        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
+        fb[i] = np.clip(np.minimum((freqs - lo) / (c - lo + 1e-9), (hi - freqs) / (hi - c + 1e-9)), 0, None)
+    return fb
+
+
+def melgl(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n_fft = int(rng.choice([512, 800, 1024]))
+    hop = n_fft // 4
+    fmax = float(rng.choice([7600.0, 8000.0]))
+    n_iter = int(rng.integers(16, 65))
+    _, _, X = signal.stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    S = np.abs(X)
+    fb = mel_fb(n_fft, 80, fmax)
+    M = fb @ S
+    M = np.exp(np.round(np.log(M + 1e-5) * 8) / 8)  # mild quantisation of the log-mel, as a model would
+    S2 = np.clip(np.linalg.pinv(fb) @ M, 0, None)
+    ang = np.exp(2j * np.pi * rng.random(S2.shape))
+    y = None
+    for _ in range(n_iter):
+        _, y = signal.istft(S2 * ang, SR, nperseg=n_fft, noverlap=n_fft - hop)
+        _, _, Y = signal.stft(y, SR, nperseg=n_fft, noverlap=n_fft - hop)
+        ang = np.exp(1j * np.angle(Y[:, :S2.shape[1]]))
+        if ang.shape[1] < S2.shape[1]:
+            ang = np.pad(ang, ((0, 0), (0, S2.shape[1] - ang.shape[1])), constant_values=1)
+    _, y = signal.istft(S2 * ang, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    return y[:len(x)]
+
+
+def f0_track(x: np.ndarray, hop: int, frame: int = 640) -> tuple[np.ndarray, np.ndarray]:
+    n = 1 + max(0, (len(x) - frame) // hop)
+    lo, hi = SR // 400, SR // 60
+    f0 = np.zeros(n)
+    voiced = np.zeros(n, bool)
+    rms = np.array([np.sqrt(np.mean(x[i * hop:i * hop + frame] ** 2) + 1e-12) for i in range(n)])
+    gate = rms.max() * 10 ** (-40 / 20)
+    w = np.hanning(frame)
+    for i in range(n):
+        seg = x[i * hop:i * hop + frame]
+        if len(seg) < frame or rms[i] < gate:
+            continue
+        seg = (seg - seg.mean()) * w
+        r = np.fft.irfft(np.abs(np.fft.rfft(seg, 2 * frame)) ** 2)[:frame]
+        if r[0] <= 0:
+            continue
+        r = r / r[0]
+        k = lo + int(np.argmax(r[lo:hi]))
+        if r[k] > 0.45:
+            f0[i], voiced[i] = SR / k, True
+    f0 = signal.medfilt(f0, 5)
+    voiced = voiced & (f0 > 0)
+    return f0, voiced
+
+
+def srcfilt(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n_fft = 1024
+    hop = int(rng.choice([80, 120, 160]))
+    lifter = int(rng.integers(20, 45))
+    f0, voiced = f0_track(x, hop)
+    # per-sample F0 (frames centred at i*hop + 320)
+    t_frames = np.arange(len(f0)) * hop + 320
+    f0s = np.interp(np.arange(len(x)), t_frames, np.where(voiced, f0, 0.0))
+    vs = np.interp(np.arange(len(x)), t_frames, voiced.astype(float)) > 0.5
+    f0s = f0s * (1 + 0.003 * rng.standard_normal())
+    phase = np.cumsum(np.where(vs, f0s, 0.0) / SR)
+    pulses = np.zeros(len(x))
+    idx = np.nonzero(np.diff(np.floor(phase)) > 0)[0] + 1
+    pulses[idx] = 1.0
+    noise = rng.standard_normal(len(x))
+    aper = float(rng.uniform(0.02, 0.15))
+    exc = np.where(vs, pulses * np.sqrt(np.maximum(1, SR / np.maximum(f0s, 1))) + aper * noise, noise)
+    _, _, X = signal.stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    _, _, E = signal.stft(exc, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    m = min(X.shape[1], E.shape[1])
+    X, E = X[:, :m], E[:, :m]
+    logm = np.log(np.abs(X) + 1e-7)
+    c = np.fft.irfft(logm, axis=0)
+    c[lifter:-lifter] = 0
+    env = np.exp(np.fft.rfft(c, axis=0).real)
+    eflat = np.sqrt(np.mean(np.abs(E) ** 2, axis=0, keepdims=True)) + 1e-9
+    _, y = signal.istft(E / eflat * env, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    return y[:len(x)]
+
+
+VOCODERS = {"melgl": melgl, "srcfilt": srcfilt}
+
+
+def _one(job: tuple[str, dict, str]) -> dict | None:
+    voc, r, out = job
+    rng = np.random.default_rng(zlib.crc32(f"{voc}:{r['path']}".encode()))
+    try:
+        x = D.load16(r["path"])
+        y = VOCODERS[voc](x.astype(np.float64), rng)
+    except Exception as e:  # noqa: BLE001
+        print(f"  skip {r['path']}: {e}", flush=True)
+        return None
+    peak = np.max(np.abs(y)) + 1e-9
+    y = y / peak * max(np.max(np.abs(x)), 0.05)  # same peak level as the source clip
+    sf.write(out, y.astype(np.float32), SR, subtype="PCM_16")
+    return {"file": str(Path(out).relative_to(Path(out).parents[1])), "label": "spoof",
+            "system": f"copysyn_{voc}", "family": f"copysyn_{voc}", "speaker": r["speaker"],
+            "language": r.get("language", ""), "dataset": r["dataset"],
+            "source": f"copy-synthesis of {r['source']} genuine clip", "license": r.get("license", ""),
+            "duration_s": f"{len(y) / SR:.3f}", "split": "train"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=D.CACHE / "vocoded")
+    ap.add_argument("--per-vocoder", type=int, default=300)
+    ap.add_argument("--per-speaker", type=int, default=3)
+    ap.add_argument("--min-s", type=float, default=2.0)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    t0 = time.time()
+    rows = [r for r in D.all_rows() if r["source"] in ("corpus", "genuine") and r["label"] == "bonafide"
+            and r["role"] in ("train", "calib") and float(r["duration_s"] or 0) >= a.min_s]
+    print(f"{len(rows)} genuine train/calib clips >= {a.min_s} s")
+    rng = np.random.default_rng(a.seed)
+    jobs = []
+    used = set()
+    for voc in VOCODERS:
+        (a.out / voc).mkdir(parents=True, exist_ok=True)
+        per_spk = defaultdict(int)
+        order = rng.permutation(len(rows))
+        picked = []
+        for i in order:
+            r = rows[i]
+            if r["path"] in used or per_spk[r["speaker"]] >= a.per_speaker:
+                continue
+            per_spk[r["speaker"]] += 1
+            used.add(r["path"])
+            picked.append(r)
+            if len(picked) >= a.per_vocoder:
+                break
+        for r in picked:
+            jobs.append((voc, r, str(a.out / voc / (D.stem(r["path"]) + ".wav"))))
+    out = []
+    with ProcessPoolExecutor(a.workers) as ex:
+        for i, m in enumerate(ex.map(_one, jobs, chunksize=4)):
+            if m:
+                out.append(m)
+            if i % 100 == 0:
+                print(f"  {i}/{len(jobs)} ({time.time() - t0:.0f}s)", flush=True)
+    with open(a.out / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(out[0].keys()))
+        w.writeheader()
+        w.writerows(out)
+    mins = sum(float(m["duration_s"]) for m in out) / 60
+    print(f"wrote {len(out)} clips ({mins:.1f} min) to {a.out / 'manifest.csv'} in {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
