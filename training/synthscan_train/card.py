@@ -60,8 +60,9 @@ def main():
          "training, 15 % of genuine speakers held out. EER per family = that family's synthetic files vs all "
          "genuine dev files. EER is over conclusive files.", "",
          "## Operating point", "",
-         f"- threshold {man['threshold']:.6f} (chosen on dev clean: the lowest threshold with <= 2 % of genuine "
-         f"dev files flagged), calibration scale {man['calibration']['scale']:.4f}, bias "
+         f"- threshold {man['threshold']:.6f} ("
+         + man.get("training", {}).get("threshold_rule", "lowest threshold with <= 2 % of genuine dev-clean files flagged")
+         + f"), calibration scale {man['calibration']['scale']:.4f}, bias "
          f"{man['calibration']['bias']:.4f} (Platt, fitted on a held-out slice of TRAIN, not on dev).",
          f"- clean: genuine flagged {pct(R['clean']['genuine_flagged'])}, synthetic detected "
          f"{pct(R['clean']['detection_rate'])}; phone: genuine flagged {pct(R['phone']['genuine_flagged'])}, "
