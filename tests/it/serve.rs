@@ -285,3 +285,27 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("without a token"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
+    let mut server = Server::start(&["--drain-seconds", "1"]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream?encoding=ulaw&rate=8000", server.addr))
+        .await
+        .unwrap();
+    let audio = phone_bytes("synthetic_robocall.wav");
+    for frame in audio[..8000 * 3].chunks(160) {
+        ws.send(Message::Binary(frame.to_vec().into())).await.unwrap();
+    }
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // The open call is not cut: after the drain period it gets a notice and its summary.
+    let started = std::time::Instant::now();
+    let events = read_all(&mut ws).await;
+    assert!(started.elapsed().as_secs_f64() < 8.0);
+    assert!(events.iter().any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("shutting down")));
+    let summary = events.iter().find(|e| e["event"] == "summary").expect("a summary for the open call");
+    assert!((summary["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.01, "{summary}");
+    // Then the process exits cleanly.
+    let code = tokio::task::spawn_blocking(move || server.child.wait().unwrap().code()).await.unwrap();
+    assert_eq!(code, Some(0));
+}
