@@ -97,7 +97,8 @@ fn fuzz_regressions_replay_without_panics() {
 fn manifests_that_do_not_match_their_model_are_refused() {
     let src = crate::root().join("models/test");
     let base: Value = serde_json::from_slice(&std::fs::read(src.join("synthscan-test.json")).unwrap()).unwrap();
-    let cases: [(&str, fn(&mut Value), &str); 4] = [
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 4] = [
         ("n_bins", |m| m["features"]["n_bins"] = 40.into(), "has shape"),
         ("window", |m| m["window"]["frames"] = 100.into(), "has shape"),
         ("output", |m| m["io"]["output"] = "probability".into(), "no output named"),
