@@ -22,15 +22,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use synthscan::audio::resample::StreamResampler;
 
-fn ulaw(x: f32) -> u8 {
-    let s = (x.clamp(-1.0, 1.0) * 32767.0) as i32;
-    let sign = if s < 0 { 0x80 } else { 0 };
-    let mag = (s.abs() + 132).min(32767);
-    let exp = (31 - (mag as u32).leading_zeros() as i32 - 7).clamp(0, 7);
-    let mant = (mag >> (exp + 3)) & 0x0F;
-    !(sign | (exp << 4) | mant) as u8
-}
-
 fn call_audio() -> Vec<u8> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples");
     let mut pcm = Vec::new();
@@ -42,7 +33,7 @@ fn call_audio() -> Vec<u8> {
     let mut out = Vec::new();
     rs.push(&pcm, &mut out).unwrap();
     rs.finish(&mut out).unwrap();
-    out.iter().map(|&x| ulaw(x)).collect()
+    out.iter().map(|&x| synthscan::audio::f32_to_ulaw(x)).collect()
 }
 
 struct StreamResult {

@@ -1,4 +1,5 @@
-//! G.711 mu-law and A-law expansion (ITU-T G.711), to `f32` in `[-1, 1]`.
+//! G.711 mu-law and A-law expansion (ITU-T G.711), to `f32` in `[-1, 1]`, and mu-law
+//! compression (for simulating a phone line in tests, benchmarks and training tools).
 
 /// Expands one mu-law byte.
 pub fn ulaw_to_f32(byte: u8) -> f32 {
@@ -9,6 +10,17 @@ pub fn ulaw_to_f32(byte: u8) -> f32 {
     let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
     let linear = if sign != 0 { -magnitude } else { magnitude };
     linear as f32 / 32768.0
+}
+
+/// Compresses one sample (clamped to `[-1, 1]`) to a mu-law byte, as a G.711 encoder does.
+pub fn f32_to_ulaw(x: f32) -> u8 {
+    const BIAS: i32 = 0x84;
+    let s = (x.clamp(-1.0, 1.0) * 32767.0) as i32;
+    let sign = if s < 0 { 0x80 } else { 0 };
+    let magnitude = (s.abs() + BIAS).min(0x7FFF);
+    let exponent = (31 - magnitude.leading_zeros() as i32 - 7).clamp(0, 7);
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0F;
+    !((sign | (exponent << 4) | mantissa) as u8)
 }
 
 /// Expands one A-law byte.
@@ -28,6 +40,18 @@ pub fn alaw_to_f32(byte: u8) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mu_law_compression_round_trips_within_one_step() {
+        for i in -32768..32768i32 {
+            let x = i as f32 / 32768.0;
+            let y = super::ulaw_to_f32(super::f32_to_ulaw(x));
+            // mu-law steps grow with the level: at most 1/16 of the magnitude, plus half the
+            // 8-unit step of the lowest segment.
+            assert!((x - y).abs() <= x.abs() / 16.0 + 5.0 / 32768.0, "{x} -> {y}");
+        }
+        assert_eq!(super::f32_to_ulaw(0.0), 0xFF);
+    }
+
     use super::*;
 
     #[test]

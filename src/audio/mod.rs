@@ -13,7 +13,7 @@ mod raw;
 pub mod resample;
 
 pub use decode::{FileSource, install_decoder_panic_hook};
-pub use g711::{alaw_to_f32, ulaw_to_f32};
+pub use g711::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
 pub use raw::{RawFormat, RawSource};
 
 use crate::error::{Error, Result};

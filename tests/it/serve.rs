@@ -54,23 +54,13 @@ fn sample_f32(name: &str) -> Vec<f32> {
         .collect()
 }
 
-/// G.711 mu-law encoding (the decoder under test lives in the library).
-fn ulaw(x: f32) -> u8 {
-    let s = (x.clamp(-1.0, 1.0) * 32767.0) as i32;
-    let sign = if s < 0 { 0x80 } else { 0 };
-    let mag = (s.abs() + 132).min(32767);
-    let exp = (31 - (mag as u32).leading_zeros() as i32 - 7).clamp(0, 7);
-    let mant = (mag >> (exp + 3)) & 0x0F;
-    !(sign | (exp << 4) | mant) as u8
-}
-
 /// A sample as a phone line carries it: 8 kHz mu-law bytes.
 fn phone_bytes(name: &str) -> Vec<u8> {
     let mut r = StreamResampler::new(16_000, 8_000).unwrap();
     let mut out = Vec::new();
     r.push(&sample_f32(name), &mut out).unwrap();
     r.finish(&mut out).unwrap();
-    out.iter().map(|&x| ulaw(x)).collect()
+    out.iter().map(|&x| synthscan::audio::f32_to_ulaw(x)).collect()
 }
 
 /// `synthscan analyze` on the same bytes, as raw stdin.
