@@ -63,10 +63,12 @@ fn phone_bytes(name: &str) -> Vec<u8> {
     out.iter().map(|&x| synthscan::audio::f32_to_ulaw(x)).collect()
 }
 
-/// `synthscan analyze` on the same bytes, as raw stdin.
-fn analyze_raw(bytes: &[u8], format: &str, rate: u32) -> Value {
+/// `synthscan analyze` on the same bytes, as raw stdin (with extra options such as a threshold).
+fn analyze_raw(bytes: &[u8], format: &str, rate: u32, extra: &[&str]) -> Value {
     let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
-        .args(["analyze", "-f", "json", "--raw-format", format, "--raw-rate", &rate.to_string(), "-"])
+        .args(["analyze", "-f", "json", "--raw-format", format, "--raw-rate", &rate.to_string()])
+        .args(extra)
+        .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -99,7 +101,11 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
-    let server = Server::start(&[]);
+    // Through G.711 the synthetic sample scores ~0.88, under the shipped threshold (0.9129, set for
+    // <= 2 % false flags on phone audio): a real miss of the model, see the model card. This test is
+    // about the service routing and scoring each track like `analyze`, so both use 0.85.
+    let threshold = ["--threshold", "0.85"];
+    let server = Server::start(&threshold);
     let inbound = phone_bytes("synthetic_robocall.wav");
     let outbound = phone_bytes("genuine_jfk.wav");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", server.addr))
@@ -147,13 +153,14 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
     };
     let (sin, sout) = (summary("inbound"), summary("outbound"));
     assert_eq!(sin["file"], "MZtest/inbound");
-    let (ein, eout) = (analyze_raw(&inbound, "ulaw", 8000), analyze_raw(&outbound, "ulaw", 8000));
+    let (ein, eout) = (analyze_raw(&inbound, "ulaw", 8000, &threshold), analyze_raw(&outbound, "ulaw", 8000, &threshold));
     for (live, file) in [(&sin, &ein), (&sout, &eout)] {
         assert_eq!(live["verdict"], file["verdict"], "{live} vs {file}");
         assert!(close(&live["score"], &file["score"]), "{live} vs {file}");
         assert!(close(&live["speech_s"], &file["speech_s"]));
     }
     assert!(sin["score"].as_f64().unwrap() > sout["score"].as_f64().unwrap() + 0.2);
+    assert_eq!(sin["verdict"], "synthetic");
     assert_eq!(sout["verdict"], "genuine");
     // Updates every 250 ms of audio on each track; no alert ever on the genuine track.
     let updates = |track: &str| events.iter().filter(|e| e["event"] == "update" && e["track"] == track).count();
@@ -178,7 +185,7 @@ async fn raw_binary_frames_score_like_the_file_and_raise_an_alert() {
     ws.send(Message::Text(json!({"event": "stop"}).to_string().into())).await.unwrap();
     let events = read_all(&mut ws).await;
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
-    let file = analyze_raw(&pcm, "s16le", 16_000);
+    let file = analyze_raw(&pcm, "s16le", 16_000, &[]);
     assert_eq!(summary["track"], "raw");
     assert_eq!(summary["verdict"], file["verdict"]);
     assert!(close(&summary["score"], &file["score"]));
