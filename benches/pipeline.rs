@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use synthscan::{
-    AudioSource, Detector, FeatureExtractor, FileSource, FrameBatch, LoadedModel, OnnxScorer,
-    WindowScorer, analyze_source,
+    AudioSource, Detector, FeatureExtractor, FileSource, FrameBatch, LoadedModel, OnnxScorer, WindowScorer,
+    analyze_source,
 };
 
 fn root() -> PathBuf {

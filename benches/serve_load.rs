@@ -42,15 +42,27 @@ struct StreamResult {
     summary: bool,
 }
 
-async fn one_stream(addr: String, audio: Arc<Vec<u8>>, offset: usize, seconds: f64, start_at: tokio::time::Instant) -> StreamResult {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream")).await.unwrap();
+async fn one_stream(
+    addr: String,
+    audio: Arc<Vec<u8>>,
+    offset: usize,
+    seconds: f64,
+    start_at: tokio::time::Instant,
+) -> StreamResult {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream"))
+        .await
+        .unwrap();
     let (mut tx, mut rx) = ws.split();
     let frames = (seconds * 50.0) as usize;
     let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Arc::new(std::sync::Mutex::new(vec![None; frames]));
     let reader = {
         let sent_at = Arc::clone(&sent_at);
         tokio::spawn(async move {
-            let mut res = StreamResult { latencies_s: Vec::new(), updates: 0, summary: false };
+            let mut res = StreamResult {
+                latencies_s: Vec::new(),
+                updates: 0,
+                summary: false,
+            };
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Text(t) = msg else { continue };
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -93,7 +105,9 @@ async fn one_stream(addr: String, audio: Arc<Vec<u8>>, offset: usize, seconds: f
             break;
         }
     }
-    let _ = tx.send(Message::Text(json!({"event": "stop"}).to_string().into())).await;
+    let _ = tx
+        .send(Message::Text(json!({"event": "stop"}).to_string().into()))
+        .await;
     reader.await.unwrap()
 }
 
@@ -123,9 +137,20 @@ fn main() {
             .expect("build the release binary first: cargo build --release");
         let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let addr = first.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         std::thread::spawn(move || for _ in lines {});
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let cpu0 = cpu_seconds(server.id());
         let wall0 = Instant::now();
         let results: Vec<StreamResult> = rt.block_on(async {
@@ -149,9 +174,18 @@ fn main() {
         let _ = server.wait();
         let mut lat: Vec<f64> = results.iter().flat_map(|r| r.latencies_s.iter().copied()).collect();
         lat.sort_by(f64::total_cmp);
-        let q = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3 };
+        let q = |p: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3
+            }
+        };
         let expected = (seconds * 4.0).floor() as usize;
-        let short = results.iter().filter(|r| r.updates + 1 < expected || !r.summary).count();
+        let short = results
+            .iter()
+            .filter(|r| r.updates + 1 < expected || !r.summary)
+            .count();
         println!(
             "streams {n:4}  {seconds:.0} s: updates {} (expected ~{}), latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms, \
              streams missing updates or summary {short}, server CPU {:.1} s = {:.0} % of one core",

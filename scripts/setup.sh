@@ -19,7 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 "$root/scripts/setup-ort.sh"
-# The test command lints first; toolchains installed without clippy get the component.
-if ! cargo clippy --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
-  rustup component add clippy
-fi
+# The test command checks formatting and lints first; toolchains installed without them get the components.
+for tool in clippy:clippy rustfmt:fmt; do
+  if ! cargo "${tool#*:}" --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+    rustup component add "${tool%%:*}"
+  fi
+done

@@ -17,7 +17,9 @@ pub mod report;
 pub mod service;
 
 pub use audio::{AudioChunk, AudioSource, FileSource, RawFormat, RawSource, StreamInfo};
-pub use detect::{Analysis, Detector, LiveEvent, LivePolicy, LiveStream, StreamDetector, Verdict, WindowScore, analyze_source};
+pub use detect::{
+    Analysis, Detector, LiveEvent, LivePolicy, LiveStream, StreamDetector, Verdict, WindowScore, analyze_source,
+};
 pub use error::{Error, Result};
 pub use features::{FeatureConfig, FeatureExtractor, FrameBatch};
 pub use model::{LoadedModel, Manifest, OnnxScorer, WindowScorer};

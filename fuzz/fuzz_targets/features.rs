@@ -28,14 +28,19 @@ fuzz_target!(|data: &[u8]| {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let all_finite = samples.iter().all(|s| s.is_finite() && s.abs() <= 1e4);
-    let Ok(mut fe) = FrontEnd::new(manifest(), rate) else { return };
+    let Ok(mut fe) = FrontEnd::new(manifest(), rate) else {
+        return;
+    };
     let pieces: Vec<&[f32]> = samples.chunks(chunk).collect();
     for (i, piece) in pieces.iter().enumerate() {
         if fe.push(piece, i + 1 == pieces.len()).is_err() {
             return;
         }
         if all_finite {
-            assert!(fe.frames.features.iter().all(|f| f.is_finite()), "non-finite features from finite input");
+            assert!(
+                fe.frames.features.iter().all(|f| f.is_finite()),
+                "non-finite features from finite input"
+            );
         }
     }
 });

@@ -6,7 +6,9 @@ use synthscan::detect::FrontEnd;
 use synthscan::{Detector, Manifest};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(m) = serde_json::from_slice::<Manifest>(data) else { return };
+    let Ok(m) = serde_json::from_slice::<Manifest>(data) else {
+        return;
+    };
     if m.validate().is_err() {
         return;
     }

@@ -143,10 +143,13 @@ fn find_device(host: &cpal::Host, wanted: Option<&str>) -> Result<cpal::Device> 
 /// supported range that satisfies every request, preferring the default's sample format.
 fn choose_config(device: &cpal::Device, req: &CaptureRequest) -> Result<cpal::SupportedStreamConfig> {
     let default = device.default_input_config().ok();
-    if req.sample_rate_hz.is_none() && req.channels.is_none() && req.sample_format.is_none()
-        && let Some(d) = default {
-            return Ok(d);
-        }
+    if req.sample_rate_hz.is_none()
+        && req.channels.is_none()
+        && req.sample_format.is_none()
+        && let Some(d) = default
+    {
+        return Ok(d);
+    }
     let ranges: Vec<cpal::SupportedStreamConfigRange> = device
         .supported_input_configs()
         .map_err(|e| device_err("cannot read the device's configurations", e))?
@@ -170,7 +173,10 @@ fn choose_config(device: &cpal::Device, req: &CaptureRequest) -> Result<cpal::Su
             "the device offers no input configuration with{}{}{} (see `synthscan devices`)",
             req.sample_rate_hz.map(|r| format!(" rate {r} Hz")).unwrap_or_default(),
             req.channels.map(|c| format!(" {c} channels")).unwrap_or_default(),
-            req.sample_format.as_ref().map(|f| format!(" format {f}")).unwrap_or_default(),
+            req.sample_format
+                .as_ref()
+                .map(|f| format!(" format {f}"))
+                .unwrap_or_default(),
         )));
     };
     let rate = req.sample_rate_hz.unwrap_or_else(|| {
@@ -259,7 +265,11 @@ impl Capture {
         let sample_rate_hz = config.sample_rate;
         let channels = usize::from(config.channels);
         super::check_stream_limits(sample_rate_hz, channels)?;
-        let buffer_s = if req.buffer_s.is_finite() { req.buffer_s.clamp(0.5, 600.0) } else { 10.0 };
+        let buffer_s = if req.buffer_s.is_finite() {
+            req.buffer_s.clamp(0.5, 600.0)
+        } else {
+            10.0
+        };
         let capacity = (buffer_s * f64::from(sample_rate_hz)) as usize * channels;
         let (producer, consumer) = rtrb::RingBuffer::new(capacity);
         let shared = Arc::new(Shared::default());

@@ -96,20 +96,13 @@ impl FileSource {
     fn probe(source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
         let mss = MediaSourceStream::new(source, Default::default());
         let format = symphonia::default::get_probe()
-            .probe(
-                &Hint::new(),
-                mss,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
+            .probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default())
             .map_err(|e| match e {
-                SymError::Unsupported(_) => Error::UnsupportedFormat(
-                    "no known audio container or codec was recognised in the data".into(),
-                ),
+                SymError::Unsupported(_) => {
+                    Error::UnsupportedFormat("no known audio container or codec was recognised in the data".into())
+                }
                 SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    Error::UnsupportedFormat(
-                        "the data ended before any known audio header was found".into(),
-                    )
+                    Error::UnsupportedFormat("the data ended before any known audio header was found".into())
                 }
                 other => map_symphonia(other),
             })?;
@@ -134,9 +127,7 @@ impl FileSource {
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(|e| match e {
-                SymError::Unsupported(what) => {
-                    Error::UnsupportedFormat(format!("codec not supported ({what})"))
-                }
+                SymError::Unsupported(what) => Error::UnsupportedFormat(format!("codec not supported ({what})")),
                 other => map_symphonia(other),
             })?;
         let info = StreamInfo {

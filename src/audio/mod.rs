@@ -81,7 +81,9 @@ pub trait AudioSource {
 /// Refuses a source whose warnings say it was cut short (see [`AudioSource::warnings`]).
 pub fn refuse_truncated(warnings: &[String]) -> Result<()> {
     match warnings.first() {
-        Some(w) => Err(Error::Truncated(w.trim_end_matches(": analysed what is there").to_string())),
+        Some(w) => Err(Error::Truncated(
+            w.trim_end_matches(": analysed what is there").to_string(),
+        )),
         None => Ok(()),
     }
 }

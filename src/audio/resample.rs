@@ -85,7 +85,13 @@ impl StreamResampler {
             if self.pending.len() - offset < need {
                 break;
             }
-            let written = run(fft, &self.pending[offset..offset + need], need, None, &mut self.scratch_out)?;
+            let written = run(
+                fft,
+                &self.pending[offset..offset + need],
+                need,
+                None,
+                &mut self.scratch_out,
+            )?;
             offset += need;
             emit(&self.scratch_out[..written], &mut self.to_trim, &mut self.produced, out);
         }
@@ -123,17 +129,10 @@ impl StreamResampler {
     }
 }
 
-fn run(
-    fft: &mut Fft<f32>,
-    input: &[f32],
-    frames: usize,
-    partial_len: Option<usize>,
-    out: &mut [f32],
-) -> Result<usize> {
+fn run(fft: &mut Fft<f32>, input: &[f32], frames: usize, partial_len: Option<usize>, out: &mut [f32]) -> Result<usize> {
     let buf_in = InterleavedSlice::new(input, 1, frames).map_err(|e| Error::Resample(e.to_string()))?;
     let out_frames = out.len();
-    let mut buf_out =
-        InterleavedSlice::new_mut(out, 1, out_frames).map_err(|e| Error::Resample(e.to_string()))?;
+    let mut buf_out = InterleavedSlice::new_mut(out, 1, out_frames).map_err(|e| Error::Resample(e.to_string()))?;
     let indexing = Indexing {
         input_offset: 0,
         output_offset: 0,

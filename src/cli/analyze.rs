@@ -147,7 +147,9 @@ fn plot_path(plot: &Path, input: &str, several: bool) -> PathBuf {
     let stem = Path::new(input)
         .file_stem()
         .map_or_else(|| "stdin".into(), |s| s.to_string_lossy().into_owned());
-    let ext = plot.extension().map_or("png".into(), |e| e.to_string_lossy().into_owned());
+    let ext = plot
+        .extension()
+        .map_or("png".into(), |e| e.to_string_lossy().into_owned());
     let base = plot.with_extension("");
     PathBuf::from(format!("{}.{stem}.{ext}", base.display()))
 }

@@ -139,10 +139,8 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
     let bar = if show_progress {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -212,14 +210,20 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
             bail!("a worker thread panicked");
         }
     }
-    let walk_result = walker.join().map_err(|_| anyhow::anyhow!("the input walker panicked"))?;
+    let walk_result = walker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the input walker panicked"))?;
     let walk_errors = walk_result?;
     let secs = started.elapsed().as_secs_f64();
     let skipped = skipped.lock().map_or(0, |s| *s);
     eprintln!(
         "synthscan: batch: {files} files analysed ({flagged} flagged, {errors} errors{}), {:.1} min of audio in {secs:.1} s \
          ({:.0}x real time, {jobs} jobs)",
-        if skipped > 0 { format!(", {skipped} skipped as already scored") } else { String::new() },
+        if skipped > 0 {
+            format!(", {skipped} skipped as already scored")
+        } else {
+            String::new()
+        },
         audio_s / 60.0,
         if secs > 0.0 { audio_s / secs } else { 0.0 },
     );

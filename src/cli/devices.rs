@@ -27,7 +27,10 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
         let mark = if d.is_default { "* " } else { "  " };
         println!("{mark}{}  (id: {})", d.name, d.id);
         if let Some(c) = &d.default_config {
-            println!("    default: {} Hz, {} ch, {}", c.min_rate_hz, c.channels, c.sample_format);
+            println!(
+                "    default: {} Hz, {} ch, {}",
+                c.min_rate_hz, c.channels, c.sample_format
+            );
         }
         // Devices list every channel count x format separately; fold them per rate range.
         let mut ranges: Vec<(u32, u32, u16, u16, Vec<&str>)> = Vec::new();
@@ -40,11 +43,21 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
                         r.4.push(&c.sample_format);
                     }
                 }
-                None => ranges.push((c.min_rate_hz, c.max_rate_hz, c.channels, c.channels, vec![&c.sample_format])),
+                None => ranges.push((
+                    c.min_rate_hz,
+                    c.max_rate_hz,
+                    c.channels,
+                    c.channels,
+                    vec![&c.sample_format],
+                )),
             }
         }
         for (lo, hi, cmin, cmax, formats) in ranges {
-            let chans = if cmin == cmax { cmin.to_string() } else { format!("{cmin}-{cmax}") };
+            let chans = if cmin == cmax {
+                cmin.to_string()
+            } else {
+                format!("{cmin}-{cmax}")
+            };
             println!("    supports: {lo}-{hi} Hz, {chans} ch, {}", formats.join("/"));
         }
     }

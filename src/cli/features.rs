@@ -52,8 +52,8 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
     let manifest: Manifest = match &args.feature_config {
         Some(p) => {
             let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let m: Manifest = serde_json::from_slice(&text)
-                .with_context(|| format!("{} is not a valid manifest", p.display()))?;
+            let m: Manifest =
+                serde_json::from_slice(&text).with_context(|| format!("{} is not a valid manifest", p.display()))?;
             m.validate()?;
             m
         }
@@ -78,8 +78,7 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
     if names.is_empty() {
         anyhow::bail!("no input files (give FILEs or --from-list)");
     }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let mut errors = false;
     for name in &names {
         if let Err(e) = one(name, &args, &manifest) {
@@ -133,13 +132,23 @@ fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
     let stem = out_stem(name, args.relative_to.as_deref());
     for c in 0..info.channels {
         let n_frames = speech[c].len();
-        let suffix = if info.channels > 1 { format!(".ch{c}") } else { String::new() };
+        let suffix = if info.channels > 1 {
+            format!(".ch{c}")
+        } else {
+            String::new()
+        };
         let base = args.out_dir.join(format!("{stem}{suffix}")).display().to_string();
         let f = Array2::from_shape_vec((n_frames, n_bins), std::mem::take(&mut feats[c]))?;
         write(&format!("{base}.features.npy"), &f)?;
-        write(&format!("{base}.speech.npy"), &Array1::from(std::mem::take(&mut speech[c])))?;
+        write(
+            &format!("{base}.speech.npy"),
+            &Array1::from(std::mem::take(&mut speech[c])),
+        )?;
         if args.energy {
-            write(&format!("{base}.energy.npy"), &Array1::from(std::mem::take(&mut energy[c])))?;
+            write(
+                &format!("{base}.energy.npy"),
+                &Array1::from(std::mem::take(&mut energy[c])),
+            )?;
         }
     }
     Ok(())

@@ -35,7 +35,11 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         println!("           {}", m.description);
     }
     println!("manifest   {}", model.manifest_path.display());
-    println!("onnx       {} ({} bytes)", model.onnx_path.display(), model.onnx_bytes.len());
+    println!(
+        "onnx       {} ({} bytes)",
+        model.onnx_path.display(),
+        model.onnx_bytes.len()
+    );
     println!("sha256     {} (verified)", m.sha256.to_lowercase());
     println!(
         "features   {} Hz, {}-point FFT, {} ms window, {} ms hop, {} {:?} bins {}-{} Hz",
@@ -64,7 +68,10 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         println!("runtime    ONNX Runtime from {}", p.display());
     }
     if !m.training.is_null() {
-        println!("training   {}", serde_json::to_string_pretty(&m.training)?.replace('\n', "\n           "));
+        println!(
+            "training   {}",
+            serde_json::to_string_pretty(&m.training)?.replace('\n', "\n           ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -204,7 +204,9 @@ fn open_device(args: &MonitorArgs) -> Result<Input> {
 
 #[cfg(not(feature = "mic"))]
 fn open_device(_: &MonitorArgs) -> Result<Input> {
-    bail!("this build has no sound-card support (built without the `mic` feature); use `monitor -` with raw PCM on stdin")
+    bail!(
+        "this build has no sound-card support (built without the `mic` feature); use `monitor -` with raw PCM on stdin"
+    )
 }
 
 /// Where events go: the terminal view or JSON lines.
@@ -308,7 +310,12 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
                 rate_hz,
                 channels
             );
-            Sink::View(LiveView::new(Box::new(output::Stdout::new()), color, detector.threshold(), channels))
+            Sink::View(LiveView::new(
+                Box::new(output::Stdout::new()),
+                color,
+                detector.threshold(),
+                channels,
+            ))
         }
         LiveFormat::Jsonl => Sink::Jsonl(Box::new(std::io::BufWriter::new(output::Stdout::new()))),
     };
@@ -360,7 +367,13 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         let updates = events.iter().filter(|e| matches!(e, LiveEvent::Update(_))).count();
         timing.add(t0.elapsed().as_secs_f64(), updates);
         frames += take as u64;
-        handle_events(&events, &mut sink, input.overruns(), args.alert_cmd.as_deref(), &mut children)?;
+        handle_events(
+            &events,
+            &mut sink,
+            input.overruns(),
+            args.alert_cmd.as_deref(),
+            &mut children,
+        )?;
         children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
         if max_frames.is_some_and(|m| frames >= m) {
             break;
@@ -370,14 +383,26 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     events.clear();
     let alerts_before = live.alerts_raised();
     let analysis = live.finish(&mut scorer, &mut events)?;
-    handle_events(&events, &mut sink, input.overruns(), args.alert_cmd.as_deref(), &mut children)?;
+    handle_events(
+        &events,
+        &mut sink,
+        input.overruns(),
+        args.alert_cmd.as_deref(),
+        &mut children,
+    )?;
     let alerts = alerts_before + count_raised(&events);
     if let Some(w) = recorder {
         w.finalize().context("cannot finish the recording")?;
     }
     let overruns = input.overruns();
     let label = input.label();
-    let report = FileReport::new(&label, &input.codec(), &analysis, Vec::new(), ModelInfo::from(&model.manifest));
+    let report = FileReport::new(
+        &label,
+        &input.codec(),
+        &analysis,
+        Vec::new(),
+        ModelInfo::from(&model.manifest),
+    );
     match &mut sink {
         Sink::View(view) => {
             view.clear()?;
@@ -410,7 +435,11 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             timing.quantile_ms(1.0),
             timing.total_s,
             audio_s,
-            if audio_s > 0.0 { 100.0 * timing.total_s / audio_s } else { 0.0 }
+            if audio_s > 0.0 {
+                100.0 * timing.total_s / audio_s
+            } else {
+                0.0
+            }
         );
     }
     for mut c in children {
@@ -430,7 +459,15 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
 fn count_raised(events: &[LiveEvent]) -> usize {
     events
         .iter()
-        .filter(|e| matches!(e, LiveEvent::Alert(Alert { state: AlertState::Raised, .. })))
+        .filter(|e| {
+            matches!(
+                e,
+                LiveEvent::Alert(Alert {
+                    state: AlertState::Raised,
+                    ..
+                })
+            )
+        })
         .count()
 }
 
@@ -461,7 +498,9 @@ fn handle_events(
             let mut latest = Vec::new();
             for e in events.iter().rev() {
                 if let LiveEvent::Update(u) = e
-                    && !latest.iter().any(|l: &&synthscan::detect::Update| l.channel == u.channel)
+                    && !latest
+                        .iter()
+                        .any(|l: &&synthscan::detect::Update| l.channel == u.channel)
                 {
                     latest.push(u);
                 }

@@ -47,7 +47,11 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    if !(args.idle_seconds.is_finite() && args.idle_seconds > 0.0 && args.drain_seconds.is_finite() && args.drain_seconds >= 0.0) {
+    if !(args.idle_seconds.is_finite()
+        && args.idle_seconds > 0.0
+        && args.drain_seconds.is_finite()
+        && args.drain_seconds >= 0.0)
+    {
         bail!("--idle-seconds must be positive and --drain-seconds not negative");
     }
     if args.update_ms < 10 || args.update_ms > 10_000 {

@@ -30,9 +30,9 @@ impl Envelope {
         while !samples.is_empty() {
             let room = (self.bucket_len - self.in_current) as usize;
             let (head, rest) = samples.split_at(room.min(samples.len()));
-            let (lo, hi) = head
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+            let (lo, hi) = head.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| {
+                (lo.min(s), hi.max(s))
+            });
             self.current = Some(match self.current {
                 Some((a, b)) => (a.min(lo), b.max(hi)),
                 None => (lo, hi),
@@ -54,7 +54,10 @@ impl Envelope {
             self.buckets = self
                 .buckets
                 .chunks(2)
-                .map(|p| p.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b))))
+                .map(|p| {
+                    p.iter()
+                        .fold((f32::MAX, f32::MIN), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)))
+                })
                 .collect();
             self.bucket_len *= 2;
         }

@@ -204,7 +204,12 @@ impl LiveStream {
     }
 
     /// Feeds a chunk (at the stream's rate and channel count).
-    pub fn push_chunk(&mut self, chunk: &AudioChunk, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<()> {
+    pub fn push_chunk(
+        &mut self,
+        chunk: &AudioChunk,
+        scorer: &mut dyn WindowScorer,
+        events: &mut Vec<LiveEvent>,
+    ) -> Result<()> {
         if chunk.channels != self.channels || chunk.sample_rate_hz != self.rate_hz {
             return Err(Error::Corrupt(format!(
                 "chunk of {} ch at {} Hz pushed into a live stream of {} ch at {} Hz",

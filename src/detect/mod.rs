@@ -245,7 +245,9 @@ impl StreamDetector {
         let window_s = m.window_s();
         for ((c, meta), &logit) in self.batch_meta.iter().zip(&self.logits) {
             if !logit.is_finite() {
-                return Err(Error::Runtime(format!("the model returned a non-finite logit ({logit})")));
+                return Err(Error::Runtime(format!(
+                    "the model returned a non-finite logit ({logit})"
+                )));
             }
             let start_s = meta.start_frame as f64 * hop_s;
             let ws = WindowScore {
@@ -385,9 +387,7 @@ impl FrontEnd {
         }
         self.speech.clear();
         for t in 0..self.frames.len() {
-            let is_speech = self
-                .gate
-                .is_speech(self.frames.energy_db[t], self.frames.tonality[t]);
+            let is_speech = self.gate.is_speech(self.frames.energy_db[t], self.frames.tonality[t]);
             self.speech.push(is_speech);
         }
         Ok(())

@@ -39,9 +39,7 @@ impl Filterbank {
                     .map(|i| mel_to_hz(mlo + (mhi - mlo) * i as f64 / (n + 1) as f64))
                     .collect()
             }
-            FilterbankKind::Linear => (0..n + 2)
-                .map(|i| lo + (hi - lo) * i as f64 / (n + 1) as f64)
-                .collect(),
+            FilterbankKind::Linear => (0..n + 2).map(|i| lo + (hi - lo) * i as f64 / (n + 1) as f64).collect(),
         };
         let n_freqs = cfg.n_fft / 2 + 1;
         let bin_hz = f64::from(cfg.sample_rate_hz) / cfg.n_fft as f64;
@@ -68,11 +66,7 @@ impl Filterbank {
     /// Writes `ln(filter energy + floor)` for each filter into `out`.
     pub fn apply_log(&self, power: &[f32], floor: f32, out: &mut [f32]) {
         for ((first, weights), dst) in self.filters.iter().zip(out.iter_mut()) {
-            let e: f32 = weights
-                .iter()
-                .zip(&power[*first..])
-                .map(|(w, p)| w * p)
-                .sum();
+            let e: f32 = weights.iter().zip(&power[*first..]).map(|(w, p)| w * p).sum();
             *dst = (e + floor).ln();
         }
     }

@@ -159,10 +159,7 @@ impl FeatureExtractor {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
         // Periodic Hann, computed in f64 so it matches the reference to the last bit of f32.
         let window: Vec<f32> = (0..cfg.win_len)
-            .map(|n| {
-                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / cfg.win_len as f64).cos())
-                    as f32
-            })
+            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / cfg.win_len as f64).cos()) as f32)
             .collect();
         let window_power = window.iter().map(|w| w * w).sum();
         let fft_in = fft.make_input_vec();
@@ -251,8 +248,7 @@ impl FeatureExtractor {
         out.features.resize(first + self.cfg.n_bins, 0.0);
         self.filterbank
             .apply_log(&self.power, self.cfg.log_floor, &mut out.features[first..]);
-        out.energy_db
-            .push(10.0 * (energy / self.window_power + 1e-10).log10());
+        out.energy_db.push(10.0 * (energy / self.window_power + 1e-10).log10());
         out.tonality.push(tonality(&self.power, total_power));
         self.frames_emitted += 1;
         Ok(())

@@ -108,8 +108,8 @@ impl LoadedModel {
             reason,
         };
         let text = read_limited(manifest_path, MAX_MANIFEST_BYTES)?;
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| merr(format!("not a valid manifest: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|e| merr(format!("not a valid manifest: {e}")))?;
         manifest.validate().map_err(|e| match e {
             Error::Config(reason) => merr(reason),
             other => other,
@@ -176,10 +176,7 @@ impl Manifest {
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {

@@ -8,9 +8,7 @@
 mod manifest;
 pub mod runtime;
 
-pub use manifest::{
-    Calibration, IoNames, LoadedModel, Manifest, VadConfig, WindowConfig, sha256_hex,
-};
+pub use manifest::{Calibration, IoNames, LoadedModel, Manifest, VadConfig, WindowConfig, sha256_hex};
 
 use ndarray::ArrayView3;
 use ort::session::Session;
@@ -108,9 +106,7 @@ impl WindowScorer for OnnxScorer {
             .session
             .run(ort::inputs![self.input.as_str() => tensor])
             .map_err(rt)?;
-        let out = outputs[self.output.as_str()]
-            .try_extract_array::<f32>()
-            .map_err(rt)?;
+        let out = outputs[self.output.as_str()].try_extract_array::<f32>().map_err(rt)?;
         if out.len() != n {
             return Err(Error::Runtime(format!(
                 "the model returned {} values for {n} windows",

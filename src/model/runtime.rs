@@ -43,7 +43,10 @@ fn candidates() -> Vec<PathBuf> {
         "onnxruntime.dll".to_string(),
     ];
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         dirs.push(exe_dir.clone());
         // Development layout: target/{debug,release}[/deps]/synthscan -> <repo>/.ort
         for up in exe_dir.ancestors().take(4) {

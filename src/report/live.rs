@@ -62,7 +62,11 @@ impl<'a> LiveView<'a> {
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
 
     fn erase(&mut self) -> Result<()> {
@@ -87,7 +91,10 @@ impl<'a> LiveView<'a> {
             ),
             AlertState::Cleared => self.paint(
                 "32",
-                &format!("[{:>7.2}s] cleared channel {}: score {:.2}", a.time_s, a.channel, a.score),
+                &format!(
+                    "[{:>7.2}s] cleared channel {}: score {:.2}",
+                    a.time_s, a.channel, a.score
+                ),
             ),
         };
         writeln!(self.out, "{text}").map_err(werr)
@@ -126,7 +133,14 @@ impl<'a> LiveView<'a> {
                 .unwrap_or_default();
             let score = u.score.map_or(" -- ".to_string(), |s| format!("{s:.2}"));
             let call = u.call_score.map_or(" -- ".to_string(), |s| format!("{s:.2}"));
-            let painted_bar = self.paint(if u.score.is_some_and(|s| s >= self.threshold) { "31" } else { "2" }, &bar);
+            let painted_bar = self.paint(
+                if u.score.is_some_and(|s| s >= self.threshold) {
+                    "31"
+                } else {
+                    "2"
+                },
+                &bar,
+            );
             lines.push(format!(
                 "ch{} {:<9} now {score} call {call} |{painted_bar:<width$}| speech {:>6.1}s  t {:>7.1}s  overruns {overruns}",
                 u.channel,

@@ -19,9 +19,7 @@ fn perr(path: &Path) -> impl Fn(String) -> Error + '_ {
 pub fn write_plot(path: &Path, title: &str, analysis: &Analysis) -> Result<()> {
     let rows = analysis.channels.len().max(1);
     let size = (1200u32, 240 * rows as u32 + 40);
-    let is_svg = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let is_svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
     if is_svg {
         let root = SVGBackend::new(path, size).into_drawing_area();
         draw(&root, title, analysis).map_err(perr(path))?;
@@ -40,9 +38,7 @@ fn draw<DB: DrawingBackend>(
 ) -> std::result::Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let root = root
-        .titled(title, ("sans-serif", 18))
-        .map_err(e)?;
+    let root = root.titled(title, ("sans-serif", 18)).map_err(e)?;
     let areas = root.split_evenly((analysis.channels.len().max(1), 1));
     let duration = analysis.duration_s.max(0.01);
     for (area, ch) in areas.iter().zip(&analysis.channels) {
@@ -77,17 +73,21 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
         let grey = RGBColor(150, 150, 150);
         chart
-            .draw_series(ch.envelope.points().into_iter().map(|(t, lo, hi)| {
-                PathElement::new(vec![(t, f64::from(lo)), (t, f64::from(hi))], grey)
-            }))
+            .draw_series(
+                ch.envelope
+                    .points()
+                    .into_iter()
+                    .map(|(t, lo, hi)| PathElement::new(vec![(t, f64::from(lo)), (t, f64::from(hi))], grey)),
+            )
             .map_err(e)?;
         chart
             .draw_secondary_series(ch.windows.iter().map(|w| {
-                let colour = if w.probability >= analysis.threshold { RED } else { GREEN };
-                Rectangle::new(
-                    [(w.start_s, 0.0), (w.end_s, w.probability)],
-                    colour.mix(0.25).filled(),
-                )
+                let colour = if w.probability >= analysis.threshold {
+                    RED
+                } else {
+                    GREEN
+                };
+                Rectangle::new([(w.start_s, 0.0), (w.end_s, w.probability)], colour.mix(0.25).filled())
             }))
             .map_err(e)?;
         chart

@@ -30,7 +30,11 @@ impl<'a> TextReporter<'a> {
 
     fn timeline(&mut self, indent: &str, segments: &[Segment], threshold: f64) -> Result<()> {
         for s in segments {
-            let v = if s.score >= threshold { Verdict::Synthetic } else { Verdict::Genuine };
+            let v = if s.score >= threshold {
+                Verdict::Synthetic
+            } else {
+                Verdict::Genuine
+            };
             let bar_len = (s.score * 20.0).round() as usize;
             let bar = format!("{}{}", "#".repeat(bar_len), ".".repeat(20 - bar_len.min(20)));
             let label = self.paint(v, v.as_str());
@@ -80,12 +84,7 @@ impl Reporter for TextReporter<'_> {
             writeln!(self.out, "  warning: {w}").map_err(werr)?;
         }
         if r.verdict == Verdict::Inconclusive {
-            writeln!(
-                self.out,
-                "  too little speech to judge ({:.1} s found)",
-                r.speech_s
-            )
-            .map_err(werr)?;
+            writeln!(self.out, "  too little speech to judge ({:.1} s found)", r.speech_s).map_err(werr)?;
         }
         match &r.channels {
             Some(chs) => {

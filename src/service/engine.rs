@@ -60,7 +60,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn start(model: &Arc<LoadedModel>, detector: &Detector, policy: &LivePolicy, workers: usize, metrics: &Arc<Metrics>) -> Result<Self> {
+    pub fn start(
+        model: &Arc<LoadedModel>,
+        detector: &Detector,
+        policy: &LivePolicy,
+        workers: usize,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self> {
         let mut shards = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
             let scorer = OnnxScorer::new(model, 1)?;
@@ -124,7 +130,14 @@ fn worker(
                 if !tracks.contains_key(&key) {
                     match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
                         Ok(live) => {
-                            tracks.insert(key.clone(), Track { live, rate_hz, channels });
+                            tracks.insert(
+                                key.clone(),
+                                Track {
+                                    live,
+                                    rate_hz,
+                                    channels,
+                                },
+                            );
                         }
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
@@ -150,9 +163,10 @@ fn worker(
                     let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
                     continue;
                 }
-                metrics
-                    .windows_scored
-                    .fetch_add((t.live.windows_scored() - before) as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.windows_scored.fetch_add(
+                    (t.live.windows_scored() - before) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
                     metrics.observe_latency(received.elapsed().as_secs_f64());
                 }
@@ -166,10 +180,16 @@ fn worker(
                 }
             }
             Job::Finish { conn, label, reply } => {
-                let mut names: Vec<String> = tracks.keys().filter(|(c, _)| *c == conn).map(|(_, t)| t.clone()).collect();
+                let mut names: Vec<String> = tracks
+                    .keys()
+                    .filter(|(c, _)| *c == conn)
+                    .map(|(_, t)| t.clone())
+                    .collect();
                 names.sort();
                 for name in names {
-                    let Some(t) = tracks.remove(&(conn, name.clone())) else { continue };
+                    let Some(t) = tracks.remove(&(conn, name.clone())) else {
+                        continue;
+                    };
                     let alerts_before = t.live.alerts_raised();
                     events.clear();
                     match t.live.finish(&mut scorer, &mut events) {
@@ -186,7 +206,13 @@ fn worker(
                                 Metrics::inc(&metrics.calls_flagged);
                             }
                             let file = format!("{label}/{name}");
-                            let report = FileReport::new(&file, &format!("{} Hz stream", t.rate_hz), &analysis, Vec::new(), info.clone());
+                            let report = FileReport::new(
+                                &file,
+                                &format!("{} Hz stream", t.rate_hz),
+                                &analysis,
+                                Vec::new(),
+                                info.clone(),
+                            );
                             let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
                             if let Value::Object(map) = &mut v {
                                 map.insert("event".into(), Value::String("summary".into()));

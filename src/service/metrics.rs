@@ -47,31 +47,66 @@ impl Metrics {
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        metric("synthscan_streams_open", "gauge", "WebSocket streams open now.", g(&self.streams_open));
-        metric("synthscan_streams_total", "counter", "WebSocket streams accepted.", g(&self.streams_total));
+        metric(
+            "synthscan_streams_open",
+            "gauge",
+            "WebSocket streams open now.",
+            g(&self.streams_open),
+        );
+        metric(
+            "synthscan_streams_total",
+            "counter",
+            "WebSocket streams accepted.",
+            g(&self.streams_total),
+        );
         metric(
             "synthscan_streams_rejected_total",
             "counter",
             "WebSocket streams refused because the server was full or draining.",
             g(&self.streams_rejected),
         );
-        metric("synthscan_windows_scored_total", "counter", "Model windows scored on streams.", g(&self.windows_scored));
-        metric("synthscan_alerts_total", "counter", "Alerts raised on streams.", g(&self.alerts));
+        metric(
+            "synthscan_windows_scored_total",
+            "counter",
+            "Model windows scored on streams.",
+            g(&self.windows_scored),
+        );
+        metric(
+            "synthscan_alerts_total",
+            "counter",
+            "Alerts raised on streams.",
+            g(&self.alerts),
+        );
         metric(
             "synthscan_calls_flagged_total",
             "counter",
             "Stream tracks and files whose final verdict was synthetic.",
             g(&self.calls_flagged),
         );
-        metric("synthscan_tracks_finished_total", "counter", "Stream tracks summarised.", g(&self.tracks_finished));
-        metric("synthscan_files_analyzed_total", "counter", "Files analysed by POST /v1/analyze.", g(&self.files_analyzed));
+        metric(
+            "synthscan_tracks_finished_total",
+            "counter",
+            "Stream tracks summarised.",
+            g(&self.tracks_finished),
+        );
+        metric(
+            "synthscan_files_analyzed_total",
+            "counter",
+            "Files analysed by POST /v1/analyze.",
+            g(&self.files_analyzed),
+        );
         metric(
             "synthscan_errors_total",
             "counter",
             "Malformed frames or messages, undecodable uploads and other per-request errors.",
             g(&self.errors),
         );
-        metric("synthscan_unauthorized_total", "counter", "Requests refused for a missing or wrong token.", g(&self.unauthorized));
+        metric(
+            "synthscan_unauthorized_total",
+            "counter",
+            "Requests refused for a missing or wrong token.",
+            g(&self.unauthorized),
+        );
         let name = "synthscan_score_latency_seconds";
         let _ = writeln!(
             s,

@@ -71,7 +71,12 @@ struct App {
 }
 
 /// Runs the service until Ctrl-C or SIGTERM; `on_ready` gets the bound address.
-pub fn run(config: ServiceConfig, model: LoadedModel, detector: Detector, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub fn run(
+    config: ServiceConfig,
+    model: LoadedModel,
+    detector: Detector,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
         return Err(Error::Config(format!(
             "refusing to listen on {} without a token: set --token or SYNTHSCAN_TOKEN, or bind to 127.0.0.1",
@@ -192,7 +197,11 @@ fn authorized(app: &App, headers: &HeaderMap, query_token: Option<&str>) -> bool
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let m = &app.model.manifest;
-    let status = if app.draining.load(Ordering::SeqCst) { "draining" } else { "ok" };
+    let status = if app.draining.load(Ordering::SeqCst) {
+        "draining"
+    } else {
+        "ok"
+    };
     axum::Json(json!({
         "status": status,
         "model": {"name": m.name, "version": m.version, "sha256": m.sha256.to_lowercase()},
@@ -226,7 +235,12 @@ struct AnalyzeQuery {
     allow_truncated: Option<String>,
 }
 
-async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<AnalyzeQuery>, body: Bytes) -> Response {
+async fn analyze(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<AnalyzeQuery>,
+    body: Bytes,
+) -> Response {
     if !authorized(&app, &headers, q.token.as_deref()) {
         return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
     }
@@ -235,7 +249,10 @@ async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Quer
         Metrics::inc(&app.metrics.errors);
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            axum::Json(ErrorReport { file: name, error: Error::EmptyInput.to_string() }),
+            axum::Json(ErrorReport {
+                file: name,
+                error: Error::EmptyInput.to_string(),
+            }),
         )
             .into_response();
     }
@@ -257,8 +274,19 @@ async fn analyze(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Quer
         }
         Ok(Err(e)) => {
             Metrics::inc(&app.metrics.errors);
-            let status = if e.is_input_error() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
-            (status, axum::Json(ErrorReport { file: name, error: e.to_string() })).into_response()
+            let status = if e.is_input_error() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (
+                status,
+                axum::Json(ErrorReport {
+                    file: name,
+                    error: e.to_string(),
+                }),
+            )
+                .into_response()
         }
         Err(_) => {
             Metrics::inc(&app.metrics.errors);
@@ -281,7 +309,13 @@ fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>, allow_truncated: bool) -
         if !allow_truncated {
             crate::audio::refuse_truncated(&warnings)?;
         }
-        Ok(FileReport::new(name, &codec, &analysis, warnings, ModelInfo::from(&app.model.manifest)))
+        Ok(FileReport::new(
+            name,
+            &codec,
+            &analysis,
+            warnings,
+            ModelInfo::from(&app.model.manifest),
+        ))
     })();
     if let Ok(mut pool) = app.analyze_scorers.lock() {
         pool.push(scorer);
@@ -309,7 +343,12 @@ impl Drop for StreamSlot {
     }
 }
 
-async fn stream(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
+async fn stream(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !authorized(&app, &headers, q.token.as_deref()) {
         return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
     }
@@ -333,11 +372,10 @@ async fn stream(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query
         );
     }
     Metrics::inc(&app.metrics.streams_total);
-    ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| async move {
-            let _slot = slot;
-            handle_socket(app, socket, raw).await;
-        })
+    ws.max_message_size(1 << 20).on_upgrade(move |socket| async move {
+        let _slot = slot;
+        handle_socket(app, socket, raw).await;
+    })
 }
 
 /// The raw-frame format declared in the query, if any.
@@ -466,7 +504,14 @@ fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSe
         return Step::Continue;
     }
     if samples.len() % channels != 0 {
-        send_error(app, reply, &Error::Corrupt(format!("a frame of {} samples does not hold whole {channels}-channel frames", samples.len())));
+        send_error(
+            app,
+            reply,
+            &Error::Corrupt(format!(
+                "a frame of {} samples does not hold whole {channels}-channel frames",
+                samples.len()
+            )),
+        );
         return Step::Continue;
     }
     app.engine.send(
@@ -489,13 +534,19 @@ fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender
     let msg: media::MediaMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
-            send_error(app, reply, &Error::Corrupt(format!("the message is not a media-stream JSON object: {e}")));
+            send_error(
+                app,
+                reply,
+                &Error::Corrupt(format!("the message is not a media-stream JSON object: {e}")),
+            );
             return Step::Continue;
         }
     };
     match msg.event.as_str() {
         "start" => {
-            let sid = msg.stream_sid.or_else(|| msg.start.as_ref().and_then(|st| st.stream_sid.clone()));
+            let sid = msg
+                .stream_sid
+                .or_else(|| msg.start.as_ref().and_then(|st| st.stream_sid.clone()));
             if let Some(sid) = sid {
                 s.label = sid.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
             }
@@ -513,14 +564,22 @@ fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender
                     }
                 }
                 if fmt.channels.is_some_and(|c| c != 1) {
-                    send_error(app, reply, &Error::Config("media payloads must be mono; send one track per channel".into()));
+                    send_error(
+                        app,
+                        reply,
+                        &Error::Config("media payloads must be mono; send one track per channel".into()),
+                    );
                 }
             }
             Step::Continue
         }
         "media" => {
             let Some(media) = msg.media else {
-                send_error(app, reply, &Error::Corrupt("a media message without a `media` object".into()));
+                send_error(
+                    app,
+                    reply,
+                    &Error::Corrupt("a media message without a `media` object".into()),
+                );
                 return Step::Continue;
             };
             let track = match media::clean_track_name(media.track.as_deref()) {
@@ -557,7 +616,10 @@ fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender
             send_error(
                 app,
                 reply,
-                &Error::Corrupt(format!("unknown event '{}'", other.chars().take(32).collect::<String>())),
+                &Error::Corrupt(format!(
+                    "unknown event '{}'",
+                    other.chars().take(32).collect::<String>()
+                )),
             );
             Step::Continue
         }

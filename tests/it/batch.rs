@@ -68,9 +68,17 @@ fn a_directory_is_walked_recursively_and_bad_files_are_records_not_the_end() {
     assert_eq!(out.status.code(), Some(2), "errors -> exit 2");
     let recs = by_file(&records(&String::from_utf8(out.stdout).unwrap()));
     assert_eq!(recs.len(), 7, "{:?}", recs.keys());
-    let errors: Vec<&String> = recs.iter().filter(|(_, r)| r.get("error").is_some()).map(|(k, _)| k).collect();
+    let errors: Vec<&String> = recs
+        .iter()
+        .filter(|(_, r)| r.get("error").is_some())
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(recs.values().filter(|r| r.get("error").is_none()).all(|r| r["score"].is_number()));
+    assert!(
+        recs.values()
+            .filter(|r| r.get("error").is_none())
+            .all(|r| r["score"].is_number())
+    );
     assert!(!recs.keys().any(|k| k.ends_with(".raw")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("7 files analysed"), "{stderr}");
@@ -93,8 +101,12 @@ fn one_job_and_two_jobs_agree_and_a_list_on_stdin_works() {
         .map(|f| path_str(&fixture(f)))
         .collect();
     let list = files.join("\n") + "\n";
-    let one = by_file(&records(&String::from_utf8(batch(&["--from-list", "-", "-j", "1"], Some(&list)).stdout).unwrap()));
-    let two = by_file(&records(&String::from_utf8(batch(&["--from-list", "-", "-j", "2"], Some(&list)).stdout).unwrap()));
+    let one = by_file(&records(
+        &String::from_utf8(batch(&["--from-list", "-", "-j", "1"], Some(&list)).stdout).unwrap(),
+    ));
+    let two = by_file(&records(
+        &String::from_utf8(batch(&["--from-list", "-", "-j", "2"], Some(&list)).stdout).unwrap(),
+    ));
     assert_eq!(one.len(), 4);
     for f in &files {
         let (a, b) = (&one[f], &two[f]);
@@ -110,7 +122,12 @@ fn resume_skips_what_was_scored_and_survives_a_partial_last_line() {
     let out_path = dir.path().join("out.jsonl");
     // A first run over part of the tree, then "killed" mid-record.
     let first = batch(
-        &[&path_str(&dir.path().join("a.wav")), &path_str(&dir.path().join("b.flac")), "--resume", &path_str(&out_path)],
+        &[
+            &path_str(&dir.path().join("a.wav")),
+            &path_str(&dir.path().join("b.flac")),
+            "--resume",
+            &path_str(&out_path),
+        ],
         None,
     );
     assert!(first.status.code().unwrap() < 2);
@@ -128,7 +145,10 @@ fn resume_skips_what_was_scored_and_survives_a_partial_last_line() {
     // A third run has nothing left but the two broken files (errors are retried).
     let third = batch(&[&path_str(dir.path()), "--resume", &path_str(&out_path)], None);
     let stderr = String::from_utf8_lossy(&third.stderr);
-    assert!(stderr.contains("2 files analysed") && stderr.contains("5 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("2 files analysed") && stderr.contains("5 skipped"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -25,7 +25,11 @@ fn analyze(files: &[String], extra: &[&str]) -> (i32, Vec<Value>, String) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (out.status.code().unwrap(), lines, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn f(name: &str) -> String {
@@ -59,7 +63,13 @@ fn every_supported_format_decodes_to_about_three_seconds() {
         assert_eq!(line["model"]["name"], "synthscan-test");
     }
     // The high-resolution formats (short fixtures) decode too.
-    let short = ["extra_chunks.wav", "fmt_pcm_s24.wav", "fmt_pcm_s32.wav", "fmt_float64_extensible.wav", "fmt_pcm_s24_extensible.wav"];
+    let short = [
+        "extra_chunks.wav",
+        "fmt_pcm_s24.wav",
+        "fmt_pcm_s32.wav",
+        "fmt_float64_extensible.wav",
+        "fmt_pcm_s24_extensible.wav",
+    ];
     let files: Vec<String> = short.iter().map(|n| f(n)).collect();
     let (_, lines, _) = analyze(&files, &[]);
     for (line, name) in lines.iter().zip(short) {
@@ -87,9 +97,16 @@ fn malformed_inputs_each_give_one_clear_error_and_exit_2_while_others_are_analys
     for (line, (name, phrase)) in lines.iter().zip(bad) {
         let err = line["error"].as_str().unwrap_or_else(|| panic!("{name}: {line}"));
         assert!(err.contains(phrase), "{name}: {err}");
-        assert_eq!(stderr.lines().filter(|l| l.contains(&f(name))).count(), 1, "one message for {name}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains(&f(name))).count(),
+            1,
+            "one message for {name}"
+        );
     }
-    assert!(lines.last().unwrap()["verdict"].is_string(), "the good file is still analysed");
+    assert!(
+        lines.last().unwrap()["verdict"].is_string(),
+        "the good file is still analysed"
+    );
 }
 
 #[test]
@@ -129,7 +146,10 @@ fn stereo_is_scored_per_channel() {
     assert_eq!(chans.len(), 2);
     assert_ne!(chans[0]["verdict"], "inconclusive", "speech channel is judged");
     assert_eq!(chans[1]["verdict"], "inconclusive", "tone channel is not");
-    assert_eq!(lines[0]["score"], chans[0]["score"], "file score is the deciding channel's");
+    assert_eq!(
+        lines[0]["score"], chans[0]["score"],
+        "file score is the deciding channel's"
+    );
     assert_eq!(lines[1]["channels"].as_array().unwrap().len(), 4);
     let (_, mono, _) = analyze(&[f("speech_16000.wav")], &[]);
     assert!(mono[0].get("channels").is_none());
@@ -145,7 +165,16 @@ fn raw_stdin_in_every_encoding_matches_the_wav() {
     ] {
         let bytes = std::fs::read(fixture(name)).unwrap();
         let mut child = synthscan()
-            .args(["analyze", "-f", "jsonl", "--raw-format", format, "--raw-rate", rate, "--model"])
+            .args([
+                "analyze",
+                "-f",
+                "jsonl",
+                "--raw-format",
+                format,
+                "--raw-rate",
+                rate,
+                "--model",
+            ])
             .arg(crate::test_model())
             .arg("-")
             .stdin(Stdio::piped())
@@ -164,7 +193,12 @@ fn raw_stdin_in_every_encoding_matches_the_wav() {
             assert!(d < 0.1, "{name}: {d}");
         }
     }
-    let out = synthscan().args(["analyze", "-"]).arg("--model").arg(test_model()).output().unwrap();
+    let out = synthscan()
+        .args(["analyze", "-"])
+        .arg("--model")
+        .arg(test_model())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--raw-format"));
 }
@@ -246,8 +280,7 @@ fn csv_text_and_features_outputs() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let feats: ndarray::Array2<f32> =
-        ndarray_npy::read_npy(dir.path().join("speech_16000.features.npy")).unwrap();
+    let feats: ndarray::Array2<f32> = ndarray_npy::read_npy(dir.path().join("speech_16000.features.npy")).unwrap();
     assert_eq!(feats.shape(), &[299, 64]);
 }
 

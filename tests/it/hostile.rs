@@ -89,7 +89,10 @@ fn fuzz_regressions_replay_without_panics() {
             break;
         }
     }
-    assert!(failed, "the crash input holds non-finite or huge samples and must be refused");
+    assert!(
+        failed,
+        "the crash input holds non-finite or huge samples and must be refused"
+    );
 }
 
 /// A manifest that disagrees with its (untampered) model: each is refused at load, one line.
@@ -101,7 +104,11 @@ fn manifests_that_do_not_match_their_model_are_refused() {
     let cases: [(&str, Edit, &str); 4] = [
         ("n_bins", |m| m["features"]["n_bins"] = 40.into(), "has shape"),
         ("window", |m| m["window"]["frames"] = 100.into(), "has shape"),
-        ("output", |m| m["io"]["output"] = "probability".into(), "no output named"),
+        (
+            "output",
+            |m| m["io"]["output"] = "probability".into(),
+            "no output named",
+        ),
         ("input", |m| m["io"]["input"] = "audio".into(), "input"),
     ];
     for (what, edit, expect) in cases {

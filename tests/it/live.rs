@@ -63,9 +63,15 @@ fn live_summary_equals_file_analysis_and_ticks_do_not_depend_on_chunking() {
         };
         assert_eq!(ticks(&ev_a), ticks(&ev_b), "{name}");
         let n_ticks = ticks(&ev_a).len() as f64;
-        assert!((n_ticks - (whole.duration_s * 4.0).floor()).abs() <= 1.0, "{name}: {n_ticks} ticks");
+        assert!(
+            (n_ticks - (whole.duration_s * 4.0).floor()).abs() <= 1.0,
+            "{name}: {n_ticks} ticks"
+        );
         let alerts = |ev: &[LiveEvent]| -> Vec<LiveEvent> {
-            ev.iter().filter(|e| matches!(e, LiveEvent::Alert(_))).cloned().collect()
+            ev.iter()
+                .filter(|e| matches!(e, LiveEvent::Alert(_)))
+                .cloned()
+                .collect()
         };
         assert_eq!(alerts(&ev_a), alerts(&ev_b), "{name}");
     }

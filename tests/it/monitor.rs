@@ -68,7 +68,11 @@ fn jsonl(out: &Output) -> Vec<Value> {
 }
 
 fn analyze(path: &Path) -> Value {
-    let out = synthscan().args(["analyze", "--format", "json"]).arg(path).output().unwrap();
+    let out = synthscan()
+        .args(["analyze", "--format", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v[0].clone()
 }
@@ -108,8 +112,19 @@ fn alerts(events: &[Value]) -> Vec<&Value> {
 #[cfg(feature = "mic")]
 fn monitor_mic(conf: &Path, channels: u16, seconds: f64, extra: &[&str]) -> Output {
     synthscan()
-        .env("ALSA_CONFIG_PATH", format!("/usr/share/alsa/alsa.conf:{}", conf.display()))
-        .args(["monitor", "--device", "testmic", "--rate", "16000", "--sample-format", "i16"])
+        .env(
+            "ALSA_CONFIG_PATH",
+            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
+        )
+        .args([
+            "monitor",
+            "--device",
+            "testmic",
+            "--rate",
+            "16000",
+            "--sample-format",
+            "i16",
+        ])
         .args(["--channels", &channels.to_string(), "--format", "jsonl"])
         .args(["--max-seconds", &seconds.to_string(), "--buffer-seconds", "60"])
         .args(extra)
@@ -195,7 +210,10 @@ fn virtual_stereo_mic_scores_caller_and_agent_separately() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let events = jsonl(&out);
     let raised = alerts(&events);
-    assert!(!raised.is_empty() && raised.iter().all(|a| a["channel"] == 0), "{raised:?}");
+    assert!(
+        !raised.is_empty() && raised.iter().all(|a| a["channel"] == 0),
+        "{raised:?}"
+    );
     let summary = events.last().unwrap();
     assert_eq!(summary["channels"][0]["verdict"], "synthetic");
     assert_eq!(summary["channels"][1]["verdict"], "genuine");
@@ -211,7 +229,10 @@ fn an_unknown_device_is_one_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no input device matches 'no-such-device-xyz'"), "{stderr}");
+    assert!(
+        stderr.contains("no input device matches 'no-such-device-xyz'"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(out.stdout.is_empty());
 }
@@ -222,7 +243,16 @@ fn raw_stdin_monitor_matches_analyze() {
     let pcm = read_i16(&wav);
     let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut child = synthscan()
-        .args(["monitor", "-", "--raw-format", "s16le", "--raw-rate", "16000", "--format", "jsonl"])
+        .args([
+            "monitor",
+            "-",
+            "--raw-format",
+            "s16le",
+            "--raw-rate",
+            "16000",
+            "--format",
+            "jsonl",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,10 +5,7 @@ use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::read_npy;
 
 use synthscan::detect::FrontEnd;
-use synthscan::{
-    AudioChunk, AudioSource, Detector, FileSource, LoadedModel, OnnxScorer, WindowScorer,
-    analyze_source,
-};
+use synthscan::{AudioChunk, AudioSource, Detector, FileSource, LoadedModel, OnnxScorer, WindowScorer, analyze_source};
 
 use crate::{fixture, max_abs_diff, shipped_model, test_model};
 

@@ -66,7 +66,15 @@ fn phone_bytes(name: &str) -> Vec<u8> {
 /// `synthscan analyze` on the same bytes, as raw stdin (with extra options such as a threshold).
 fn analyze_raw(bytes: &[u8], format: &str, rate: u32, extra: &[&str]) -> Value {
     let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
-        .args(["analyze", "-f", "json", "--raw-format", format, "--raw-rate", &rate.to_string()])
+        .args([
+            "analyze",
+            "-f",
+            "json",
+            "--raw-format",
+            format,
+            "--raw-rate",
+            &rate.to_string(),
+        ])
         .args(extra)
         .arg("-")
         .stdin(Stdio::piped())
@@ -112,12 +120,18 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
         .await
         .unwrap();
     let send = |v: Value| Message::Text(v.to_string().into());
-    ws.send(send(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}))).await.unwrap();
-    ws.send(send(json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZtest",
+    ws.send(send(
+        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+    ))
+    .await
+    .unwrap();
+    ws.send(send(
+        json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZtest",
         "start": {"streamSid": "MZtest", "tracks": ["inbound", "outbound"],
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})))
-        .await
-        .unwrap();
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
+    ))
+    .await
+    .unwrap();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let frames = inbound.len().max(outbound.len()).div_ceil(160);
     for i in 0..frames {
@@ -135,11 +149,17 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
         if i == 100 {
             // Malformed input mid-call: each gets an error event, the call goes on.
             ws.send(Message::Text("{not json".into())).await.unwrap();
-            ws.send(send(json!({"event": "media", "media": {"track": "inbound", "payload": "@@@"}}))).await.unwrap();
+            ws.send(send(
+                json!({"event": "media", "media": {"track": "inbound", "payload": "@@@"}}),
+            ))
+            .await
+            .unwrap();
             ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
         }
     }
-    ws.send(send(json!({"event": "stop", "streamSid": "MZtest"}))).await.unwrap();
+    ws.send(send(json!({"event": "stop", "streamSid": "MZtest"})))
+        .await
+        .unwrap();
     let events = read_all(&mut ws).await;
 
     let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
@@ -153,7 +173,10 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
     };
     let (sin, sout) = (summary("inbound"), summary("outbound"));
     assert_eq!(sin["file"], "MZtest/inbound");
-    let (ein, eout) = (analyze_raw(&inbound, "ulaw", 8000, &threshold), analyze_raw(&outbound, "ulaw", 8000, &threshold));
+    let (ein, eout) = (
+        analyze_raw(&inbound, "ulaw", 8000, &threshold),
+        analyze_raw(&outbound, "ulaw", 8000, &threshold),
+    );
     for (live, file) in [(&sin, &ein), (&sout, &eout)] {
         assert_eq!(live["verdict"], file["verdict"], "{live} vs {file}");
         assert!(close(&live["score"], &file["score"]), "{live} vs {file}");
@@ -163,8 +186,18 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
     assert_eq!(sin["verdict"], "synthetic");
     assert_eq!(sout["verdict"], "genuine");
     // Updates every 250 ms of audio on each track; no alert ever on the genuine track.
-    let updates = |track: &str| events.iter().filter(|e| e["event"] == "update" && e["track"] == track).count();
-    assert!(updates("inbound") >= 38 && updates("outbound") >= 43, "{} {}", updates("inbound"), updates("outbound"));
+    let updates = |track: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "update" && e["track"] == track)
+            .count()
+    };
+    assert!(
+        updates("inbound") >= 38 && updates("outbound") >= 43,
+        "{} {}",
+        updates("inbound"),
+        updates("outbound")
+    );
     assert!(!events.iter().any(|e| e["event"] == "alert" && e["track"] == "outbound"));
 }
 
@@ -182,7 +215,9 @@ async fn raw_binary_frames_score_like_the_file_and_raise_an_alert() {
     for frame in pcm.chunks(640) {
         ws.send(Message::Binary(frame.to_vec().into())).await.unwrap();
     }
-    ws.send(Message::Text(json!({"event": "stop"}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(json!({"event": "stop"}).to_string().into()))
+        .await
+        .unwrap();
     let events = read_all(&mut ws).await;
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
     let file = analyze_raw(&pcm, "s16le", 16_000, &[]);
@@ -196,13 +231,27 @@ async fn raw_binary_frames_score_like_the_file_and_raise_an_alert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_limits_idle_timeout_and_metrics() {
-    let server = Server::start(&["--token", "s3cret", "--max-streams", "1", "--idle-seconds", "1", "--max-body-mb", "1"]);
+    let server = Server::start(&[
+        "--token",
+        "s3cret",
+        "--max-streams",
+        "1",
+        "--idle-seconds",
+        "1",
+        "--max-body-mb",
+        "1",
+    ]);
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     // Health checks need no token; everything else does.
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
     let wav = std::fs::read(crate::root().join("samples").join("genuine_phone_prompt.wav")).unwrap();
-    let r = http.post(format!("{base}/v1/analyze")).body(wav.clone()).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/analyze"))
+        .body(wav.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = http
         .post(format!("{base}/v1/analyze?name=prompt.wav"))
@@ -224,11 +273,23 @@ async fn auth_limits_idle_timeout_and_metrics() {
     assert_eq!(v["file"], "prompt.wav");
     assert_eq!(v["verdict"], "genuine");
     // Garbage is a clear 422; an oversized body a 413.
-    let r = http.post(format!("{base}/v1/analyze")).bearer_auth("s3cret").body(vec![7u8; 5000]).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/analyze"))
+        .bearer_auth("s3cret")
+        .body(vec![7u8; 5000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("unrecognised"), "{v}");
-    let r = http.post(format!("{base}/v1/analyze")).bearer_auth("s3cret").body(vec![0u8; 2 << 20]).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/analyze"))
+        .bearer_auth("s3cret")
+        .body(vec![0u8; 2 << 20])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 
     // WebSocket: refused without the token, one stream at most, idle streams closed.
@@ -237,7 +298,9 @@ async fn auth_limits_idle_timeout_and_metrics() {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
         other => panic!("expected 401, got {other:?}"),
     }
-    let (mut first, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token=s3cret")).await.unwrap();
+    let (mut first, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token=s3cret"))
+        .await
+        .unwrap();
     match tokio_tungstenite::connect_async(format!("{ws_url}?token=s3cret")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
         other => panic!("expected 503, got {other:?}"),
@@ -246,7 +309,9 @@ async fn auth_limits_idle_timeout_and_metrics() {
     let events = read_all(&mut first).await;
     assert!(started.elapsed().as_secs_f64() < 5.0);
     assert!(
-        events.iter().any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("no data")),
+        events
+            .iter()
+            .any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("no data")),
         "{events:?}"
     );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -286,23 +351,39 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
     let mut server = Server::start(&["--drain-seconds", "1"]);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream?encoding=ulaw&rate=8000", server.addr))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/v1/stream?encoding=ulaw&rate=8000", server.addr))
+            .await
+            .unwrap();
     let audio = phone_bytes("synthetic_robocall.wav");
     for frame in audio[..8000 * 3].chunks(160) {
         ws.send(Message::Binary(frame.to_vec().into())).await.unwrap();
     }
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     // The open call is not cut: after the drain period it gets a notice and its summary.
     let started = std::time::Instant::now();
     let events = read_all(&mut ws).await;
     assert!(started.elapsed().as_secs_f64() < 8.0);
-    assert!(events.iter().any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("shutting down")));
-    let summary = events.iter().find(|e| e["event"] == "summary").expect("a summary for the open call");
-    assert!((summary["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.01, "{summary}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "error" && e["error"].as_str().unwrap().contains("shutting down"))
+    );
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary for the open call");
+    assert!(
+        (summary["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.01,
+        "{summary}"
+    );
     // Then the process exits cleanly.
-    let code = tokio::task::spawn_blocking(move || server.child.wait().unwrap().code()).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || server.child.wait().unwrap().code())
+        .await
+        .unwrap();
     assert_eq!(code, Some(0));
 }
