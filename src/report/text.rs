@@ -40,7 +40,7 @@ impl<'a> TextReporter<'a> {
             let label = self.paint(v, v.as_str());
             writeln!(
                 self.out,
-                "{indent}{:>8} - {:<8} [{bar}] {:.2} {label}",
+                "{indent}{:>8} - {:<8} [{bar}] {:.3} {label}",
                 fmt_time(s.start_s),
                 fmt_time(s.end_s),
                 s.score
@@ -71,7 +71,7 @@ impl Reporter for TextReporter<'_> {
         writeln!(self.out, "{}", r.file).map_err(werr)?;
         writeln!(
             self.out,
-            "  {verdict}  score {} (threshold {:.2})  {:.1} s audio, {:.1} s speech  [{} Hz {}]",
+            "  {verdict}  score {} (threshold {:.4})  {:.1} s audio, {:.1} s speech  [{} Hz {}]",
             score_text(r.score),
             r.threshold,
             r.duration_s,
