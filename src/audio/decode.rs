@@ -165,20 +165,17 @@ impl AudioSource for FileSource {
         &self.info
     }
 
-    fn warnings(&self) -> Vec<String> {
+    fn truncation(&self) -> Option<String> {
         let rate = f64::from(self.info.sample_rate_hz);
         let got_s = self.next_frame as f64 / rate;
         match self.info.total_frames {
-            Some(total) if total > self.next_frame => vec![format!(
-                "the file is shorter than its header says ({:.2} s of audio, header promises {:.2} s): \
-                 analysed what is there",
+            Some(total) if total > self.next_frame => Some(format!(
+                "the file is shorter than its header says ({:.2} s of audio, header promises {:.2} s)",
                 got_s,
                 total as f64 / rate
-            )],
-            _ if self.ended_early => vec![format!(
-                "the data ends mid-stream after {got_s:.2} s: analysed what is there"
-            )],
-            _ => Vec::new(),
+            )),
+            _ if self.ended_early => Some(format!("the data ends mid-stream after {got_s:.2} s")),
+            _ => None,
         }
     }
 

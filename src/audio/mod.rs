@@ -71,20 +71,23 @@ pub struct StreamInfo {
 pub trait AudioSource {
     fn info(&self) -> &StreamInfo;
     fn next_chunk(&mut self) -> Result<Option<AudioChunk>>;
-    /// Problems that did not stop decoding (e.g. a file shorter than its header says), for
-    /// the report. Complete only after the stream has ended.
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
+    /// Why the stream ended before its header said it would (a recorder killed mid-call, sizes
+    /// that lie), if it did. Complete only after the stream has ended.
+    fn truncation(&self) -> Option<String> {
+        None
     }
-}
-
-/// Refuses a source whose warnings say it was cut short (see [`AudioSource::warnings`]).
-pub fn refuse_truncated(warnings: &[String]) -> Result<()> {
-    match warnings.first() {
-        Some(w) => Err(Error::Truncated(
-            w.trim_end_matches(": analysed what is there").to_string(),
-        )),
-        None => Ok(()),
+    /// Problems that did not stop decoding, for the report. Complete only after the stream
+    /// has ended.
+    fn warnings(&self) -> Vec<String> {
+        self.truncation()
+            .map(|t| format!("{t}: analysed what is there"))
+            .into_iter()
+            .collect()
+    }
+    /// Fails with [`Error::Truncated`] if the stream was cut short (callers that refuse
+    /// truncated input call this after the stream has ended).
+    fn check_complete(&self) -> Result<()> {
+        self.truncation().map_or(Ok(()), |t| Err(Error::Truncated(t)))
     }
 }
 

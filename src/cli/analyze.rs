@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
-use synthscan::{Detector, OnnxScorer, analyze_source};
+use synthscan::{Detector, OnnxScorer};
 
 use super::{ModelArgs, RawArgs, input, output};
 
@@ -86,15 +86,13 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let several = args.files.len() > 1;
     for name in &args.files {
         let result = input::open(name, &args.raw).and_then(|mut source| {
-            let codec = source.info().codec.clone();
-            analyze_source(&detector, source.as_mut(), &mut scorer, FILE_BATCH_WINDOWS)
-                .map(|analysis| (codec, analysis, source.warnings()))
-        });
-        let result = result.and_then(|(codec, analysis, warnings)| {
-            if !args.allow_truncated {
-                synthscan::audio::refuse_truncated(&warnings)?;
-            }
-            Ok((codec, analysis, warnings))
+            input::analyze(
+                source.as_mut(),
+                &detector,
+                &mut scorer,
+                FILE_BATCH_WINDOWS,
+                args.allow_truncated,
+            )
         });
         match result {
             Ok((codec, analysis, warnings)) => {

@@ -21,9 +21,9 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
-use synthscan::{AudioSource, Detector, FileSource, LoadedModel, OnnxScorer, analyze_source};
+use synthscan::{Detector, FileSource, LoadedModel, OnnxScorer};
 
-use super::{ModelArgs, output};
+use super::{ModelArgs, input, output};
 
 /// File name patterns taken from directories when no --glob is given.
 const DEFAULT_GLOBS: &[&str] = &[
@@ -340,12 +340,8 @@ fn worker(
             Err(_) => return,
         };
         let Ok(name) = next else { return };
-        let analysed = analyze_file(detector, scorer, &name).and_then(|(codec, analysis, warnings)| {
-            if !allow_truncated {
-                synthscan::audio::refuse_truncated(&warnings)?;
-            }
-            Ok((codec, analysis, warnings))
-        });
+        let analysed = FileSource::open(Path::new(&name))
+            .and_then(|mut source| input::analyze(&mut source, detector, scorer, BATCH_WINDOWS, allow_truncated));
         let outcome = match analysed {
             Ok((codec, analysis, warnings)) => Outcome::Scored {
                 audio_s: analysis.duration_s,
@@ -360,17 +356,6 @@ fn worker(
             return;
         }
     }
-}
-
-fn analyze_file(
-    detector: &Detector,
-    scorer: &mut OnnxScorer,
-    name: &str,
-) -> synthscan::Result<(String, synthscan::Analysis, Vec<String>)> {
-    let mut source = FileSource::open(Path::new(name))?;
-    let codec = source.info().codec.clone();
-    let analysis = analyze_source(detector, &mut source, scorer, BATCH_WINDOWS)?;
-    Ok((codec, analysis, source.warnings()))
 }
 
 /// Names in an earlier output that hold a score (error records are retried).

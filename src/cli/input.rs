@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use synthscan::{AudioSource, FileSource, RawFormat, RawSource};
+use synthscan::{Analysis, AudioSource, Detector, FileSource, RawFormat, RawSource, WindowScorer, analyze_source};
 
 use super::{RawArgs, RawFormatArg};
 
@@ -27,4 +27,21 @@ pub fn open_stdin(raw: &RawArgs) -> synthscan::Result<RawSource<std::io::Stdin>>
         RawFormatArg::Alaw => RawFormat::Alaw,
     };
     RawSource::new(std::io::stdin(), format, rate, raw.raw_channels)
+}
+
+/// Analyses a whole source; returns its codec, the analysis and its warnings. Unless
+/// `allow_truncated`, a source that ended before its header said is an error.
+pub fn analyze(
+    source: &mut dyn AudioSource,
+    detector: &Detector,
+    scorer: &mut dyn WindowScorer,
+    batch_windows: usize,
+    allow_truncated: bool,
+) -> synthscan::Result<(String, Analysis, Vec<String>)> {
+    let codec = source.info().codec.clone();
+    let analysis = analyze_source(detector, source, scorer, batch_windows)?;
+    if !allow_truncated {
+        source.check_complete()?;
+    }
+    Ok((codec, analysis, source.warnings()))
 }

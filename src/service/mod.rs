@@ -305,10 +305,10 @@ fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>, allow_truncated: bool) -
         let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
         let codec = crate::AudioSource::info(&source).codec.clone();
         let analysis = analyze_source(&app.detector, &mut source, &mut scorer, 32)?;
-        let warnings = crate::AudioSource::warnings(&source);
         if !allow_truncated {
-            crate::audio::refuse_truncated(&warnings)?;
+            crate::AudioSource::check_complete(&source)?;
         }
+        let warnings = crate::AudioSource::warnings(&source);
         Ok(FileReport::new(
             name,
             &codec,
