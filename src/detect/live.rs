@@ -11,15 +11,10 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::result::round;
 use super::{Analysis, Detector, StreamDetector, Verdict, WindowScore};
-use crate::audio::AudioChunk;
 use crate::error::{Error, Result};
 use crate::model::WindowScorer;
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let k = 10f64.powi(decimals);
-    (x * k).round() / k
-}
 
 /// How the live score is smoothed and when alerts are raised and cleared.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,22 +198,6 @@ impl LiveStream {
         Ok(())
     }
 
-    /// Feeds a chunk (at the stream's rate and channel count).
-    pub fn push_chunk(
-        &mut self,
-        chunk: &AudioChunk,
-        scorer: &mut dyn WindowScorer,
-        events: &mut Vec<LiveEvent>,
-    ) -> Result<()> {
-        if chunk.channels != self.channels || chunk.sample_rate_hz != self.rate_hz {
-            return Err(Error::Corrupt(format!(
-                "chunk of {} ch at {} Hz pushed into a live stream of {} ch at {} Hz",
-                chunk.channels, chunk.sample_rate_hz, self.channels, self.rate_hz
-            )));
-        }
-        self.push(&chunk.samples, scorer, events)
-    }
-
     /// Ends the stream: scores what is left, emits a last update per channel and returns the
     /// analysis (the same as file analysis of the same audio).
     pub fn finish(mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<Analysis> {
@@ -226,11 +205,6 @@ impl LiveStream {
         self.absorb(events);
         self.emit_updates(events);
         Ok(self.stream.snapshot())
-    }
-
-    /// The analysis of the hop-aligned windows scored so far.
-    pub fn snapshot(&self) -> Analysis {
-        self.stream.snapshot()
     }
 
     fn absorb(&mut self, events: &mut Vec<LiveEvent>) {
@@ -247,26 +221,22 @@ impl LiveStream {
             let smoothed = self.add_window(&w);
             let track = &mut self.tracks[w.channel];
             let Some((p, n)) = smoothed else { continue };
-            if !track.alert && p >= threshold && n >= self.policy.min_windows {
-                track.alert = true;
+            let state = if !track.alert && p >= threshold && n >= self.policy.min_windows {
                 track.alerts_raised += 1;
-                events.push(LiveEvent::Alert(Alert {
-                    time_s: round(time_s, 3),
-                    channel: w.channel,
-                    state: AlertState::Raised,
-                    score: round(p, 4),
-                    threshold: round(threshold, 4),
-                }));
+                AlertState::Raised
             } else if track.alert && p < threshold - self.policy.release_margin {
-                track.alert = false;
-                events.push(LiveEvent::Alert(Alert {
-                    time_s: round(time_s, 3),
-                    channel: w.channel,
-                    state: AlertState::Cleared,
-                    score: round(p, 4),
-                    threshold: round(threshold, 4),
-                }));
-            }
+                AlertState::Cleared
+            } else {
+                continue;
+            };
+            track.alert = state == AlertState::Raised;
+            events.push(LiveEvent::Alert(Alert {
+                time_s: round(time_s, 3),
+                channel: w.channel,
+                state,
+                score: round(p, 4),
+                threshold: round(threshold, 4),
+            }));
         }
     }
 

@@ -74,6 +74,12 @@ pub(crate) fn pooled(windows: &[WindowScore], cal: &Calibration) -> Option<f64> 
     Some(cal.probability(mean))
 }
 
+/// `x` rounded to `decimals` decimal places, for reports and events.
+pub(crate) fn round(x: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (x * k).round() / k
+}
+
 /// The verdict for a channel's pooled score and the speech heard.
 pub(crate) fn verdict_for(score: Option<f64>, speech_s: f64, threshold: f64, min_speech_s: f64) -> Verdict {
     match score {

@@ -15,7 +15,7 @@ use serde::Serialize;
 pub use live::{LiveSummary, LiveView, write_event, write_summary};
 pub use plot::write_plot;
 
-use crate::detect::{Analysis, Segment, Verdict};
+use crate::detect::{Analysis, Segment, Verdict, round};
 use crate::error::{Error, Result};
 use crate::model::Manifest;
 
@@ -65,11 +65,6 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub model: ModelInfo,
-}
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let k = 10f64.powi(decimals);
-    (x * k).round() / k
 }
 
 fn round_segments(segments: &[Segment]) -> Vec<Segment> {
