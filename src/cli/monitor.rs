@@ -325,7 +325,10 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let mut frames: u64 = 0;
     let mut buf: Vec<f32> = Vec::with_capacity(rate_hz as usize * channels);
     let mut events = Vec::new();
-    let mut children: Vec<Child> = Vec::new();
+    let mut alert_cmd = AlertCommand {
+        cmd: args.alert_cmd.clone(),
+        children: Vec::new(),
+    };
     let mut timing = Timing::default();
     let mut last_audio = Instant::now();
     let mut failure: Option<synthscan::Error> = None;
@@ -367,14 +370,8 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         let updates = events.iter().filter(|e| matches!(e, LiveEvent::Update(_))).count();
         timing.add(t0.elapsed().as_secs_f64(), updates);
         frames += take as u64;
-        handle_events(
-            &events,
-            &mut sink,
-            input.overruns(),
-            args.alert_cmd.as_deref(),
-            &mut children,
-        )?;
-        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
+        alert_cmd.reap();
         if max_frames.is_some_and(|m| frames >= m) {
             break;
         }
@@ -383,13 +380,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     events.clear();
     let alerts_before = live.alerts_raised();
     let analysis = live.finish(&mut scorer, &mut events)?;
-    handle_events(
-        &events,
-        &mut sink,
-        input.overruns(),
-        args.alert_cmd.as_deref(),
-        &mut children,
-    )?;
+    handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
     let alerts = alerts_before + count_raised(&events);
     if let Some(w) = recorder {
         w.finalize().context("cannot finish the recording")?;
@@ -442,9 +433,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             }
         );
     }
-    for mut c in children {
-        let _ = c.wait();
-    }
+    alert_cmd.wait_all();
     if let Some(e) = failure {
         eprintln!("synthscan: error: {e}");
         return Ok(ExitCode::from(2));
@@ -471,13 +460,49 @@ fn count_raised(events: &[LiveEvent]) -> usize {
         .count()
 }
 
-fn handle_events(
-    events: &[LiveEvent],
-    sink: &mut Sink<'_>,
-    overruns: u64,
-    alert_cmd: Option<&str>,
-    children: &mut Vec<Child>,
-) -> Result<()> {
+/// `--alert-cmd`: run on each raised alert, without waiting; children are reaped as they end.
+struct AlertCommand {
+    cmd: Option<String>,
+    children: Vec<Child>,
+}
+
+impl AlertCommand {
+    fn run(&mut self, events: &[LiveEvent]) {
+        let Some(cmd) = &self.cmd else { return };
+        for e in events {
+            if let LiveEvent::Alert(a) = e
+                && a.state == AlertState::Raised
+            {
+                let json = serde_json::to_string(e).unwrap_or_default();
+                match Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .env("SYNTHSCAN_CHANNEL", a.channel.to_string())
+                    .env("SYNTHSCAN_SCORE", format!("{:.4}", a.score))
+                    .env("SYNTHSCAN_TIME_S", format!("{:.3}", a.time_s))
+                    .env("SYNTHSCAN_ALERT", json)
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                {
+                    Ok(child) => self.children.push(child),
+                    Err(e) => eprintln!("synthscan: warning: cannot run the alert command: {e}"),
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+    }
+
+    fn wait_all(self) {
+        for mut c in self.children {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn handle_events(events: &[LiveEvent], sink: &mut Sink<'_>, overruns: u64, alert_cmd: &mut AlertCommand) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -511,27 +536,6 @@ fn handle_events(
             }
         }
     }
-    if let Some(cmd) = alert_cmd {
-        for e in events {
-            if let LiveEvent::Alert(a) = e
-                && a.state == AlertState::Raised
-            {
-                let json = serde_json::to_string(e).unwrap_or_default();
-                match Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .env("SYNTHSCAN_CHANNEL", a.channel.to_string())
-                    .env("SYNTHSCAN_SCORE", format!("{:.4}", a.score))
-                    .env("SYNTHSCAN_TIME_S", format!("{:.3}", a.time_s))
-                    .env("SYNTHSCAN_ALERT", json)
-                    .stdin(std::process::Stdio::null())
-                    .spawn()
-                {
-                    Ok(child) => children.push(child),
-                    Err(e) => eprintln!("synthscan: warning: cannot run the alert command: {e}"),
-                }
-            }
-        }
-    }
+    alert_cmd.run(events);
     Ok(())
 }

@@ -403,6 +403,34 @@ struct Session {
     permit: Option<OwnedSemaphorePermit>,
 }
 
+impl Session {
+    /// Queues decoded audio for the worker that owns this connection, with the connection's
+    /// in-flight permit.
+    fn queue_audio(
+        &mut self,
+        app: &App,
+        track: String,
+        rate_hz: u32,
+        channels: usize,
+        samples: Vec<f32>,
+        reply: &mpsc::UnboundedSender<Reply>,
+    ) {
+        app.engine.send(
+            self.conn,
+            Job::Audio {
+                conn: self.conn,
+                track,
+                rate_hz,
+                channels,
+                samples,
+                received: Instant::now(),
+                reply: reply.clone(),
+                permit: self.permit.take(),
+            },
+        );
+    }
+}
+
 enum Step {
     Continue,
     Finish,
@@ -514,19 +542,7 @@ fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSe
         );
         return Step::Continue;
     }
-    app.engine.send(
-        s.conn,
-        Job::Audio {
-            conn: s.conn,
-            track: "raw".into(),
-            rate_hz: rate,
-            channels,
-            samples,
-            received: Instant::now(),
-            reply: reply.clone(),
-            permit: s.permit.take(),
-        },
-    );
+    s.queue_audio(app, "raw".into(), rate, channels, samples, reply);
     Step::Continue
 }
 
@@ -594,19 +610,8 @@ fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender
                 send_error(app, reply, &e);
                 return Step::Continue;
             }
-            app.engine.send(
-                s.conn,
-                Job::Audio {
-                    conn: s.conn,
-                    track,
-                    rate_hz: s.media_rate,
-                    channels: 1,
-                    samples,
-                    received: Instant::now(),
-                    reply: reply.clone(),
-                    permit: s.permit.take(),
-                },
-            );
+            let rate = s.media_rate;
+            s.queue_audio(app, track, rate, 1, samples, reply);
             Step::Continue
         }
         "stop" | "closed" => Step::Finish,
