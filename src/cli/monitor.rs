@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
-use synthscan::detect::{Alert, AlertState, LiveEvent};
+use synthscan::detect::{AlertState, LiveEvent};
 use synthscan::report::{self, FileReport, LiveSummary, LiveView, ModelInfo};
 use synthscan::{AudioSource, Detector, LivePolicy, LiveStream, OnnxScorer};
 
@@ -378,10 +378,9 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     }
 
     events.clear();
-    let alerts_before = live.alerts_raised();
     let analysis = live.finish(&mut scorer, &mut events)?;
     handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
-    let alerts = alerts_before + count_raised(&events);
+    let alerts = live.alerts_raised();
     if let Some(w) = recorder {
         w.finalize().context("cannot finish the recording")?;
     }
@@ -443,21 +442,6 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn count_raised(events: &[LiveEvent]) -> usize {
-    events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                LiveEvent::Alert(Alert {
-                    state: AlertState::Raised,
-                    ..
-                })
-            )
-        })
-        .count()
 }
 
 /// `--alert-cmd`: run on each raised alert, without waiting; children are reaped as they end.

@@ -159,6 +159,14 @@ impl LiveStream {
         self.frames as f64 / f64::from(self.rate_hz)
     }
 
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
     /// Windows scored so far (live and hop-aligned), over all channels.
     pub fn windows_scored(&self) -> usize {
         self.windows_scored
@@ -200,7 +208,9 @@ impl LiveStream {
 
     /// Ends the stream: scores what is left, emits a last update per channel and returns the
     /// analysis (the same as file analysis of the same audio).
-    pub fn finish(mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<Analysis> {
+    /// Nothing may be pushed afterwards; [`alerts_raised`](Self::alerts_raised) then counts
+    /// every alert of the stream.
+    pub fn finish(&mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<Analysis> {
         self.stream.end(scorer)?;
         self.absorb(events);
         self.emit_updates(events);

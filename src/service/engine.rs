@@ -4,6 +4,7 @@
 //! the network tasks and one worker's streams never wait on another's.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -46,12 +47,6 @@ pub enum Job {
 pub enum Reply {
     Event(Value),
     Done,
-}
-
-struct Track {
-    live: LiveStream,
-    rate_hz: u32,
-    channels: usize,
 }
 
 /// The pool of scoring workers.
@@ -111,7 +106,7 @@ fn worker(
     metrics: &Metrics,
     info: &ModelInfo,
 ) {
-    let mut tracks: HashMap<(u64, String), Track> = HashMap::new();
+    let mut tracks: HashMap<(u64, String), LiveStream> = HashMap::new();
     let mut events = Vec::new();
     for job in rx {
         match job {
@@ -127,44 +122,37 @@ fn worker(
             } => {
                 let _in_flight = permit;
                 let key = (conn, track);
-                if !tracks.contains_key(&key) {
-                    match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
-                        Ok(live) => {
-                            tracks.insert(
-                                key.clone(),
-                                Track {
-                                    live,
-                                    rate_hz,
-                                    channels,
-                                },
-                            );
-                        }
+                let name = key.1.clone();
+                let live = match tracks.entry(key) {
+                    Entry::Occupied(o) => o.into_mut(),
+                    Entry::Vacant(v) => match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
+                        Ok(live) => v.insert(live),
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
-                            let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                            let _ = reply.send(Reply::Event(error_event(&name, &e)));
                             continue;
                         }
-                    }
-                }
-                let Some(t) = tracks.get_mut(&key) else { continue };
-                if t.rate_hz != rate_hz || t.channels != channels {
+                    },
+                };
+                if live.rate_hz() != rate_hz || live.channels() != channels {
                     Metrics::inc(&metrics.errors);
                     let e = Error::Corrupt(format!(
-                        "track '{}' changed format mid-stream ({} Hz {} ch -> {rate_hz} Hz {channels} ch)",
-                        key.1, t.rate_hz, t.channels
+                        "track '{name}' changed format mid-stream ({} Hz {} ch -> {rate_hz} Hz {channels} ch)",
+                        live.rate_hz(),
+                        live.channels()
                     ));
-                    let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                    let _ = reply.send(Reply::Event(error_event(&name, &e)));
                     continue;
                 }
                 events.clear();
-                let before = t.live.windows_scored();
-                if let Err(e) = t.live.push(&samples, &mut scorer, &mut events) {
+                let before = live.windows_scored();
+                if let Err(e) = live.push(&samples, &mut scorer, &mut events) {
                     Metrics::inc(&metrics.errors);
-                    let _ = reply.send(Reply::Event(error_event(&key.1, &e)));
+                    let _ = reply.send(Reply::Event(error_event(&name, &e)));
                     continue;
                 }
                 metrics.windows_scored.fetch_add(
-                    (t.live.windows_scored() - before) as u64,
+                    (live.windows_scored() - before) as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
@@ -176,7 +164,7 @@ fn worker(
                     {
                         Metrics::inc(&metrics.alerts);
                     }
-                    let _ = reply.send(Reply::Event(with_track(e, &key.1)));
+                    let _ = reply.send(Reply::Event(with_track(e, &name)));
                 }
             }
             Job::Finish { conn, label, reply } => {
@@ -187,17 +175,12 @@ fn worker(
                     .collect();
                 names.sort();
                 for name in names {
-                    let Some(t) = tracks.remove(&(conn, name.clone())) else {
+                    let Some(mut live) = tracks.remove(&(conn, name.clone())) else {
                         continue;
                     };
-                    let alerts_before = t.live.alerts_raised();
                     events.clear();
-                    match t.live.finish(&mut scorer, &mut events) {
+                    match live.finish(&mut scorer, &mut events) {
                         Ok(analysis) => {
-                            let raised_now = events
-                                .iter()
-                                .filter(|e| matches!(e, LiveEvent::Alert(a) if a.state == AlertState::Raised))
-                                .count();
                             for e in &events {
                                 let _ = reply.send(Reply::Event(with_track(e, &name)));
                             }
@@ -208,7 +191,7 @@ fn worker(
                             let file = format!("{label}/{name}");
                             let report = FileReport::new(
                                 &file,
-                                &format!("{} Hz stream", t.rate_hz),
+                                &format!("{} Hz stream", live.rate_hz()),
                                 &analysis,
                                 Vec::new(),
                                 info.clone(),
@@ -217,7 +200,7 @@ fn worker(
                             if let Value::Object(map) = &mut v {
                                 map.insert("event".into(), Value::String("summary".into()));
                                 map.insert("track".into(), Value::String(name.clone()));
-                                map.insert("alerts".into(), Value::from(alerts_before + raised_now));
+                                map.insert("alerts".into(), Value::from(live.alerts_raised()));
                             }
                             let _ = reply.send(Reply::Event(v));
                         }
