@@ -151,12 +151,10 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
     let (path_tx, path_rx) = mpsc::sync_channel::<String>(jobs * 4);
     let (result_tx, result_rx) = mpsc::sync_channel::<Outcome>(jobs * 4);
     let (count_tx, count_rx) = mpsc::channel::<u64>();
-    let skipped = Arc::new(Mutex::new(0u64));
     let walker = {
         let paths = args.paths.clone();
         let list = args.from_list.clone();
-        let skipped = Arc::clone(&skipped);
-        std::thread::spawn(move || walk(paths, list, &globs, &done, &path_tx, &count_tx, &skipped))
+        std::thread::spawn(move || walk(paths, list, &globs, &done, &path_tx, &count_tx))
     };
     let path_rx = Arc::new(Mutex::new(path_rx));
     let workers: Vec<_> = scorers
@@ -213,9 +211,8 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
     let walk_result = walker
         .join()
         .map_err(|_| anyhow::anyhow!("the input walker panicked"))?;
-    let walk_errors = walk_result?;
+    let (walk_errors, skipped) = walk_result?;
     let secs = started.elapsed().as_secs_f64();
-    let skipped = skipped.lock().map_or(0, |s| *s);
     eprintln!(
         "synthscan: batch: {files} files analysed ({flagged} flagged, {errors} errors{}), {:.1} min of audio in {secs:.1} s \
          ({:.0}x real time, {jobs} jobs)",
@@ -251,7 +248,8 @@ fn build_globs(patterns: &[String]) -> Result<GlobSet> {
 }
 
 /// Lists inputs into `tx`; returns the number of paths that could not be walked (each
-/// already reported on stderr and as an error record would be noise for a whole directory).
+/// already reported on stderr and as an error record would be noise for a whole directory)
+/// and the number skipped as already scored.
 fn walk(
     paths: Vec<PathBuf>,
     list: Option<PathBuf>,
@@ -259,14 +257,12 @@ fn walk(
     done: &HashSet<String>,
     tx: &SyncSender<String>,
     count: &mpsc::Sender<u64>,
-    skipped: &Mutex<u64>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut errors = 0u64;
+    let skipped = std::cell::Cell::new(0u64);
     let send = |name: String| -> bool {
         if done.contains(&name) {
-            if let Ok(mut s) = skipped.lock() {
-                *s += 1;
-            }
+            skipped.set(skipped.get() + 1);
             return true;
         }
         let _ = count.send(1);
@@ -289,7 +285,7 @@ fn walk(
             if p.is_dir() {
                 roots.push(p);
             } else if !send(line.to_string()) {
-                return Ok(errors);
+                return Ok((errors, skipped.get()));
             }
         }
     }
@@ -297,7 +293,7 @@ fn walk(
         if !root.is_dir() {
             // A file (or something missing: the worker reports it as an error record).
             if !send(root.to_string_lossy().into_owned()) {
-                return Ok(errors);
+                return Ok((errors, skipped.get()));
             }
             continue;
         }
@@ -318,11 +314,11 @@ fn walk(
                 continue;
             }
             if !send(entry.path().to_string_lossy().into_owned()) {
-                return Ok(errors);
+                return Ok((errors, skipped.get()));
             }
         }
     }
-    Ok(errors)
+    Ok((errors, skipped.get()))
 }
 
 fn worker(
