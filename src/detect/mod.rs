@@ -15,6 +15,7 @@
 mod envelope;
 mod live;
 mod result;
+mod timeline;
 mod vad;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FrameBatch};
 use crate::model::{Manifest, WindowScorer};
+use timeline::Timeline;
 
 /// A channel's conclusion so far (see [`StreamDetector::channel_status`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +94,7 @@ impl Detector {
     pub fn stream(&self, sample_rate_hz: u32, channels: usize, batch_windows: usize) -> Result<StreamDetector> {
         crate::audio::check_stream_limits(sample_rate_hz, channels)?;
         let chans = (0..channels)
-            .map(|c| ChannelState::new(c, &self.manifest, sample_rate_hz))
+            .map(|c| ChannelState::new(c, &self.manifest, sample_rate_hz, self.threshold))
             .collect::<Result<Vec<_>>>()?;
         let m = &self.manifest;
         Ok(StreamDetector {
@@ -225,12 +227,12 @@ impl StreamDetector {
             return ChannelStatus::default();
         };
         let speech_s = ch.speech_frames as f64 * m.features.hop_s();
-        let score = result::pooled(&ch.windows, &m.calibration);
+        let score = ch.timeline.score(&m.calibration);
         ChannelStatus {
             score,
             verdict: result::verdict_for(score, speech_s, self.detector.threshold, m.min_speech_s),
             speech_s,
-            windows: ch.windows.len(),
+            windows: usize::try_from(ch.timeline.len()).unwrap_or(usize::MAX),
         }
     }
 
@@ -261,7 +263,7 @@ impl StreamDetector {
                 canonical: meta.canonical,
             };
             if meta.canonical {
-                self.channels[*c].windows.push(ws.clone());
+                self.channels[*c].timeline.push(&ws, &m.calibration);
             }
             self.new_scores.push(ws);
         }
@@ -289,12 +291,10 @@ impl StreamDetector {
             .channels
             .iter()
             .map(|ch| {
-                ChannelResult::aggregate(
+                ch.timeline.result(
                     ch.index,
                     ch.speech_frames as f64 * hop_s,
-                    ch.windows.clone(),
                     &m.calibration,
-                    d.threshold,
                     m.min_speech_s,
                     ch.front.envelope().clone(),
                 )
@@ -414,11 +414,11 @@ struct ChannelState {
     next_start: u64,
     last_canonical_start: Option<u64>,
     speech_frames: u64,
-    windows: Vec<WindowScore>,
+    timeline: Timeline,
 }
 
 impl ChannelState {
-    fn new(index: usize, m: &Manifest, input_rate_hz: u32) -> Result<Self> {
+    fn new(index: usize, m: &Manifest, input_rate_hz: u32, threshold: f64) -> Result<Self> {
         Ok(Self {
             index,
             front: FrontEnd::new(m, input_rate_hz)?,
@@ -430,7 +430,7 @@ impl ChannelState {
             next_start: 0,
             last_canonical_start: None,
             speech_frames: 0,
-            windows: Vec::new(),
+            timeline: Timeline::new(threshold),
         })
     }
 

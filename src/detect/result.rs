@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use super::Envelope;
-use crate::model::Calibration;
 
 /// The decision for a channel, a file or a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,19 +58,28 @@ pub struct ChannelResult {
     pub verdict: Verdict,
     pub speech_s: f64,
     pub segments: Vec<Segment>,
+    /// Oldest segments dropped to keep memory bounded (only on very long streams whose score
+    /// keeps crossing the threshold).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments_dropped: u64,
+    /// The scored windows in order, for plots. Past 4096 windows, neighbours are merged (span
+    /// and mean logit), so each entry may stand for 2, 4, ... windows.
     #[serde(skip)]
     pub windows: Vec<WindowScore>,
+    /// Windows scored on this channel.
+    #[serde(skip)]
+    pub windows_scored: u64,
     #[serde(skip)]
     pub envelope: Envelope,
 }
 
-/// Mean of the logits, mapped through the calibration.
-pub(crate) fn pooled(windows: &[WindowScore], cal: &Calibration) -> Option<f64> {
-    if windows.is_empty() {
-        return None;
-    }
-    let mean = windows.iter().map(|w| w.logit).sum::<f64>() / windows.len() as f64;
-    Some(cal.probability(mean))
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The mean of `n` logits summing to `sum`, if any were scored.
+pub(crate) fn pooled_logit(sum: f64, n: u64) -> Option<f64> {
+    (n > 0).then(|| sum / n as f64)
 }
 
 /// `x` rounded to `decimals` decimal places, for reports and events.
@@ -87,61 +95,6 @@ pub(crate) fn verdict_for(score: Option<f64>, speech_s: f64, threshold: f64, min
         Some(p) if p >= threshold => Verdict::Synthetic,
         Some(_) => Verdict::Genuine,
         None => Verdict::Inconclusive,
-    }
-}
-
-impl ChannelResult {
-    pub fn aggregate(
-        channel: usize,
-        speech_s: f64,
-        windows: Vec<WindowScore>,
-        cal: &Calibration,
-        threshold: f64,
-        min_speech_s: f64,
-        envelope: Envelope,
-    ) -> Self {
-        let score = pooled(&windows, cal);
-        let verdict = verdict_for(score, speech_s, threshold, min_speech_s);
-        let mut segments = Vec::new();
-        let mut run: Vec<WindowScore> = Vec::new();
-        let close = |run: &mut Vec<WindowScore>, segments: &mut Vec<Segment>| {
-            if let (Some(first), Some(last), Some(score)) = (run.first(), run.last(), pooled(run, cal)) {
-                segments.push(Segment {
-                    start_s: first.start_s,
-                    end_s: last.end_s,
-                    score,
-                });
-            }
-            run.clear();
-        };
-        for w in &windows {
-            let same_side = run
-                .last()
-                .is_some_and(|l| (l.probability >= threshold) == (w.probability >= threshold) && w.start_s <= l.end_s);
-            if !same_side {
-                close(&mut run, &mut segments);
-            }
-            run.push(w.clone());
-        }
-        close(&mut run, &mut segments);
-        // Windows overlap, so neighbouring segments do too: split each overlap at its middle
-        // so the timeline reads as consecutive, non-overlapping stretches.
-        for i in 1..segments.len() {
-            if segments[i].start_s < segments[i - 1].end_s {
-                let mid = 0.5 * (segments[i].start_s + segments[i - 1].end_s);
-                segments[i - 1].end_s = mid;
-                segments[i].start_s = mid;
-            }
-        }
-        Self {
-            channel,
-            score,
-            verdict,
-            speech_s,
-            segments,
-            windows,
-            envelope,
-        }
     }
 }
 
