@@ -136,6 +136,7 @@ impl LiveStream {
     pub fn new(detector: &Detector, sample_rate_hz: u32, channels: usize, policy: LivePolicy) -> Result<Self> {
         policy.validate()?;
         let mut stream = detector.stream(sample_rate_hz, channels, 1)?;
+        stream.collect_new_scores();
         let hop = detector.manifest().window.hop_frames;
         if hop.is_multiple_of(2) {
             stream.set_live_step(hop / 2)?;

@@ -107,6 +107,7 @@ impl Detector {
             logits: Vec::with_capacity(batch_windows.max(1)),
             deinterleaved: Vec::new(),
             new_scores: Vec::new(),
+            collect_new_scores: false,
             input_frames: 0,
             step_frames: m.window.hop_frames,
         })
@@ -125,6 +126,9 @@ pub struct StreamDetector {
     logits: Vec<f32>,
     deinterleaved: Vec<f32>,
     new_scores: Vec<WindowScore>,
+    /// Whether scored windows are queued for [`StreamDetector::take_new_scores`]; off for file
+    /// analysis, where nobody takes them and the queue would grow with the length of the input.
+    collect_new_scores: bool,
     input_frames: u64,
     /// Frames between consecutive scored windows: the manifest's hop, or a divisor of it for
     /// live views (see [`StreamDetector::set_live_step`]).
@@ -265,14 +269,23 @@ impl StreamDetector {
             if meta.canonical {
                 self.channels[*c].timeline.push(&ws, &m.calibration);
             }
-            self.new_scores.push(ws);
+            if self.collect_new_scores {
+                self.new_scores.push(ws);
+            }
         }
         self.batch.clear();
         self.batch_meta.clear();
         Ok(())
     }
 
-    /// Window scores produced since the last call (for live views and event streams).
+    /// Queues every scored window (canonical or live-only) for
+    /// [`take_new_scores`](Self::take_new_scores); the caller must then take them regularly.
+    pub fn collect_new_scores(&mut self) {
+        self.collect_new_scores = true;
+    }
+
+    /// Window scores produced since the last call (for live views and event streams); empty
+    /// unless [`collect_new_scores`](Self::collect_new_scores) was called.
     pub fn take_new_scores(&mut self) -> Vec<WindowScore> {
         std::mem::take(&mut self.new_scores)
     }
