@@ -54,9 +54,10 @@ class OCHead(nn.Module):
 
 
 class LCNN(nn.Module):
-    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce"):
+    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn"):
         super().__init__()
         self.head = head
+        self.norm = norm
         c1, c2, c3, c4 = w
         self.net = nn.Sequential(
             MFM2d(1, c1, 5, 2, 2),                 # [F/2, B/2]
@@ -76,7 +77,7 @@ class LCNN(nn.Module):
             self.fc2 = nn.Linear(64, 1)
 
     def forward(self, x):
-        x = cmn(x).unsqueeze(1)                    # [B,1,T,F]
+        x = (cmn(x) if self.norm == "cmn" else x - x.mean(dim=(1, 2), keepdim=True)).unsqueeze(1)  # [B,1,T,F]
         h = self.net(x)                             # [B,C,T',F']
         h = h.permute(0, 2, 1, 3).flatten(2)        # [B,T',C*F']
         mu = h.mean(dim=1)
@@ -86,6 +87,32 @@ class LCNN(nn.Module):
             return self.oc(self.fc1(z))            # embedding = fc1 output (no activation)
         z = F.leaky_relu(self.fc1(z), 0.1)
         return self.fc2(self.drop(z)).squeeze(1)
+
+
+# Telephone band (300-3400 Hz) in the 80-bin linear layout (20-8000 Hz, ~100 Hz per bin): bins 3..34.
+BAND = (3, 35)
+
+
+class DualLCNN(nn.Module):
+    """A full-band LCNN and a telephone-band LCNN (bins BAND only) whose logits are averaged.
+
+    The band branch never sees energy outside 300-3400 Hz, so it must learn in-band cues and cannot
+    use bandwidth at all; clean audio gives it as much training signal as phone audio does. The
+    full-band branch keeps the high-band vocoder artefacts that clean audio shows.
+    """
+
+    def __init__(self, n_bins=80, frames=100, norm="cmn", band_norm=None):
+        super().__init__()
+        self.full = LCNN(n_bins, frames, norm=norm)
+        self.band = LCNN(BAND[1] - BAND[0], frames, norm=band_norm or norm)
+        self.last = None
+
+    def forward(self, x):
+        a = self.full(x)
+        b = self.band(x[:, :, BAND[0]:BAND[1]])
+        if self.training:
+            self.last = (a, b)
+        return 0.5 * (a + b)
 
 
 class SE1d(nn.Module):
@@ -145,6 +172,15 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
         return LCNN(n_bins, frames)
     if name == "lcnn_oc":
         return LCNN(n_bins, frames, head="oc")
+    if name == "lcnn_gm":
+        return LCNN(n_bins, frames, norm="global")
+    if name == "dual":
+        return DualLCNN(n_bins, frames)
+    if name == "dual_gm":
+        return DualLCNN(n_bins, frames, norm="global")
+    if name == "dual_mix":
+        # full band keeps the long-term spectrum (global level only removed); band branch uses CMN
+        return DualLCNN(n_bins, frames, norm="global", band_norm="cmn")
     if name == "tcnn":
         return TCNN(n_bins)
     raise ValueError(name)

@@ -177,6 +177,10 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                 loss = oc_softmax_loss(model(xb), yb, wb)
             else:
                 loss = Fn.binary_cross_entropy_with_logits(model(xb), yb, weight=wb)
+                if arch.startswith("dual"):
+                    # each branch must stand on its own, not only their average
+                    for part in model.last:
+                        loss = loss + 0.5 * Fn.binary_cross_entropy_with_logits(part, yb, weight=wb)
             opt.zero_grad()
             loss.backward()
             opt.step()
