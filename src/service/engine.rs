@@ -158,12 +158,8 @@ fn worker(
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
                     metrics.observe_latency(received.elapsed().as_secs_f64());
                 }
+                count_alerts(metrics, &events);
                 for e in &events {
-                    if let LiveEvent::Alert(a) = e
-                        && a.state == AlertState::Raised
-                    {
-                        Metrics::inc(&metrics.alerts);
-                    }
                     let _ = reply.send(Reply::Event(with_track(e, &name)));
                 }
             }
@@ -179,8 +175,15 @@ fn worker(
                         continue;
                     };
                     events.clear();
+                    let before = live.windows_scored();
                     match live.finish(&mut scorer, &mut events) {
                         Ok(analysis) => {
+                            // the last windows, scored at the end of the stream, count too
+                            metrics.windows_scored.fetch_add(
+                                (live.windows_scored() - before) as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            count_alerts(metrics, &events);
                             for e in &events {
                                 let _ = reply.send(Reply::Event(with_track(e, &name)));
                             }
@@ -213,6 +216,16 @@ fn worker(
                 let _ = reply.send(Reply::Done);
             }
             Job::Forget { conn } => tracks.retain(|(c, _), _| *c != conn),
+        }
+    }
+}
+
+fn count_alerts(metrics: &Metrics, events: &[LiveEvent]) {
+    for e in events {
+        if let LiveEvent::Alert(a) = e
+            && a.state == AlertState::Raised
+        {
+            Metrics::inc(&metrics.alerts);
         }
     }
 }

@@ -227,6 +227,14 @@ async fn raw_binary_frames_score_like_the_file_and_raise_an_alert() {
     let alerts: Vec<&Value> = events.iter().filter(|e| e["event"] == "alert").collect();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(summary["alerts"], 1);
+    // The metrics count the same alert, wherever in the stream (or at its stop) it was raised.
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.lines().any(|l| l == "synthscan_alerts_total 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
