@@ -30,6 +30,9 @@ pub struct LivePolicy {
     /// An alert clears only when the smoothed score falls this far (in probability) below the
     /// threshold, so a score hovering at the threshold does not flap.
     pub release_margin: f64,
+    /// ... and only after it has stayed there for this many seconds of stream time: one quiet
+    /// or ambiguous phrase in a synthetic call must not end the alert only to raise it again.
+    pub clear_hold_s: f64,
 }
 
 impl Default for LivePolicy {
@@ -39,6 +42,7 @@ impl Default for LivePolicy {
             smoothing_s: 3.0,
             min_windows: 3,
             release_margin: 0.1,
+            clear_hold_s: 3.0,
         }
     }
 }
@@ -50,7 +54,9 @@ impl LivePolicy {
             && self.smoothing_s.is_finite()
             && self.smoothing_s > 0.0
             && self.min_windows >= 1
-            && (0.0..1.0).contains(&self.release_margin);
+            && (0.0..1.0).contains(&self.release_margin)
+            && self.clear_hold_s.is_finite()
+            && self.clear_hold_s >= 0.0;
         if ok {
             Ok(())
         } else {
@@ -114,6 +120,9 @@ struct Track {
     /// The channel's first window was scored and no update has carried it yet.
     first_pending: bool,
     alert: bool,
+    /// Stream time since which the smoothed score of a raised alert has stayed below the
+    /// release level.
+    below_since: Option<f64>,
     alerts_raised: usize,
 }
 
@@ -232,10 +241,15 @@ impl LiveStream {
             let smoothed = self.add_window(&w);
             let track = &mut self.tracks[w.channel];
             let Some((p, n)) = smoothed else { continue };
+            let below = track.alert && p < threshold - self.policy.release_margin;
+            if !below {
+                track.below_since = None;
+            }
             let state = if !track.alert && p >= threshold && n >= self.policy.min_windows {
                 track.alerts_raised += 1;
                 AlertState::Raised
-            } else if track.alert && p < threshold - self.policy.release_margin {
+            } else if below && time_s - *track.below_since.get_or_insert(time_s) >= self.policy.clear_hold_s {
+                track.below_since = None;
                 AlertState::Cleared
             } else {
                 continue;

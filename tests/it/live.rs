@@ -109,3 +109,41 @@ fn the_synthetic_sample_raises_an_alert_within_seconds_and_the_genuine_one_does_
         );
     }
 }
+
+#[test]
+fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let (rate, ch, mut all) = samples(&sample("synthetic_robocall.wav"));
+    let synthetic_s = all.len() as f64 / f64::from(rate);
+    let (rate_b, _, genuine) = samples(&sample("genuine_jfk.wav"));
+    assert_eq!(rate, rate_b);
+    all.extend(genuine);
+    let policy = LivePolicy::default();
+    let mut live = LiveStream::new(&detector, rate, ch, policy.clone()).unwrap();
+    let mut events = Vec::new();
+    for piece in all.chunks(320) {
+        live.push(piece, &mut scorer, &mut events).unwrap();
+    }
+    live.finish(&mut scorer, &mut events).unwrap();
+    let alerts: Vec<(AlertState, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::Alert(a) => Some((a.state, a.time_s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[0].0, AlertState::Raised);
+    assert!(alerts[0].1 < synthetic_s);
+    assert_eq!(alerts[1].0, AlertState::Cleared);
+    // The genuine speech must first outweigh the synthetic windows in the 3 s smoothing span,
+    // then stay below the release level for the hold.
+    assert!(
+        alerts[1].1 >= synthetic_s + policy.clear_hold_s,
+        "cleared at {} s, genuine speech from {synthetic_s} s",
+        alerts[1].1
+    );
+    assert_eq!(live.alerts_raised(), 1);
+}
