@@ -2,12 +2,14 @@
 # Corpus -> shipped model (models/synthscan.{onnx,json}, models/MODEL_CARD.md), reproducibly.
 #   training/run.sh            (from anywhere; needs /work/venv, cargo, ffmpeg)
 # Env: PY (python, default /work/venv/bin/python), SYNTHSCAN_CORPUS (default /work/shared/corpus).
-# Extra data in training/.cache/{gen,genuine} is used when present (generate.py / genuine.py make it).
+# Extra data in training/.cache/{gen,genuine,vocoded} is used when present (generate.py / genuine.py /
+# vocode.py make it; SYNTHSCAN_VOCODED=0 leaves the copy-synthesis data out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-/work/venv/bin/python}
-# candidates: filterbank:arch:epochs
-CANDIDATES=${CANDIDATES:-"linear:lcnn:18 linear:tcnn:18 mel:lcnn:8"}
+export SYNTHSCAN_VOCODED=${SYNTHSCAN_VOCODED:-1}
+# candidates: filterbank:arch:epochs[:swa] (swa = weight-average the last N epochs)
+CANDIDATES=${CANDIDATES:-"linear:dual:12:4 linear:lcnn:12:4"}
 cargo build --release
 cd training
 # 1. tables, augmented copies (shared), phone-channel dev copies, Rust features per front-end config
@@ -19,18 +21,19 @@ mkdir -p .cache/runs
 RUNS=()
 i=0
 for c in $CANDIDATES; do
-  IFS=: read -r fb arch ep <<< "$c"
+  IFS=: read -r fb arch ep swa <<< "$c"
   out=".cache/runs/${fb}_${arch}"
   RUNS+=("$out")
   SYNTHSCAN_FILTERBANK=$fb SYNTHSCAN_THREADS=1 nice -n 5 "$PY" -m synthscan_train.train \
-      --arch "$arch" --epochs "$ep" --out "$out" > "$out.log" 2>&1 &
+      --arch "$arch" --epochs "$ep" --swa "${swa:-0}" --out "$out" > "$out.log" 2>&1 &
   i=$((i + 1)); if (( i % 2 == 0 )); then wait; fi
 done
 wait
 # 3. pick on dev (per-family file-level EER, final epoch); export, Platt on the held-out train slice,
-#    threshold on dev clean via the Rust binary; installs models/synthscan.{onnx,json}
+#    threshold for <= 2 % genuine flagged on dev clean AND through G.711, via the Rust binary;
+#    installs models/synthscan.{onnx,json}
 BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
-nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST"
+nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST" --threshold-on both
 # 4. measure the shipped pair through the Rust binary; write the model card
 nice -n 5 "$PY" evaluate.py
 "$PY" -m synthscan_train.card

@@ -109,13 +109,14 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
-    // Through G.711 the synthetic sample scores ~0.88, under the shipped threshold (0.9129, set for
-    // <= 2 % false flags on phone audio): a real miss of the model, see the model card. This test is
-    // about the service routing and scoring each track like `analyze`, so both use 0.85.
-    let threshold = ["--threshold", "0.85"];
+    // A caller on one track and an IVR prompt on the other. Through G.711 the synthetic sample
+    // scores ~0.62, under the shipped threshold (0.8339, set for <= 2 % false flags on phone
+    // audio): a real miss of the model, see the model card. This test is about the service
+    // routing and scoring each track like `analyze`, so both use 0.5.
+    let threshold = ["--threshold", "0.5"];
     let server = Server::start(&threshold);
     let inbound = phone_bytes("synthetic_robocall.wav");
-    let outbound = phone_bytes("genuine_jfk.wav");
+    let outbound = phone_bytes("genuine_phone_prompt.wav");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", server.addr))
         .await
         .unwrap();
@@ -193,7 +194,7 @@ async fn a_two_track_media_stream_gets_per_track_verdicts_equal_to_analyze() {
             .count()
     };
     assert!(
-        updates("inbound") >= 38 && updates("outbound") >= 43,
+        updates("inbound") >= 38 && updates("outbound") >= 30,
         "{} {}",
         updates("inbound"),
         updates("outbound")

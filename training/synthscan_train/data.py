@@ -39,11 +39,12 @@ REPO = TRAIN_DIR.parent
 CACHE = (TRAIN_DIR / ".cache").resolve()  # resolved: the cache may be a symlink shared by worktrees
 CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
 EXTRA = [CACHE / "gen", CACHE / "genuine"]
-# copy-synthesis data (vocode.py) only on request: it did not improve dev (card_notes.md, run C)
-if os.environ.get("SYNTHSCAN_VOCODED") == "1":
+# copy-synthesis data (vocode.py) with SYNTHSCAN_VOCODED=1 (run.sh sets it: the shipped model uses it)
+VOCODED = os.environ.get("SYNTHSCAN_VOCODED") == "1"
+if VOCODED:
     EXTRA.append(CACHE / "vocoded")
-# the table of train/calib variants; SYNTHSCAN_VARIANTS picks another name (e.g. to keep two data sets side by side)
-VARIANTS = CACHE / os.environ.get("SYNTHSCAN_VARIANTS", "variants.csv")
+# the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
+VARIANTS = CACHE / os.environ.get("SYNTHSCAN_VARIANTS", "variants_vocoded.csv" if VOCODED else "variants.csv")
 AUD = CACHE / "aud"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
