@@ -34,6 +34,8 @@ wait
 #    installs models/synthscan.{onnx,json}
 BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
 nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST" --threshold-on both
+# reference logits of the new model for the Rust-vs-onnxruntime test
+PYTHON="$PY" ../scripts/make_shipped_golden.sh
 # 4. measure the shipped pair through the Rust binary; write the model card
 nice -n 5 "$PY" evaluate.py
 "$PY" -m synthscan_train.card

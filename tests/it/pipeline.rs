@@ -65,6 +65,31 @@ fn scorer_matches_python_onnxruntime() {
     assert!(d < 1e-5, "logits differ by {d}");
 }
 
+#[test]
+fn shipped_model_matches_python_onnxruntime() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let reference_sha = std::fs::read_to_string(fixture("golden/shipped_model.sha256")).unwrap();
+    assert_eq!(
+        reference_sha.trim(),
+        model.manifest.sha256,
+        "the reference logits belong to another model: run scripts/make_shipped_golden.sh"
+    );
+    let input: Array3<f32> = read_npy(fixture("golden/shipped_model_input.npy")).unwrap();
+    let expected: Array1<f32> = read_npy(fixture("golden/shipped_model_logits.npy")).unwrap();
+    assert_eq!(
+        &input.shape()[1..],
+        &[model.manifest.window.frames, model.manifest.features.n_bins]
+    );
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let mut logits = Vec::new();
+    scorer
+        .score_batch(input.as_slice().unwrap(), input.shape()[0], &mut logits)
+        .unwrap();
+    // Same runtime version, same bytes in: identical up to float reassociation.
+    let d = max_abs_diff(&logits, expected.as_slice().unwrap());
+    assert!(d < 1e-4, "logits differ by {d}: {logits:?} vs {expected:?}");
+}
+
 /// Reads a whole file into chunks of `frames_per_chunk` frames.
 fn rechunk(file: &str, frames_per_chunk: usize) -> (u32, usize, Vec<AudioChunk>) {
     let mut src = FileSource::open(&fixture(file)).unwrap();
