@@ -151,14 +151,10 @@ fn worker(
                     let _ = reply.send(Reply::Event(error_event(&name, &e)));
                     continue;
                 }
-                metrics.windows_scored.fetch_add(
-                    (live.windows_scored() - before) as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
                     metrics.observe_latency(received.elapsed().as_secs_f64());
                 }
-                count_alerts(metrics, &events);
+                count_scored(metrics, live.windows_scored() - before, &events);
                 for e in &events {
                     let _ = reply.send(Reply::Event(with_track(e, &name)));
                 }
@@ -179,11 +175,7 @@ fn worker(
                     match live.finish(&mut scorer, &mut events) {
                         Ok(analysis) => {
                             // the last windows, scored at the end of the stream, count too
-                            metrics.windows_scored.fetch_add(
-                                (live.windows_scored() - before) as u64,
-                                std::sync::atomic::Ordering::Relaxed,
-                            );
-                            count_alerts(metrics, &events);
+                            count_scored(metrics, live.windows_scored() - before, &events);
                             for e in &events {
                                 let _ = reply.send(Reply::Event(with_track(e, &name)));
                             }
@@ -220,7 +212,11 @@ fn worker(
     }
 }
 
-fn count_alerts(metrics: &Metrics, events: &[LiveEvent]) {
+/// Adds what one push or finish of a track produced to the metrics: windows scored, alerts raised.
+fn count_scored(metrics: &Metrics, windows: usize, events: &[LiveEvent]) {
+    metrics
+        .windows_scored
+        .fetch_add(windows as u64, std::sync::atomic::Ordering::Relaxed);
     for e in events {
         if let LiveEvent::Alert(a) = e
             && a.state == AlertState::Raised
