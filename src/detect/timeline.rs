@@ -114,42 +114,23 @@ impl Timeline {
     }
 
     fn extend_series(&mut self, w: &WindowScore, cal: &Calibration) {
-        let p = self.pending.get_or_insert_with(|| Pending {
-            first: w.clone(),
-            end_s: w.end_s,
-            logit_sum: 0.0,
-            speech_sum: 0.0,
-            n: 0,
-        });
-        p.end_s = w.end_s;
-        p.logit_sum += w.logit;
-        p.speech_sum += f64::from(w.speech_fraction);
-        p.n += 1;
+        let p = self.pending.get_or_insert_with(|| Pending::starting_at(w));
+        p.add(w);
         if p.n < self.stride {
             return;
         }
         if let Some(p) = self.pending.take() {
-            self.series.push(merged(&p, cal));
+            self.series.push(p.merged(cal));
         }
         if self.series.len() == MAX_SERIES {
+            // Both entries of a pair stand for `stride` windows, so the mean of their means is exact.
             let halved = self
                 .series
                 .chunks(2)
                 .map(|pair| {
-                    let mut p = Pending {
-                        first: pair[0].clone(),
-                        end_s: pair[0].end_s,
-                        logit_sum: 0.0,
-                        speech_sum: 0.0,
-                        n: 0,
-                    };
-                    for w in pair {
-                        p.end_s = w.end_s;
-                        p.logit_sum += w.logit;
-                        p.speech_sum += f64::from(w.speech_fraction);
-                        p.n += 1;
-                    }
-                    merged(&p, cal)
+                    let mut p = Pending::starting_at(&pair[0]);
+                    pair.iter().for_each(|w| p.add(w));
+                    p.merged(cal)
                 })
                 .collect();
             self.series = halved;
@@ -183,7 +164,7 @@ impl Timeline {
         }
         let mut windows = self.series.clone();
         if let Some(p) = &self.pending {
-            windows.push(merged(p, cal));
+            windows.push(p.merged(cal));
         }
         ChannelResult {
             channel,
@@ -207,20 +188,39 @@ fn run_segment(run: &Run, cal: &Calibration) -> Segment {
     }
 }
 
-/// One series entry standing for `p.n` consecutive windows: their span and mean logit.
-fn merged(p: &Pending, cal: &Calibration) -> WindowScore {
-    if p.n == 1 {
-        return p.first.clone();
+impl Pending {
+    fn starting_at(w: &WindowScore) -> Self {
+        Self {
+            first: w.clone(),
+            end_s: w.end_s,
+            logit_sum: 0.0,
+            speech_sum: 0.0,
+            n: 0,
+        }
     }
-    let logit = p.logit_sum / p.n as f64;
-    WindowScore {
-        channel: p.first.channel,
-        start_s: p.first.start_s,
-        end_s: p.end_s,
-        logit,
-        probability: cal.probability(logit),
-        speech_fraction: (p.speech_sum / p.n as f64) as f32,
-        canonical: p.first.canonical,
+
+    fn add(&mut self, w: &WindowScore) {
+        self.end_s = w.end_s;
+        self.logit_sum += w.logit;
+        self.speech_sum += f64::from(w.speech_fraction);
+        self.n += 1;
+    }
+
+    /// One series entry standing for these `n` consecutive windows: their span and mean logit.
+    fn merged(&self, cal: &Calibration) -> WindowScore {
+        if self.n == 1 {
+            return self.first.clone();
+        }
+        let logit = self.logit_sum / self.n as f64;
+        WindowScore {
+            channel: self.first.channel,
+            start_s: self.first.start_s,
+            end_s: self.end_s,
+            logit,
+            probability: cal.probability(logit),
+            speech_fraction: (self.speech_sum / self.n as f64) as f32,
+            canonical: self.first.canonical,
+        }
     }
 }
 
