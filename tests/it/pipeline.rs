@@ -50,18 +50,28 @@ fn features_match_the_python_reference_mel_and_linear() {
     assert!(d < FEATURE_TOLERANCE, "linear features differ by {d}");
 }
 
-#[test]
-fn scorer_matches_python_onnxruntime() {
-    let model = LoadedModel::load(&test_model()).unwrap();
-    let input: Array3<f32> = read_npy(fixture("golden/test_model_input.npy")).unwrap();
-    let expected: Array1<f32> = read_npy(fixture("golden/test_model_logits.npy")).unwrap();
-    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+/// Scores the golden windows `input` (float32 [n, frames, bins]) with the Rust scorer; returns
+/// the largest difference from the Python onnxruntime logits in `reference`.
+fn max_diff_from_onnxruntime(model: &LoadedModel, input: &str, reference: &str) -> f32 {
+    let input: Array3<f32> = read_npy(fixture(input)).unwrap();
+    let expected: Array1<f32> = read_npy(fixture(reference)).unwrap();
+    assert_eq!(
+        &input.shape()[1..],
+        &[model.manifest.window.frames, model.manifest.features.n_bins]
+    );
+    let mut scorer = OnnxScorer::new(model, 1).unwrap();
     let mut logits = Vec::new();
     scorer
         .score_batch(input.as_slice().unwrap(), input.shape()[0], &mut logits)
         .unwrap();
+    max_abs_diff(&logits, expected.as_slice().unwrap())
+}
+
+#[test]
+fn scorer_matches_python_onnxruntime() {
+    let model = LoadedModel::load(&test_model()).unwrap();
+    let d = max_diff_from_onnxruntime(&model, "golden/test_model_input.npy", "golden/test_model_logits.npy");
     // Same runtime version, same bytes in: identical up to float reassociation.
-    let d = max_abs_diff(&logits, expected.as_slice().unwrap());
     assert!(d < 1e-5, "logits differ by {d}");
 }
 
@@ -74,20 +84,13 @@ fn shipped_model_matches_python_onnxruntime() {
         model.manifest.sha256,
         "the reference logits belong to another model: run scripts/make_shipped_golden.sh"
     );
-    let input: Array3<f32> = read_npy(fixture("golden/shipped_model_input.npy")).unwrap();
-    let expected: Array1<f32> = read_npy(fixture("golden/shipped_model_logits.npy")).unwrap();
-    assert_eq!(
-        &input.shape()[1..],
-        &[model.manifest.window.frames, model.manifest.features.n_bins]
+    let d = max_diff_from_onnxruntime(
+        &model,
+        "golden/shipped_model_input.npy",
+        "golden/shipped_model_logits.npy",
     );
-    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
-    let mut logits = Vec::new();
-    scorer
-        .score_batch(input.as_slice().unwrap(), input.shape()[0], &mut logits)
-        .unwrap();
     // Same runtime version, same bytes in: identical up to float reassociation.
-    let d = max_abs_diff(&logits, expected.as_slice().unwrap());
-    assert!(d < 1e-4, "logits differ by {d}: {logits:?} vs {expected:?}");
+    assert!(d < 1e-4, "logits differ by {d}");
 }
 
 /// Reads a whole file into chunks of `frames_per_chunk` frames.
