@@ -15,6 +15,10 @@ each with randomised parameters per clip:
             -> pseudo-inverse -> Griffin-Lim phase (16-64 iterations)
   srcfilt   source-filter vocoder: autocorrelation F0 + voicing, cepstrally smoothed spectral envelope,
             pulse-train / noise excitation (WORLD / HTS-style parametric resynthesis)
+  world     the WORLD vocoder itself (pip pyworld): DIO + StoneMask F0, CheapTrick envelope coded to 24-60
+            mel-cepstrum-like dimensions, D4C band aperiodicity, half the clips pitch-shifted 0.85-1.15x as
+            voice conversion does. Not in the default set (--vocoders world --out .cache/vocoded_world;
+            data.py reads it with SYNTHSCAN_WORLD=1).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
@@ -136,7 +140,26 @@ def srcfilt(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return y[:len(x)]
 
 
-VOCODERS = {"melgl": melgl, "srcfilt": srcfilt}
+def world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import pyworld as pw  # only this vocoder needs it
+    fp = float(rng.choice([5.0, 5.0, 10.0]))
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0, t = pw.dio(x, SR, f0_floor=60.0, f0_ceil=500.0, frame_period=fp)
+    f0 = pw.stonemask(x, f0, t, SR)
+    sp = pw.cheaptrick(x, f0, t, SR)
+    ap = pw.d4c(x, f0, t, SR)
+    fft_size = pw.get_cheaptrick_fft_size(SR)
+    # an acoustic model predicts a coded envelope and band aperiodicities, not WORLD's full spectra
+    dims = int(rng.integers(24, 61))
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(pw.code_spectral_envelope(sp, SR, dims)), SR, fft_size)
+    ap = pw.decode_aperiodicity(np.ascontiguousarray(pw.code_aperiodicity(ap, SR)), SR, fft_size)
+    if rng.random() < 0.5:
+        f0 = f0 * float(rng.uniform(0.85, 1.15))
+    return pw.synthesize(np.ascontiguousarray(f0), sp, ap, SR, fp)[:len(x)]
+
+
+VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world}
+DEFAULT_VOCODERS = "melgl,srcfilt"
 
 
 def _one(job: tuple[str, dict, str]) -> dict | None:
@@ -166,7 +189,11 @@ def main():
     ap.add_argument("--min-s", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--vocoders", default=DEFAULT_VOCODERS, help=f"comma-separated subset of {', '.join(VOCODERS)}")
     a = ap.parse_args()
+    vocoders = a.vocoders.split(",")
+    if unknown := [v for v in vocoders if v not in VOCODERS]:
+        ap.error(f"unknown vocoder(s) {unknown}; known: {', '.join(VOCODERS)}")
     t0 = time.time()
     rows = [r for r in D.all_rows() if r["source"] in ("corpus", "genuine") and r["label"] == "bonafide"
             and r["role"] in ("train", "calib") and float(r["duration_s"] or 0) >= a.min_s]
@@ -174,7 +201,7 @@ def main():
     rng = np.random.default_rng(a.seed)
     jobs = []
     used = set()
-    for voc in VOCODERS:
+    for voc in vocoders:
         (a.out / voc).mkdir(parents=True, exist_ok=True)
         per_spk = defaultdict(int)
         order = rng.permutation(len(rows))

@@ -6,9 +6,11 @@ Sources (same columns, `file` relative to the manifest's folder):
   training/.cache/genuine/manifest.csv  genuine speech from packages, if present
   training/.cache/vocoded/manifest.csv  copy-synthesis of genuine TRAIN clips (spoof; vocode.py), if
                                         present AND SYNTHSCAN_VOCODED=1
+  training/.cache/vocoded_world/manifest.csv  the same through WORLD (vocode.py --vocoders world), if
+                                        present AND SYNTHSCAN_WORLD=1
 
 Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
-or "calib" (~12 % of train, grouped by speaker for genuine and by system for synthetic) which is kept
+or "calib" (~12 % of train, grouped by speaker for genuine and copy-synthesis, by system for synthetic) which is kept
 out of model training and used only to fit Platt scaling.
 
 Units: a train/calib clip, or several short clips (< 1.6 s) of one speaker and dataset concatenated
@@ -43,8 +45,14 @@ EXTRA = [CACHE / "gen", CACHE / "genuine"]
 VOCODED = os.environ.get("SYNTHSCAN_VOCODED") == "1"
 if VOCODED:
     EXTRA.append(CACHE / "vocoded")
+# WORLD copy-synthesis (vocode.py --vocoders world --out .cache/vocoded_world) with SYNTHSCAN_WORLD=1
+WORLD = os.environ.get("SYNTHSCAN_WORLD") == "1"
+if WORLD:
+    EXTRA.append(CACHE / "vocoded_world")
 # the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
-VARIANTS = CACHE / os.environ.get("SYNTHSCAN_VARIANTS", "variants_vocoded.csv" if VOCODED else "variants.csv")
+VARIANTS = CACHE / os.environ.get(
+    "SYNTHSCAN_VARIANTS",
+    "variants" + ("_vocoded" if VOCODED else "") + ("_world" if WORLD else "") + ".csv")
 AUD = CACHE / "aud"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
@@ -93,7 +101,7 @@ def all_rows() -> list[dict]:
             r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
         else:
             # vocoded = copy-synthesis of genuine train speakers (vocode.py): grouped by speaker like them
-            key = r["speaker"] if (r["label"] == "bonafide" or r["source"] == "vocoded") else r["system"]
+            key = r["speaker"] if (r["label"] == "bonafide" or r["source"].startswith("vocoded")) else r["system"]
             r["role"] = "calib" if h01("calib:" + r["source"] + ":" + key) < CALIB_FRac else "train"
     return rows
 
