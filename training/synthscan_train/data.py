@@ -51,6 +51,8 @@ OPTIONAL_SETS = [
     ("SYNTHSCAN_WORLD", "vocoded_world", "_world"),
     # blended-voice Kokoro speech (generate.py --engines kokoromix --out .cache/gen_mix)
     ("SYNTHSCAN_KMIX", "gen_mix", "_kmix"),
+    # HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan --out .cache/vocoded_hifigan)
+    ("SYNTHSCAN_HIFIGAN", "vocoded_hifigan", "_hifigan"),
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
