@@ -5,46 +5,35 @@ about the live policy (alerts on a 3 s mean of overlapping windows as soon as 3 
     python training/live_eval.py                                  # the shipped model
     python training/live_eval.py --model M=path/to/synthscan.json --model E=models/synthscan.json
 
-Each file is decoded by ffmpeg to raw PCM and piped to `target/release/synthscan monitor -` (clean: s16le 16 kHz;
-phone: 300-3400 Hz band, mu-law 8 kHz). Dev = the corpus dev split plus the dev genuine clips of
-training/.cache/genuine (JFK, codec2, ...) when present.
+The files are evaluate.py's dev table (the corpus dev split plus the held-out generated and package clips, clean
+and through its deterministic G.711 channel), each decoded by ffmpeg to 16-bit PCM at 16 kHz (clean) or 8 kHz
+(phone) and piped to `target/release/synthscan monitor -`. A monitor run that fails stops the measurement.
 """
 import argparse
-import csv
 import json
 import subprocess
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from evaluate import ensure_dev
 from synthscan_train import data as D
 
 BIN = D.REPO / "target" / "release" / "synthscan"
-CHANNELS = {
-    "clean": (["-ar", "16000", "-f", "s16le"], ["--raw-format", "s16le", "--raw-rate", "16000"]),
-    "phone": (["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-f", "mulaw"],
-              ["--raw-format", "ulaw", "--raw-rate", "8000"]),
-}
-
-
-def dev_files():
-    corpus = D.CORPUS
-    rows = [(str(corpus / r["file"]), r["label"], r["family"])
-            for r in csv.DictReader(open(corpus / "manifest.csv")) if r["split"] == "dev"]
-    gen = D.CACHE / "genuine" / "manifest.csv"
-    if gen.exists():
-        rows += [(str(gen.parent / r["file"]), "bonafide", "pkg_genuine")
-                 for r in csv.DictReader(open(gen)) if r["split"] == "dev"]
-    return rows
+RATE = {"clean": 16000, "phone": 8000}
 
 
 def alerted(models, path, cond):
-    ff, raw = CHANNELS[cond]
-    pcm = subprocess.run(["ffmpeg", "-v", "quiet", "-i", path, "-ac", "1", *ff, "-"],
+    """{model name: whether monitor raised an alert} for one dev file."""
+    rate = str(RATE[cond])
+    pcm = subprocess.run(["ffmpeg", "-v", "quiet", "-i", path, "-ac", "1", "-ar", rate, "-f", "s16le", "-"],
                          capture_output=True, check=True).stdout
     out = {}
     for name, manifest in models.items():
-        p = subprocess.run([str(BIN), "monitor", "-", *raw, "-f", "jsonl", "--model", str(manifest)],
-                           input=pcm, capture_output=True)
+        p = subprocess.run([str(BIN), "monitor", "-", "--raw-format", "s16le", "--raw-rate", rate, "-f", "jsonl",
+                            "--model", str(manifest)], input=pcm, capture_output=True)
+        # exit 0: nothing flagged, 1: flagged; anything else is a failure, not a "no alert"
+        if p.returncode not in (0, 1):
+            raise SystemExit(f"synthscan monitor failed on {path} ({name}): {p.stderr.decode().strip()}")
         events = [json.loads(line) for line in p.stdout.decode().splitlines() if line.startswith("{")]
         out[name] = any(e.get("event") == "alert" and e.get("state") == "raised" for e in events)
     return out
@@ -56,16 +45,17 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
     models = dict(m.split("=", 1) for m in a.model) or {"shipped": D.REPO / "models" / "synthscan.json"}
-    jobs = [(f, lab, fam, cond) for f, lab, fam in dev_files() for cond in CHANNELS]
+    dev = ensure_dev()
     with ThreadPoolExecutor(a.jobs) as ex:
-        res = list(ex.map(lambda j: (j[1], j[2], j[3], alerted(models, j[0], j[3])), jobs))
+        hits = list(ex.map(lambda r: alerted(models, r["path"], r["condition"]), dev))
     agg = defaultdict(lambda: defaultdict(int))
-    for lab, fam, cond, out in res:
-        for key in ((cond, lab, "all"), (cond, lab, fam)):
-            agg[key]["n"] += 1
+    for r, out in zip(dev, hits):
+        for group in ("all", f"{r['source']}/{r['family']}"):
+            c = agg[(r["condition"], r["label"], group)]
+            c["n"] += 1
             for name, hit in out.items():
-                agg[key][name] += hit
-    print("| channel | label | family | files | " + " | ".join(f"{n} alerted" for n in models) + " |")
+                c[name] += hit
+    print("| channel | label | source/family | files | " + " | ".join(f"{n} alerted" for n in models) + " |")
     print("|---|---|---|---|" + "---|" * len(models))
     for (cond, lab, fam), c in sorted(agg.items()):
         rates = " | ".join(f"{100 * c[n] / c['n']:.1f} %" for n in models)
