@@ -1,6 +1,7 @@
 """Live-alert rates on the dev split: how often `synthscan monitor` raises an alert on genuine and on synthetic
 dev files, clean and through a G.711 channel. The file-level threshold rule (<= 2 % genuine flagged) says nothing
-about the live policy (alerts on a 3 s mean of overlapping windows as soon as 3 are in), so it is measured here.
+about the live policy (alerts on a 3 s mean of overlapping windows once it has held above the threshold for
+1 s), so it is measured here.
 
     python training/live_eval.py                                  # the shipped model
     python training/live_eval.py --model M=path/to/synthscan.json --model E=models/synthscan.json

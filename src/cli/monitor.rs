@@ -51,6 +51,10 @@ pub struct MonitorArgs {
     /// Seconds of recent windows averaged into the live score that raises alerts.
     #[arg(long, value_name = "S", default_value_t = 3.0)]
     smoothing_seconds: f64,
+    /// Seconds the live score must stay at or above the threshold before an alert is raised:
+    /// longer means fewer false alarms on genuine callers and later alerts on synthetic ones.
+    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
+    alert_hold_seconds: f64,
     /// Shell command run (with `sh -c`) each time an alert is raised; SYNTHSCAN_CHANNEL,
     /// SYNTHSCAN_SCORE, SYNTHSCAN_TIME_S and SYNTHSCAN_ALERT (the event as JSON) are set.
     #[arg(long, value_name = "CMD")]
@@ -262,6 +266,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let policy = LivePolicy {
         update_interval_s: f64::from(args.update_ms) / 1e3,
         smoothing_s: args.smoothing_seconds,
+        raise_hold_s: args.alert_hold_seconds,
         ..LivePolicy::default()
     };
 

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Milliseconds of audio between two score updates on a stream.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     update_ms: u32,
+    /// Seconds a stream's live score must stay at or above the threshold before an alert is
+    /// raised: longer means fewer false alarms on genuine callers and later alerts on
+    /// synthetic ones.
+    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
+    alert_hold_seconds: f64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -75,9 +80,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         drain_timeout: Duration::from_secs_f64(args.drain_seconds),
         policy: LivePolicy {
             update_interval_s: f64::from(args.update_ms) / 1e3,
+            raise_hold_s: args.alert_hold_seconds,
             ..LivePolicy::default()
         },
     };
+    // Checked here so that a bad value stops the server instead of failing every stream.
+    config.policy.validate()?;
     let max_streams = config.max_streams;
     service::run(config, model, detector, |addr| {
         eprintln!("synthscan: serving on http://{addr} ({workers} scoring workers, at most {max_streams} streams)");

@@ -147,3 +147,70 @@ fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
     );
     assert_eq!(live.alerts_raised(), 1);
 }
+
+/// Runs samples through a live stream with `policy`; returns the stream times of raised alerts.
+fn raised_with(
+    detector: &Detector,
+    scorer: &mut OnnxScorer,
+    (rate, ch, all): &(u32, usize, Vec<f32>),
+    policy: LivePolicy,
+) -> Vec<f64> {
+    let mut live = LiveStream::new(detector, *rate, *ch, policy).unwrap();
+    let mut events = Vec::new();
+    for piece in all.chunks(320 * ch) {
+        live.push(piece, scorer, &mut events).unwrap();
+    }
+    live.finish(scorer, &mut events).unwrap();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a.time_s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_alert_waits_until_the_score_has_held_above_the_threshold() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let robocall = samples(&sample("synthetic_robocall.wav"));
+    let at = |hold: f64, scorer: &mut OnnxScorer| {
+        let policy = LivePolicy {
+            raise_hold_s: hold,
+            ..LivePolicy::default()
+        };
+        raised_with(&detector, scorer, &robocall, policy)
+    };
+    let immediate = at(0.0, &mut scorer);
+    assert_eq!(immediate.len(), 1, "{immediate:?}");
+    for hold in [0.5, 1.0, 2.0] {
+        let held = at(hold, &mut scorer);
+        assert_eq!(held.len(), 1, "hold {hold}: {held:?}");
+        // Alert times are rounded to 1 ms.
+        assert!(
+            held[0] >= immediate[0] + hold - 1e-3,
+            "hold {hold}: raised at {} s, the score first crossed at {} s",
+            held[0],
+            immediate[0]
+        );
+    }
+    // A hold longer than the recording: the score never stays up long enough.
+    let duration_s = robocall.2.len() as f64 / f64::from(robocall.0);
+    assert!(at(duration_s, &mut scorer).is_empty());
+}
+
+#[test]
+fn a_negative_or_non_finite_hold_is_a_config_error() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    for hold in [-0.5, f64::NAN, f64::INFINITY] {
+        let policy = LivePolicy {
+            raise_hold_s: hold,
+            ..LivePolicy::default()
+        };
+        let err = LiveStream::new(&detector, 16_000, 1, policy).unwrap_err();
+        assert!(matches!(err, synthscan::Error::Config(_)), "{hold}: {err}");
+    }
+}

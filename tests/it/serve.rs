@@ -357,6 +357,18 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
     assert!(stderr.contains("without a token"), "{stderr}");
 }
 
+#[test]
+fn a_negative_alert_hold_stops_the_server_with_one_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--alert-hold-seconds=-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alert hold must be at least 0 s"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
     let mut server = Server::start(&["--drain-seconds", "1"]);
