@@ -2,12 +2,15 @@
 # Corpus -> shipped model (models/synthscan.{onnx,json}, models/MODEL_CARD.md), reproducibly.
 #   training/run.sh            (from anywhere; needs /work/venv, cargo, ffmpeg)
 # Env: PY (python, default /work/venv/bin/python), SYNTHSCAN_CORPUS (default /work/shared/corpus).
-# Extra data in training/.cache/{gen,genuine,vocoded} is used when present (generate.py / genuine.py /
-# vocode.py make it; SYNTHSCAN_VOCODED=0 leaves the copy-synthesis data out).
+# Extra data in training/.cache/{gen,genuine,vocoded,vocoded_hifigan,vocoded_hifigan22} is used when present
+# (generate.py / genuine.py / vocode.py make it; SYNTHSCAN_VOCODED=0, SYNTHSCAN_HIFIGAN=0, SYNTHSCAN_HIFIGAN22=0
+# leave the DSP and HiFi-GAN copy-synthesis data out; the shipped model was trained with all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-/work/venv/bin/python}
 export SYNTHSCAN_VOCODED=${SYNTHSCAN_VOCODED:-1}
+export SYNTHSCAN_HIFIGAN=${SYNTHSCAN_HIFIGAN:-1}
+export SYNTHSCAN_HIFIGAN22=${SYNTHSCAN_HIFIGAN22:-1}
 # candidates: filterbank:arch:epochs[:swa] (swa = weight-average the last N epochs)
 CANDIDATES=${CANDIDATES:-"linear:dual:12:4 linear:lcnn:12:4"}
 cargo build --release

