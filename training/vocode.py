@@ -29,7 +29,10 @@ wheels are optional. Each has randomised parameters per clip:
             to 22.05 kHz and back. --out .cache/vocoded_hifigan22, read with SYNTHSCAN_HIFIGAN22=1.
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
-vocoder. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
+vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
+re-synthesised (--redo forces it): its output depends only on the vocoder and the source clip. For a run of
+one vocoder the picks are a scan of one seeded permutation, so rerunning with a larger --per-vocoder and the
+same --seed keeps every clip of the smaller run and only synthesises the new ones. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
 data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
 Training reads the default set with SYNTHSCAN_VOCODED=1 (run.sh sets it: the shipped model uses it).
 """
@@ -292,23 +295,31 @@ VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifig
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 
-def _one(job: tuple[str, dict, str]) -> dict | None:
-    voc, r, out = job
-    rng = np.random.default_rng(zlib.crc32(f"{voc}:{r['path']}".encode()))
-    try:
-        x = D.load16(r["path"])
-        y = VOCODERS[voc](x.astype(np.float64), rng)
-    except Exception as e:  # noqa: BLE001
-        print(f"  skip {r['path']}: {e}", flush=True)
-        return None
-    peak = np.max(np.abs(y)) + 1e-9
-    y = y / peak * max(np.max(np.abs(x)), 0.05)  # same peak level as the source clip
-    sf.write(out, y.astype(np.float32), SR, subtype="PCM_16")
+def _one(job: tuple[str, dict, str, bool]) -> dict | None:
+    voc, r, out, redo = job
+    if not redo and Path(out).is_file():
+        # Each clip's output depends only on its vocoder and source path (the rng is seeded from
+        # them), so a clip written by an earlier run is what this run would write.
+        n = sf.info(out).frames
+    else:
+        rng = np.random.default_rng(zlib.crc32(f"{voc}:{r['path']}".encode()))
+        try:
+            x = D.load16(r["path"])
+            y = VOCODERS[voc](x.astype(np.float64), rng)
+        except Exception as e:  # noqa: BLE001
+            print(f"  skip {r['path']}: {e}", flush=True)
+            return None
+        peak = np.max(np.abs(y)) + 1e-9
+        y = y / peak * max(np.max(np.abs(x)), 0.05)  # same peak level as the source clip
+        tmp = Path(out).with_suffix(".part.wav")
+        sf.write(tmp, y.astype(np.float32), SR, subtype="PCM_16")
+        tmp.replace(out)  # a killed run leaves no half-written clip to be reused
+        n = len(y)
     return {"file": str(Path(out).relative_to(Path(out).parents[1])), "label": "spoof",
             "system": f"copysyn_{voc}", "family": f"copysyn_{voc}", "speaker": r["speaker"],
             "language": r.get("language", ""), "dataset": r["dataset"],
             "source": f"copy-synthesis of {r['source']} genuine clip", "license": r.get("license", ""),
-            "duration_s": f"{len(y) / SR:.3f}", "split": "train"}
+            "duration_s": f"{n / SR:.3f}", "split": "train"}
 
 
 def main():
@@ -320,6 +331,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--vocoders", default=DEFAULT_VOCODERS, help=f"comma-separated subset of {', '.join(VOCODERS)}")
+    ap.add_argument("--redo", action="store_true", help="re-synthesise clips that already exist in --out")
     a = ap.parse_args()
     vocoders = a.vocoders.split(",")
     if unknown := [v for v in vocoders if v not in VOCODERS]:
@@ -346,7 +358,7 @@ def main():
             if len(picked) >= a.per_vocoder:
                 break
         for r in picked:
-            jobs.append((voc, r, str(a.out / voc / (D.stem(r["path"]) + ".wav"))))
+            jobs.append((voc, r, str(a.out / voc / (D.stem(r["path"]) + ".wav")), a.redo))
     out = []
     with ProcessPoolExecutor(a.workers) as ex:
         for i, m in enumerate(ex.map(_one, jobs, chunksize=4)):
