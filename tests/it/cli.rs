@@ -1,15 +1,11 @@
 //! The real binary, as a user runs it.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::{fixture, path_str, test_model};
-
-fn synthscan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synthscan"))
-}
+use crate::{assert_one_clear_error, fixture, path_str, synthscan, test_model};
 
 /// Runs `analyze --format jsonl` with the test model; returns (exit code, parsed lines, stderr).
 fn analyze(files: &[String], extra: &[&str]) -> (i32, Vec<Value>, String) {
@@ -218,10 +214,7 @@ fn a_tampered_model_is_refused() {
         .arg(f("speech_16000.wav"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not match its manifest"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_one_clear_error(&out, "does not match its manifest", "corrupted model");
 }
 
 #[test]

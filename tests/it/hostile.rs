@@ -1,11 +1,9 @@
 //! Hostile and broken inputs (tests/fixtures/malformed, made by scripts/make_malformed.py):
 //! each is one clear error and exit 2, never a panic or a hang, and a batch goes on past them.
 
-use std::process::Command;
-
 use serde_json::Value;
 
-use crate::{fixture, path_str, test_model};
+use crate::{assert_one_clear_error, fixture, path_str, synthscan, test_model};
 
 fn malformed_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(fixture("malformed"))
@@ -21,7 +19,7 @@ fn malformed_files() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_malformed_file_is_one_clear_error() {
     for f in malformed_files() {
-        let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        let out = synthscan()
             .args(["analyze", "-f", "jsonl", "--model"])
             .arg(test_model())
             .arg(&f)
@@ -47,7 +45,7 @@ fn a_batch_scores_the_good_files_among_the_malformed_ones() {
     let dir = tempfile::tempdir().unwrap();
     let list_path = dir.path().join("list.txt");
     std::fs::write(&list_path, list).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+    let out = synthscan()
         .args(["batch", "-j", "2", "--model"])
         .arg(test_model())
         .arg("--from-list")
@@ -117,15 +115,12 @@ fn manifests_that_do_not_match_their_model_are_refused() {
         let mut m = base.clone();
         edit(&mut m);
         std::fs::write(dir.path().join("m.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        let out = synthscan()
             .args(["analyze", "--model"])
             .arg(dir.path().join("m.json"))
             .arg(fixture("speech_16000.wav"))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{what}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(expect), "{what}: {err}");
-        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert_one_clear_error(&out, expect, what);
     }
 }

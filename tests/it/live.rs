@@ -22,14 +22,35 @@ fn live_run(
     file: &std::path::Path,
     frames: usize,
 ) -> (Vec<LiveEvent>, synthscan::Analysis) {
-    let (rate, ch, all) = samples(file);
-    let mut live = LiveStream::new(detector, rate, ch, LivePolicy::default()).unwrap();
+    live_run_samples(detector, scorer, &samples(file), frames, LivePolicy::default())
+}
+
+/// Runs decoded samples (as [`samples`] returns them) through a live stream with `policy`.
+fn live_run_samples(
+    detector: &Detector,
+    scorer: &mut OnnxScorer,
+    (rate, ch, all): &(u32, usize, Vec<f32>),
+    frames: usize,
+    policy: LivePolicy,
+) -> (Vec<LiveEvent>, synthscan::Analysis) {
+    let mut live = LiveStream::new(detector, *rate, *ch, policy).unwrap();
     let mut events = Vec::new();
     for piece in all.chunks(frames * ch) {
         live.push(piece, scorer, &mut events).unwrap();
     }
     let analysis = live.finish(scorer, &mut events).unwrap();
     (events, analysis)
+}
+
+/// Stream times of the alerts raised.
+fn raised(events: &[LiveEvent]) -> Vec<f64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a.time_s),
+            _ => None,
+        })
+        .collect()
 }
 
 fn sample(name: &str) -> std::path::PathBuf {
@@ -83,13 +104,7 @@ fn the_synthetic_sample_raises_an_alert_within_seconds_and_the_genuine_one_does_
     let detector = Detector::new(model.manifest.clone()).unwrap();
     let mut scorer = OnnxScorer::new(&model, 1).unwrap();
     let (events, _) = live_run(&detector, &mut scorer, &sample("synthetic_robocall.wav"), 320);
-    let raised: Vec<f64> = events
-        .iter()
-        .filter_map(|e| match e {
-            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a.time_s),
-            _ => None,
-        })
-        .collect();
+    let raised = raised(&events);
     assert_eq!(raised.len(), 1, "one alert, no flapping: {raised:?}");
     assert!(raised[0] < 3.0, "alert at {} s", raised[0]);
     // The first score comes as soon as the first 1 s window is complete.
@@ -148,28 +163,6 @@ fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
     assert_eq!(live.alerts_raised(), 1);
 }
 
-/// Runs samples through a live stream with `policy`; returns the stream times of raised alerts.
-fn raised_with(
-    detector: &Detector,
-    scorer: &mut OnnxScorer,
-    (rate, ch, all): &(u32, usize, Vec<f32>),
-    policy: LivePolicy,
-) -> Vec<f64> {
-    let mut live = LiveStream::new(detector, *rate, *ch, policy).unwrap();
-    let mut events = Vec::new();
-    for piece in all.chunks(320 * ch) {
-        live.push(piece, scorer, &mut events).unwrap();
-    }
-    live.finish(scorer, &mut events).unwrap();
-    events
-        .iter()
-        .filter_map(|e| match e {
-            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a.time_s),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn an_alert_waits_until_the_score_has_held_above_the_threshold() {
     let model = LoadedModel::load(&shipped_model()).unwrap();
@@ -181,7 +174,7 @@ fn an_alert_waits_until_the_score_has_held_above_the_threshold() {
             raise_hold_s: hold,
             ..LivePolicy::default()
         };
-        raised_with(&detector, scorer, &robocall, policy)
+        raised(&live_run_samples(&detector, scorer, &robocall, 320, policy).0)
     };
     let immediate = at(0.0, &mut scorer);
     assert_eq!(immediate.len(), 1, "{immediate:?}");

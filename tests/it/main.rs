@@ -11,6 +11,7 @@ mod pipeline;
 mod serve;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,6 +32,20 @@ pub fn shipped_model() -> PathBuf {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The binary under test.
+pub fn synthscan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_synthscan"))
+}
+
+/// Asserts that a run failed as bad input must: exit 2 and one stderr line saying `expect`.
+/// `what` names the case in failure messages.
+pub fn assert_one_clear_error(out: &Output, expect: &str, what: &str) {
+    assert_eq!(out.status.code(), Some(2), "{what}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expect), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
 }
 
 pub fn path_str(p: &Path) -> String {

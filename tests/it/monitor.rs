@@ -3,15 +3,11 @@
 //! on stdin drives the pipe path. Every live summary must equal `analyze` on the same audio.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
-use crate::path_str;
-
-fn synthscan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_synthscan"))
-}
+use crate::{assert_one_clear_error, path_str, synthscan};
 
 fn sample(name: &str) -> PathBuf {
     crate::root().join("samples").join(name)
@@ -227,13 +223,7 @@ fn an_unknown_device_is_one_clear_error() {
         .args(["monitor", "--device", "no-such-device-xyz", "--format", "jsonl"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no input device matches 'no-such-device-xyz'"),
-        "{stderr}"
-    );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_one_clear_error(&out, "no input device matches 'no-such-device-xyz'", "unknown device");
     assert!(out.stdout.is_empty());
 }
 

@@ -11,6 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use synthscan::audio::resample::StreamResampler;
 
+use crate::{assert_one_clear_error, synthscan};
+
 struct Server {
     child: Child,
     addr: String,
@@ -18,7 +20,7 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        let mut child = synthscan()
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .stderr(Stdio::piped())
@@ -65,7 +67,7 @@ fn phone_bytes(name: &str) -> Vec<u8> {
 
 /// `synthscan analyze` on the same bytes, as raw stdin (with extra options such as a threshold).
 fn analyze_raw(bytes: &[u8], format: &str, rate: u32, extra: &[&str]) -> Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+    let mut child = synthscan()
         .args([
             "analyze",
             "-f",
@@ -347,7 +349,7 @@ async fn auth_limits_idle_timeout_and_metrics() {
 
 #[test]
 fn listening_beyond_loopback_without_a_token_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+    let out = synthscan()
         .args(["serve", "--listen", "0.0.0.0:0"])
         .env_remove("SYNTHSCAN_TOKEN")
         .output()
@@ -359,14 +361,11 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
 
 #[test]
 fn a_negative_alert_hold_stops_the_server_with_one_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+    let out = synthscan()
         .args(["serve", "--listen", "127.0.0.1:0", "--alert-hold-seconds=-1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("alert hold must be at least 0 s"), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_one_clear_error(&out, "alert hold must be at least 0 s", "negative alert hold");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
