@@ -32,9 +32,11 @@ Only clips whose role is train/calib (never dev speakers) are used; at most 3 cl
 vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
 re-synthesised (--redo forces it): its output depends only on the vocoder and the source clip. For a run of
 one vocoder the picks are a scan of one seeded permutation, so rerunning with a larger --per-vocoder and the
-same --seed keeps every clip of the smaller run and only synthesises the new ones. Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
+same --seed keeps every clip of the smaller run and only synthesises the new ones.
+Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
 data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
-Training reads the default set with SYNTHSCAN_VOCODED=1 (run.sh sets it: the shipped model uses it).
+Training reads the default set with SYNTHSCAN_VOCODED=1 and the HiFi-GAN sets with SYNTHSCAN_HIFIGAN=1 /
+SYNTHSCAN_HIFIGAN22=1 (run.sh sets all three: the shipped model uses them).
 """
 
 from __future__ import annotations
