@@ -36,7 +36,10 @@ wait
 #    threshold for <= 2 % genuine flagged on dev clean AND through G.711, via the Rust binary;
 #    installs models/synthscan.{onnx,json}
 BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
-nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST" --threshold-on both
+# a dual model ships its full-band branch alone: on dev it beats the two branches' mean (MODEL_CARD.md)
+BRANCH=()
+if [[ $(basename "$BEST") == *_dual ]]; then BRANCH=(--branch full); fi
+nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST" --threshold-on both "${BRANCH[@]}"
 # reference logits of the new model for the Rust-vs-onnxruntime test
 PYTHON="$PY" ../scripts/make_shipped_golden.sh
 # 4. measure the shipped pair through the Rust binary; write the model card

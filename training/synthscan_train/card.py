@@ -21,6 +21,11 @@ ARCH_NOTES = {
             "BCE(mean) + 0.5 * BCE of each branch). The band branch cannot see bandwidth, so it has to learn "
             "in-band cues, and clean audio trains it as much as phone audio does. Both branches subtract the "
             "per-bin mean over the window first (CMN).",
+    "dual:full": "The full-band LCNN (all 80 bins, 20-8000 Hz) of a `dual` model, exported alone. It was trained "
+                 "jointly with a telephone-band LCNN (bins 3-34, ~300-3400 Hz; loss = BCE of the branches' "
+                 "mean + 0.5 * BCE of each branch), so it is a whole classifier; the band branch is left out "
+                 "because on dev it pulled the mean down (see \"Session 9\" below). Per-bin mean subtraction "
+                 "over the window (CMN) first.",
 }
 
 

@@ -153,6 +153,8 @@ def main():
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument("--threshold-on", choices=("clean", "both"), default="clean")
+    ap.add_argument("--branch", choices=("full",), default=None,
+                    help="export one branch of a dual model (trained jointly) instead of the branches' mean")
     a = ap.parse_args()
     if a.out_dir is not None:
         MODELS = a.out_dir.resolve()
@@ -167,6 +169,12 @@ def main():
     print(f"front end: {C.FEATURES['filterbank']} x {C.FEATURES['n_bins']}, vad {C.VAD}; features {D.FEAT}")
     model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"])
     model.load_state_dict(torch.load(a.run / "model.pt"))
+    if a.branch:
+        if not arch.startswith("dual"):
+            raise SystemExit(f"--branch needs a dual model; {a.run} is {arch}")
+        # dual models are trained with a loss on each branch, so either one is a whole classifier
+        model = getattr(model, a.branch)
+        arch = f"{arch}:{a.branch}"
     model.eval()
     out_onnx = a.run / "model.onnx"
     export(model, out_onnx)
@@ -194,12 +202,20 @@ def main():
     summary = json.loads((a.run / "summary.json").read_text()) if (a.run / "summary.json").exists() else {}
     from .card import data_stats
     hist = info["history"]
+    dev_python = {"clean": hist[-1]["clean"], "phone": hist[-1]["phone"]}
+    if a.branch:
+        # the run's history scored the branches' mean; score what is shipped
+        from .train import dev_eval
+        dev = D.read_csv(D.CACHE / "dev.csv")
+        ev = dev_eval(model, *(S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == c])
+                               for c in ("clean", "phone")))
+        dev_python = {"clean": ev["clean"], "phone": ev["phone"]}
     training = {
         **summary,
         "data": data_stats(),
         "augmentation": AUGMENTATION,
         "train": train_description(info),
-        "dev_python_final_epoch": {"clean": hist[-1]["clean"], "phone": hist[-1]["phone"]},
+        "dev_python_final_epoch": dev_python,
         "architecture": arch,
         "params": n_par,
         "onnx_bytes": size,
