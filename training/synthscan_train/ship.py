@@ -127,6 +127,10 @@ def choose_threshold(probs: np.ndarray) -> float:
     return min(t, 1.0)
 
 
+# what `synthscan info` calls an exported network, where its arch name alone would be cryptic
+NETWORK_NAMES = {"dual:full": "the full-band LCNN of a jointly trained dual LCNN"}
+
+
 def train_description(info: dict) -> dict:
     o = info.get("train_opts", {})
     hist = info["history"]
@@ -226,8 +230,8 @@ def main():
     }
     man = C.manifest(scale=scale, bias=bias, threshold=0.5, training=training,
                      description="Synthetic-speech detector: %s over %d %s log filterbank bins, "
-                                 "%d-frame windows" % (arch, C.FEATURES["n_bins"], C.FEATURES["filterbank"],
-                                                       C.WINDOW["frames"]))
+                                 "%d-frame windows" % (NETWORK_NAMES.get(arch, arch), C.FEATURES["n_bins"],
+                                                       C.FEATURES["filterbank"], C.WINDOW["frames"]))
     write_pair(out_onnx, man)
 
     # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
