@@ -155,6 +155,11 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                                                 pct_start=0.15)
     swa_state, swa_n = None, 0
     hist = []
+
+    def save_history():
+        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file,
+                                                  "features": C.FEATURES, "vad": C.VAD, "train_opts": opts,
+                                                  "history": hist}, indent=1))
     for ep in range(epochs):
         in_swa = ep >= epochs - swa
         if in_swa:
@@ -202,7 +207,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                     if sd[k].is_floating_point():
                         swa_state[k] += sd[k]
             swa_n += 1
-        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file, "features": C.FEATURES, "vad": C.VAD, "train_opts": opts, "history": hist}, indent=1))
+        save_history()
     if swa_n > 1:
         # weight average of the last swa epochs (BN statistics re-estimated on train windows)
         torch.save(model.state_dict(), out / "model_last.pt")
@@ -215,7 +220,14 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         log(f"[{arch}] SWA of last {swa_n} epochs: dev clean {fmt(ev['clean'])} | phone {fmt(ev['phone'])} | "
             f"sel {ev['selection_score']:.4f}")
         torch.save(model.state_dict(), out / "model.pt")
-        (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file, "features": C.FEATURES, "vad": C.VAD, "train_opts": opts, "history": hist}, indent=1))
+        save_history()
+    if arch.startswith("dual"):
+        # ship.py --branch full exports this branch alone, so select.py compares runs on it
+        ev = dev_eval(model.full, devc, devp)
+        hist[-1]["full_branch"] = ev
+        log(f"[{arch}] full-band branch alone: dev clean {fmt(ev['clean'])} | phone {fmt(ev['phone'])} | "
+            f"sel {ev['selection_score']:.4f}")
+        save_history()
     return model
 
 
