@@ -36,9 +36,10 @@ wait
 #    threshold for <= 2 % genuine flagged on dev clean AND through G.711, via the Rust binary;
 #    installs models/synthscan.{onnx,json}
 BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
-# a dual model ships its full-band branch alone: on dev it beats the two branches' mean (MODEL_CARD.md)
+# a dual run ships its full-band branch alone (on dev it beats the two branches' mean, MODEL_CARD.md);
+# train.py records that branch's score as full_branch, and select.py picked the run on it
 BRANCH=()
-if [[ $(basename "$BEST") == *_dual ]]; then BRANCH=(--branch full); fi
+if grep -q '"full_branch"' "$BEST/dev.json"; then BRANCH=(--branch full); fi
 nice -n 5 "$PY" -m synthscan_train.ship --run "$BEST" --threshold-on both "${BRANCH[@]}"
 # reference logits of the new model for the Rust-vs-onnxruntime test
 PYTHON="$PY" ../scripts/make_shipped_golden.sh

@@ -205,21 +205,15 @@ def main():
 
     summary = json.loads((a.run / "summary.json").read_text()) if (a.run / "summary.json").exists() else {}
     from .card import data_stats
-    hist = info["history"]
-    dev_python = {"clean": hist[-1]["clean"], "phone": hist[-1]["phone"]}
-    if a.branch:
-        # the run's history scored the branches' mean; score what is shipped
-        from .train import dev_eval
-        dev = D.read_csv(D.CACHE / "dev.csv")
-        ev = dev_eval(model, *(S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == c])
-                               for c in ("clean", "phone")))
-        dev_python = {"clean": ev["clean"], "phone": ev["phone"]}
+    # scored here rather than read from the run's history, which scored the branches' mean of a dual run
+    from .train import dev_eval, dev_stores
+    ev = dev_eval(model, *dev_stores())
     training = {
         **summary,
         "data": data_stats(),
         "augmentation": AUGMENTATION,
         "train": train_description(info),
-        "dev_python_final_epoch": dev_python,
+        "dev_python_final_epoch": {"clean": ev["clean"], "phone": ev["phone"]},
         "architecture": arch,
         "params": n_par,
         "onnx_bytes": size,

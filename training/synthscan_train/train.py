@@ -105,14 +105,18 @@ def predictor(model):
     return f
 
 
+def dev_stores() -> tuple[S.Store, S.Store]:
+    """The dev split's features, clean and through the G.711 dev channel."""
+    dev = D.read_csv(D.CACHE / "dev.csv")
+    return tuple(S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == c])
+                 for c in ("clean", "phone"))
+
+
 def load_stores(extra_weight_ok=True):
     variants = D.read_csv(D.VARIANTS)
-    dev = D.read_csv(D.CACHE / "dev.csv")
     train = S.Store([v for v in variants if v["role"] == "train"])
     calib = S.Store([v for v in variants if v["role"] == "calib"])
-    devc = S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == "clean"])
-    devp = S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == "phone"])
-    return train, calib, devc, devp
+    return (train, calib, *dev_stores())
 
 
 def dev_eval(model, devc, devp) -> dict:
