@@ -1,6 +1,8 @@
 """Front-end and windowing configuration shared by training, export and evaluation.
 
 SYNTHSCAN_FILTERBANK=mel|linear selects the filterbank (default below); run.sh sets it for the shipped model.
+SYNTHSCAN_N_BINS sets the number of filterbank bins (default 80, the shipped model's); each value has its own
+feature cache.
 """
 import os
 
@@ -10,7 +12,7 @@ FEATURES = {
     "win_len": 400,
     "hop_len": 160,
     "filterbank": os.environ.get("SYNTHSCAN_FILTERBANK", "linear"),
-    "n_bins": 80,
+    "n_bins": int(os.environ.get("SYNTHSCAN_N_BINS", "80")),
     "f_min_hz": 20.0,
     "f_max_hz": 8000.0,
     "log_floor": 1e-6,

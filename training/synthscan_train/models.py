@@ -93,6 +93,11 @@ class LCNN(nn.Module):
 BAND = (3, 35)
 
 
+def band_bins(n_bins: int) -> tuple[int, int]:
+    """BAND scaled to another linear layout over the same 20-8000 Hz (e.g. 160 bins: 6..69)."""
+    return round(BAND[0] * n_bins / 80), round(BAND[1] * n_bins / 80)
+
+
 class DualLCNN(nn.Module):
     """A full-band LCNN and a telephone-band LCNN (bins BAND only) whose logits are averaged.
 
@@ -105,12 +110,13 @@ class DualLCNN(nn.Module):
                  full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32)):
         super().__init__()
         self.full = LCNN(n_bins, frames, w=full_w, norm=norm)
-        self.band = LCNN(BAND[1] - BAND[0], frames, w=band_w, norm=band_norm or norm)
+        self.band_lo, self.band_hi = band_bins(n_bins)
+        self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm)
         self.last = None
 
     def forward(self, x):
         a = self.full(x)
-        b = self.band(x[:, :, BAND[0]:BAND[1]])
+        b = self.band(x[:, :, self.band_lo:self.band_hi])
         if self.training:
             self.last = (a, b)
         return 0.5 * (a + b)
