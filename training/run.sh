@@ -19,15 +19,17 @@ cd training
 for fb in $(for c in $CANDIDATES; do echo "${c%%:*}"; done | sort -u); do
   SYNTHSCAN_FILTERBANK=$fb nice -n 5 "$PY" -m synthscan_train.prepare
 done
-# 2. train the candidates, two at a time, one thread each
+# 2. train the candidates, two at a time, one thread each; one left without a partner gets both threads
 mkdir -p .cache/runs
 RUNS=()
+read -ra ALL <<< "$CANDIDATES"
 i=0
-for c in $CANDIDATES; do
+for c in "${ALL[@]}"; do
   IFS=: read -r fb arch ep swa <<< "$c"
   out=".cache/runs/${fb}_${arch}"
   RUNS+=("$out")
-  SYNTHSCAN_FILTERBANK=$fb SYNTHSCAN_THREADS=1 nice -n 5 "$PY" -m synthscan_train.train \
+  threads=1; if (( i % 2 == 0 && i == ${#ALL[@]} - 1 )); then threads=2; fi
+  SYNTHSCAN_FILTERBANK=$fb SYNTHSCAN_THREADS=$threads nice -n 5 "$PY" -m synthscan_train.train \
       --arch "$arch" --epochs "$ep" --swa "${swa:-0}" --out "$out" > "$out.log" 2>&1 &
   i=$((i + 1)); if (( i % 2 == 0 )); then wait; fi
 done
