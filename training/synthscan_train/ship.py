@@ -30,12 +30,12 @@ from . import config as C
 from . import data as D
 from . import models as M
 from . import store as S
+from .store import choose_threshold
 from . import rust
 
 MODELS = D.REPO / "models"
 ONNX = MODELS / "synthscan.onnx"
 JSON = MODELS / "synthscan.json"
-MAX_GENUINE_FLAG = 0.02
 AUGMENTATION = (
     "Per clip: the clean copy plus 4 random chains (seeded by clip id), same probabilities for both "
     "classes: trim + random leading/trailing silence 0-1.5 s of digital zero or faint noise (p 0.6); "
@@ -112,19 +112,6 @@ def write_manifest(manifest: dict) -> None:
     tmp = JSON.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, JSON)
-
-
-def choose_threshold(probs: np.ndarray) -> float:
-    """Lowest threshold t (verdict synthetic iff p >= t) with <= 2 % of genuine files flagged."""
-    n = len(probs)
-    p = np.sort(probs[~np.isnan(probs)])[::-1]
-    k = int(np.floor(MAX_GENUINE_FLAG * n))  # files allowed above
-    if k >= len(p):
-        return 0.0
-    # just above the (k+1)-th highest genuine score; `analyze` prints scores rounded to 4 decimals, so
-    # step a whole unit of that rounding (a nextafter of the rounded score could still flag that file)
-    t = round(float(p[k]) + 1e-4, 4)
-    return min(t, 1.0)
 
 
 # what `synthscan info` calls an exported network, where its arch name alone would be cryptic

@@ -127,6 +127,23 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((fnr[k] + fpr[k]) / 2)
 
 
+# the shipped threshold's rule: at most this share of genuine dev files flagged
+MAX_GENUINE_FLAG = 0.02
+
+
+def choose_threshold(probs: np.ndarray) -> float:
+    """Lowest threshold t (verdict synthetic iff p >= t) with <= 2 % of genuine files flagged."""
+    n = len(probs)
+    p = np.sort(probs[~np.isnan(probs)])[::-1]
+    k = int(np.floor(MAX_GENUINE_FLAG * n))  # files allowed above
+    if k >= len(p):
+        return 0.0
+    # just above the (k+1)-th highest genuine score; `analyze` prints scores rounded to 4 decimals, so
+    # step a whole unit of that rounding (a nextafter of the rounded score could still flag that file)
+    t = round(float(p[k]) + 1e-4, 4)
+    return min(t, 1.0)
+
+
 def family_group(fam: str, label: str) -> str:
     if label == "bonafide":
         return "genuine"
