@@ -199,5 +199,17 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
     raise ValueError(name)
 
 
+class MeanLogit(nn.Module):
+    """Several trained networks over the same features as one: the mean of their logits. Seeds of one
+    recipe disagree on which unseen files they miss, so their mean is steadier than any one of them."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members], 0).mean(0)
+
+
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())

@@ -133,6 +133,12 @@ def train_description(info: dict) -> dict:
         d["optimizer"] += (f" over the first {info['epochs'] - o['swa_last_epochs']} epochs, then constant lr "
                            f"{o['swa_lr']:g}; shipped weights = mean of the last {o['swa_last_epochs']} epochs "
                            "(SWA), BatchNorm statistics re-estimated on train windows")
+    if o.get("distill"):
+        k = o["distill"]
+        d["distillation"] = (f"loss = {1 - k['alpha']:g} x the label loss + {k['alpha']:g} x T^2 x BCE of the "
+                             f"student's logit / T against sigmoid(teacher logit / T), T = {k['temperature']:g}, "
+                             f"for the mean and each branch; teacher {k['teacher']} scores the window before "
+                             "SpecAugment")
     if o.get("mixup_within_class_p"):
         d["mixup"] = f"within-class mixup of log features, p {o['mixup_within_class_p']} per window"
     return d
@@ -146,6 +152,8 @@ def main():
     ap.add_argument("--threshold-on", choices=("clean", "both"), default="clean")
     ap.add_argument("--branch", choices=("full",), default=None,
                     help="export one branch of a dual model (trained jointly) instead of the branches' mean")
+    ap.add_argument("--ensemble", type=Path, nargs="+", default=[],
+                    help="more runs of the same front end (and --branch) whose logits are averaged with --run's")
     a = ap.parse_args()
     if a.out_dir is not None:
         MODELS = a.out_dir.resolve()
@@ -158,16 +166,26 @@ def main():
     C.VAD.update(info.get("vad", {}))
     D.FEAT = D._feat_dir()
     print(f"front end: {C.FEATURES['filterbank']} x {C.FEATURES['n_bins']}, vad {C.VAD}; features {D.FEAT}")
-    model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"])
-    model.load_state_dict(torch.load(a.run / "model.pt"))
+    members = []
+    for run in [a.run, *a.ensemble]:
+        run_info = json.loads((run / "dev.json").read_text())
+        if run_info.get("features", {}) != info.get("features", {}):
+            raise SystemExit(f"{run} has another front end than {a.run}; an ensemble shares one")
+        net = M.build(run_info["arch"], C.FEATURES["n_bins"], C.WINDOW["frames"])
+        net.load_state_dict(torch.load(run / "model.pt"))
+        if a.branch:
+            if not run_info["arch"].startswith("dual"):
+                raise SystemExit(f"--branch needs a dual model; {run} is {run_info['arch']}")
+            # dual models are trained with a loss on each branch, so either one is a whole classifier
+            net = getattr(net, a.branch)
+        members.append(net)
     if a.branch:
-        if not arch.startswith("dual"):
-            raise SystemExit(f"--branch needs a dual model; {a.run} is {arch}")
-        # dual models are trained with a loss on each branch, so either one is a whole classifier
-        model = getattr(model, a.branch)
         arch = f"{arch}:{a.branch}"
+    model = members[0] if len(members) == 1 else M.MeanLogit(members)
+    if a.ensemble:
+        arch = f"mean of {len(members)}: {arch}"
     model.eval()
-    out_onnx = a.run / "model.onnx"
+    out_onnx = a.run / ("ensemble.onnx" if a.ensemble else "model.onnx")
     export(model, out_onnx)
     size = out_onnx.stat().st_size
     n_par = M.n_params(model)
@@ -202,6 +220,7 @@ def main():
         "train": train_description(info),
         "dev_python_final_epoch": {"clean": ev["clean"], "phone": ev["phone"]},
         "architecture": arch,
+        **({"ensemble_of": [r.name for r in [a.run, *a.ensemble]]} if a.ensemble else {}),
         "params": n_par,
         "onnx_bytes": size,
         "latency_ms_per_window_1thread_b32": round(lat, 4),

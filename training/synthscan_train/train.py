@@ -130,7 +130,8 @@ def dev_eval(model, devc, devp) -> dict:
 
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
-          swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2) -> torch.nn.Module:
+          swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
+          kd_alpha: float = 0.5, kd_temp: float = 2.0) -> torch.nn.Module:
     torch.manual_seed(seed)
     torch.set_num_threads(int(__import__('os').environ.get('SYNTHSCAN_THREADS', '2')))
     rng = np.random.default_rng(seed)
@@ -151,6 +152,16 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
             "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
+    teach = None
+    if teacher is not None:
+        # knowledge distillation: the teacher (an exported ONNX model over the same features, e.g. a
+        # `ship.py --ensemble` of several seeds) scores each window as the student sees it before
+        # SpecAugment; its tempered probability is a second target next to the label
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(__import__('os').environ.get('SYNTHSCAN_THREADS', '2'))
+        teach = ort.InferenceSession(str(teacher), so, providers=["CPUExecutionProvider"])
+        opts["distill"] = {"teacher": teacher.name, "alpha": kd_alpha, "temperature": kd_temp}
     log(f"[{arch}] options {opts}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps_per_epoch = int(np.ceil(len(usable) * per_file / bs))
@@ -177,7 +188,10 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         tot, nb = 0.0, 0
         for a in range(0, len(idx), bs):
             bi, bst = idx[a:a + bs], st[a:a + bs]
-            xb = torch.from_numpy(train_s.batch(bi, bst))
+            xnp = train_s.batch(bi, bst)
+            xb = torch.from_numpy(xnp)
+            soft = (torch.sigmoid(torch.from_numpy(teach.run(None, {"features": xnp})[0] / kd_temp))
+                    if teach is not None else None)
             xb = mixup_within_class(xb, y[bi], rng, mixup)
             xb = spec_augment(xb, rng, specaug)
             yb = torch.from_numpy(y[bi])
@@ -185,11 +199,13 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             if arch.endswith("_oc"):
                 loss = oc_softmax_loss(model(xb), yb, wb)
             else:
-                loss = Fn.binary_cross_entropy_with_logits(model(xb), yb, weight=wb)
-                if arch.startswith("dual"):
-                    # each branch must stand on its own, not only their average
-                    for part in model.last:
-                        loss = loss + 0.5 * Fn.binary_cross_entropy_with_logits(part, yb, weight=wb)
+                z = model(xb)
+                # each branch of a dual model must stand on its own, not only their average
+                outs = [(z, 1.0)] + ([(part, 0.5) for part in model.last] if arch.startswith("dual") else [])
+                loss = sum(k * Fn.binary_cross_entropy_with_logits(o, yb, weight=wb) for o, k in outs)
+                if soft is not None:
+                    kd = sum(k * Fn.binary_cross_entropy_with_logits(o / kd_temp, soft, weight=wb) for o, k in outs)
+                    loss = (1 - kd_alpha) * loss + kd_alpha * kd_temp ** 2 * kd
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -252,9 +268,13 @@ def main():
     ap.add_argument("--mixup", type=float, default=0.0, help="p of within-class mixup per window")
     ap.add_argument("--swa", type=int, default=0, help="average the weights of the last N epochs")
     ap.add_argument("--swa-lr", type=float, default=5e-4)
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="ONNX model (same features) whose tempered outputs are distilled into this one")
+    ap.add_argument("--kd-alpha", type=float, default=0.5, help="weight of the teacher's target vs the label")
+    ap.add_argument("--kd-temp", type=float, default=2.0, help="temperature of teacher and student logits")
     a = ap.parse_args()
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
-          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr)
+          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp)
 
 
 if __name__ == "__main__":
