@@ -59,11 +59,6 @@ pub(super) enum ColorArg {
     Never,
 }
 
-/// Windows per model call and ONNX Runtime thread when analysing files. 8 runs as fast as 32 on one
-/// core and peaks ~15 MB lower, because the runtime's activation buffers grow with the batch
-/// (BENCHMARKS.md); more threads get a larger batch to share out.
-const FILE_BATCH_WINDOWS_PER_THREAD: usize = 8;
-
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     if args.threads == 0 || args.threads > 256 {
         anyhow::bail!("--threads must be in 1..=256");
@@ -92,7 +87,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
                 source.as_mut(),
                 &detector,
                 &mut scorer,
-                FILE_BATCH_WINDOWS_PER_THREAD * args.threads,
+                input::BATCH_WINDOWS_PER_THREAD * args.threads,
                 args.allow_truncated,
             )
         });

@@ -81,10 +81,6 @@ enum ProgressArg {
     Never,
 }
 
-/// Windows per model call when analysing files. 8 runs as fast as 32 on one core and peaks ~15 MB
-/// lower, because ONNX Runtime's activation buffers grow with the batch (BENCHMARKS.md).
-const BATCH_WINDOWS: usize = 8;
-
 enum Outcome {
     Scored { report: FileReport, audio_s: f64 },
     Failed(ErrorReport),
@@ -337,8 +333,15 @@ fn worker(
             Err(_) => return,
         };
         let Ok(name) = next else { return };
-        let analysed = FileSource::open(Path::new(&name))
-            .and_then(|mut source| input::analyze(&mut source, detector, scorer, BATCH_WINDOWS, allow_truncated));
+        let analysed = FileSource::open(Path::new(&name)).and_then(|mut source| {
+            input::analyze(
+                &mut source,
+                detector,
+                scorer,
+                input::BATCH_WINDOWS_PER_THREAD,
+                allow_truncated,
+            )
+        });
         let outcome = match analysed {
             Ok((codec, analysis, warnings)) => Outcome::Scored {
                 audio_s: analysis.duration_s,

@@ -29,6 +29,11 @@ pub fn open_stdin(raw: &RawArgs) -> synthscan::Result<RawSource<std::io::Stdin>>
     RawSource::new(std::io::stdin(), format, rate, raw.raw_channels)
 }
 
+/// Windows per model call and ONNX Runtime thread when analysing files. 8 runs as fast as 32 on one
+/// core and peaks ~15 MB lower, because the runtime's activation buffers grow with the batch
+/// (BENCHMARKS.md); a scorer with more threads gets a larger batch to share out.
+pub const BATCH_WINDOWS_PER_THREAD: usize = 8;
+
 /// Analyses a whole source; returns its codec, the analysis and its warnings. Unless
 /// `allow_truncated`, a source that ended before its header said is an error.
 pub fn analyze(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
           swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    torch.set_num_threads(int(__import__('os').environ.get('SYNTHSCAN_THREADS', '2')))
+    threads = int(os.environ.get('SYNTHSCAN_THREADS', '2'))
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     train_s, calib_s, devc, devp = stores or load_stores()
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         # SpecAugment; its tempered probability is a second target next to the label
         import onnxruntime as ort
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(__import__('os').environ.get('SYNTHSCAN_THREADS', '2'))
+        so.intra_op_num_threads = threads
         teach = ort.InferenceSession(str(teacher), so, providers=["CPUExecutionProvider"])
         opts["distill"] = {"teacher": teacher.name, "alpha": kd_alpha, "temperature": kd_temp}
     log(f"[{arch}] options {opts}")
