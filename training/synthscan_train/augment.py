@@ -1,4 +1,4 @@
-"""Channel / noise augmentation for synthscan training (numpy + scipy, ffmpeg for lossy codecs).
+"""Channel / noise augmentation for synthscan training (numpy + scipy; lossy codecs in memory via libsndfile).
 
 Every augmentation is applied to BOTH classes with the same probabilities, so that no channel
 property (bandwidth, codec, silence, level) can predict the label.
@@ -13,9 +13,10 @@ for the "phone" dev condition (evaluate.py).
 
 from __future__ import annotations
 
-import subprocess
+import io
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
 SR = 16000
@@ -108,41 +109,47 @@ def phone_channel(x: np.ndarray, sr: int = SR, law: str = "mu") -> np.ndarray:
     return g711(y, law)
 
 
-# ---------------------------------------------------------------- ffmpeg codecs (pipes, no temp files)
+# ---------------------------------------------------------------- lossy codecs (libsndfile, in memory)
+# Encoded and decoded inside this process by the libsndfile that the pinned soundfile wheel bundles
+# (LAME + mpg123, libopus, GSM 06.10). The earlier ffmpeg pipes cost two process launches per round trip
+# and made augmentation ~80 % waiting on ffmpeg (training/README.md). libsndfile picks a bitrate from a
+# compression level in [0, 1), so each codec below maps the wanted kbps onto that level; the levels were
+# read off the encoded sizes at 16 kHz mono (tests in training/check_codecs.py).
 
-def _ffmpeg_roundtrip(x: np.ndarray, sr: int, enc_args: list[str], fmt: str, out_sr: int) -> np.ndarray | None:
-    pcm = to_pcm16(x).tobytes()
-    try:
-        enc = subprocess.run(
-            ["ffmpeg", "-v", "error", "-f", "s16le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0",
-             *enc_args, "-f", fmt, "pipe:1"],
-            input=pcm, capture_output=True, check=True, timeout=60)
-        dec = subprocess.run(
-            ["ffmpeg", "-v", "error", "-f", fmt, "-i", "pipe:0", "-f", "s16le", "-ar", str(out_sr),
-             "-ac", "1", "pipe:1"],
-            input=enc.stdout, capture_output=True, check=True, timeout=60)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError):
-        return None
-    y = np.frombuffer(dec.stdout, dtype=np.int16).astype(np.float32) / 32768.0
-    return y if y.size else None
+def _sndfile_roundtrip(x: np.ndarray, sr: int, fmt: str, subtype: str, level: float | None = None,
+                       bitrate_mode: str | None = None) -> np.ndarray:
+    buf = io.BytesIO()
+    sf.write(buf, to_pcm16(x), sr, format=fmt, subtype=subtype, compression_level=level,
+             bitrate_mode=bitrate_mode)
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32")
+    # decoders may pad the last frame (MP3: up to 1152 + delay samples); keep the input's length
+    return y[:len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
+
+
+def mp3_level(kbps: int) -> float:
+    """Compression level for constant-bitrate MP3 at 16 kHz: libsndfile spans 160 (0.0) to 8 kbps."""
+    return min(max((160 - kbps) / 152, 0.0), 0.99)
+
+
+def opus_level(kbps: int) -> float:
+    """Compression level for Opus at 16 kHz mono: ~258 kbps at 0.0, ~9 kbps at 0.99 (near linear)."""
+    return min(max(1.0 - (kbps - 6) / 250, 0.0), 0.999)
 
 
 def gsm(x: np.ndarray, sr: int = SR):
     y8 = bandpass(resample(x, sr, 8000), 8000, 200.0, 3600.0)
-    y = _ffmpeg_roundtrip(y8, 8000, ["-ar", "8000", "-c:a", "libgsm"], "gsm", 8000)
-    return (y, 8000) if y is not None else (g711(y8, "mu"), 8000)
+    return _sndfile_roundtrip(np.clip(y8, -1, 1), 8000, "WAV", "GSM610"), 8000
 
 
 def mp3(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
     br = int(rng.choice([16, 24, 32, 48]))
-    y = _ffmpeg_roundtrip(x, sr, ["-c:a", "libmp3lame", "-b:a", f"{br}k"], "mp3", sr)
-    return (y, sr) if y is not None else (x, sr)
+    return _sndfile_roundtrip(x, sr, "MP3", "MPEG_LAYER_III", mp3_level(br), "CONSTANT"), sr
 
 
 def opus(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
     br = int(rng.choice([6, 8, 12, 16, 24]))
-    y = _ffmpeg_roundtrip(x, sr, ["-c:a", "libopus", "-b:a", f"{br}k", "-application", "voip"], "ogg", sr)
-    return (y, sr) if y is not None else (x, sr)
+    return _sndfile_roundtrip(x, sr, "OGG", "OPUS", opus_level(br)), sr
 
 
 # ---------------------------------------------------------------- noise, reverb, level, loss
