@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Corpus -> shipped model (models/synthscan.{onnx,json}, models/MODEL_CARD.md), reproducibly.
-#   training/run.sh            (from anywhere; needs /work/venv, cargo, ffmpeg)
+#   training/run.sh            (from anywhere; needs /work/venv and cargo)
 # Env: PY (python, default /work/venv/bin/python), SYNTHSCAN_CORPUS (default /work/shared/corpus).
 # Extra data in training/.cache/{gen,genuine,vocoded,vocoded_hifigan,vocoded_hifigan22} is used when present
 # (generate.py / genuine.py / vocode.py make it; SYNTHSCAN_VOCODED=0, SYNTHSCAN_HIFIGAN=0, SYNTHSCAN_HIFIGAN22=0

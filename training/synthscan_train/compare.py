@@ -3,9 +3,26 @@ clean / phone, overall and per family (waveglow, vc, kokoro jm_kumo, hibari held
 at the manifest threshold.
 
     python -m synthscan_train.compare NAME=path/to/dev_eval.json ...
+    python -m synthscan_train.compare --against BASE=dev_eval.json NAME=dev_eval.json ...
+
+--against adds, for each model, a paired bootstrap of its difference from BASE: genuine and synthetic dev
+files are resampled with replacement (the same draw for both models, BOOT draws), and each draw's EER
+difference (overall, clean and phone) and detection difference at each model's own threshold is recorded.
+The thresholds stay fixed, so the detection difference leaves out how far each threshold itself could move
+(evaluate.py's threshold_stability gives that per model).
+It answers "is this better than the shipped model, or inside the noise of 124 genuine and 315 synthetic
+files?". Files inconclusive for either model are left out of that model's comparison, as evaluate.py
+leaves inconclusive files out of the EER. It resamples files, not speakers or datasets, so the true
+spread is wider still.
 """
+import argparse
 import json
-import sys
+
+import numpy as np
+
+from .store import eer
+
+BOOT = 2000
 
 
 def pct(v):
@@ -24,13 +41,60 @@ def row(name: str, path: str) -> str:
     return f"| {name} | {cells[0]} | {cells[1]} | {R['threshold']:.4f} | {flag} | {det} |"
 
 
+def conclusive(R: dict, cond: str) -> dict[str, tuple[float, float, bool]]:
+    """file -> (p, label 1 = synthetic, flagged) for the files with a verdict."""
+    thr = R["threshold"]
+    return {f["file"]: (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
+            for f in R[cond]["files"] if f["verdict"] != "inconclusive"}
+
+
+def paired(base: dict, other: dict, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    cells = []
+    for cond in ("clean", "phone"):
+        a, b = conclusive(base, cond), conclusive(other, cond)
+        files = sorted(set(a) & set(b))
+        y = np.array([a[f][1] for f in files])
+        pa, pb = np.array([a[f][0] for f in files]), np.array([b[f][0] for f in files])
+        fa, fb = np.array([a[f][2] for f in files]), np.array([b[f][2] for f in files])
+        gen, syn = np.nonzero(y == 0)[0], np.nonzero(y == 1)[0]
+        d_eer, d_det = np.empty(BOOT), np.empty(BOOT)
+        for i in range(BOOT):
+            g, s = rng.choice(gen, len(gen)), rng.choice(syn, len(syn))
+            idx = np.concatenate([g, s])
+            d_eer[i] = eer(pb[idx], y[idx]) - eer(pa[idx], y[idx])
+            d_det[i] = fb[s].mean() - fa[s].mean()
+        cells.append(f"{100 * np.median(d_eer):+.1f} [{100 * np.percentile(d_eer, 5):+.1f}, "
+                     f"{100 * np.percentile(d_eer, 95):+.1f}], {100 * np.mean(d_eer < 0):.0f} %")
+        cells.append(f"{100 * np.median(d_det):+.1f} [{100 * np.percentile(d_det, 5):+.1f}, "
+                     f"{100 * np.percentile(d_det, 95):+.1f}]")
+    return " | ".join(cells)
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--against", metavar="NAME=JSON", help="baseline for a paired bootstrap of the differences")
+    ap.add_argument("models", nargs="+", metavar="NAME=JSON")
+    a = ap.parse_args()
     print("| model | clean EER all / waveglow / vc / kokoro / hibari | phone EER all / waveglow / vc / kokoro / hibari "
           "| threshold | genuine flagged clean / phone | detected clean / phone |")
     print("|---|---|---|---|---|---|")
-    for a in sys.argv[1:]:
-        name, path = a.split("=", 1)
+    for m in ([a.against] if a.against else []) + a.models:
+        name, path = m.split("=", 1)
         print(row(name, path))
+    if not a.against:
+        return
+    base_name, base_path = a.against.split("=", 1)
+    base = json.load(open(base_path))
+    print(f"\nPaired bootstrap against {base_name} ({BOOT} draws of the dev files): median difference [5th, 95th "
+          "percentile], and for EER the share of draws in which the model is better (lower)")
+    print()
+    print("| model | clean EER diff, P(better) | clean detected diff | phone EER diff, P(better) "
+          "| phone detected diff |")
+    print("|---|---|---|---|---|")
+    for m in a.models:
+        name, path = m.split("=", 1)
+        print(f"| {name} | {paired(base, json.load(open(path)))} |")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ AUGMENTATION = (
     "classes: trim + random leading/trailing silence 0-1.5 s of digital zero or faint noise (p 0.6); "
     "synthetic exponential RIR reverb, RT60 0.15-0.8 s (p 0.25); white/pink/babble noise at 5-30 dB SNR "
     "(p 0.4); peak level -30..-1 dBFS; clipping +3..+12 dB (p 0.08); then one channel: G.711 mu/A-law at "
-    "8 kHz with a 200-400 / 3200-3600 Hz band-pass (p 0.40), GSM 06.10 via ffmpeg libgsm (0.10), MP3 "
-    "16-48 kbit/s (0.08), Opus 6-24 kbit/s (0.08), plain 8 kHz / 3.4-4 kHz band-limit (0.14), none (0.20); "
+    "8 kHz with a 200-400 / 3200-3600 Hz band-pass (p 0.40), GSM 06.10 at 8 kHz (0.10), MP3 16-48 kbit/s "
+    "CBR (0.08), Opus 6-24 kbit/s (0.08) (the three codecs encoded and decoded in memory by libsndfile), "
+    "plain 8 kHz / 3.4-4 kHz band-limit (0.14), none (0.20); "
     "packet loss of 20 ms frames at 1-8 % (p 0.12). Telephone-type outputs are written at 8 kHz, so the "
     "Rust resampler sees them as it sees a call. Short clips (< 1.6 s, e.g. FSDD digits) of one speaker are "
     "concatenated into 3-6 s recordings. SpecAugment masking during training.")
