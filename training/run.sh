@@ -13,6 +13,8 @@ export SYNTHSCAN_HIFIGAN=${SYNTHSCAN_HIFIGAN:-1}
 export SYNTHSCAN_HIFIGAN22=${SYNTHSCAN_HIFIGAN22:-1}
 # candidates: filterbank:arch:epochs[:swa] (swa = weight-average the last N epochs)
 CANDIDATES=${CANDIDATES:-"linear:dual:12:4 linear:lcnn:12:4"}
+# the binary loads ONNX Runtime from .ort/ (from the PyPI wheel; a no-op when already there)
+PYTHON="$PY" scripts/setup-ort.sh
 cargo build --release
 cd training
 # 1. tables, augmented copies (shared), phone-channel dev copies, Rust features per front-end config
