@@ -12,7 +12,7 @@ export SYNTHSCAN_VOCODED=${SYNTHSCAN_VOCODED:-1}
 export SYNTHSCAN_HIFIGAN=${SYNTHSCAN_HIFIGAN:-1}
 export SYNTHSCAN_HIFIGAN22=${SYNTHSCAN_HIFIGAN22:-1}
 # candidates: filterbank:arch:epochs[:swa] (swa = weight-average the last N epochs)
-CANDIDATES=${CANDIDATES:-"linear:dual:12:4 linear:lcnn:12:4"}
+CANDIDATES=${CANDIDATES:-"linear:dual:8:3 linear:lcnn:8:3"}
 # the binary loads ONNX Runtime from .ort/ (from the PyPI wheel; a no-op when already there)
 PYTHON="$PY" scripts/setup-ort.sh
 cargo build --release
