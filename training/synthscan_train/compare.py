@@ -6,13 +6,13 @@ at the manifest threshold.
     python -m synthscan_train.compare --against BASE=dev_eval.json NAME=dev_eval.json ...
 
 --against adds, for each model, a paired bootstrap of its difference from BASE: genuine and synthetic dev
-files are resampled with replacement (the same draw for both models, BOOT draws), and each draw's EER
-difference (overall, clean and phone) and detection difference at each model's own threshold is recorded.
+files are resampled with replacement (the same draw for both models, BOOT draws), and each draw's
+difference in overall EER and in detection at each model's own threshold is recorded, clean and through G.711.
 The thresholds stay fixed, so the detection difference leaves out how far each threshold itself could move
 (evaluate.py's threshold_stability gives that per model).
 It answers "is this better than the shipped model, or inside the noise of 124 genuine and 315 synthetic
 files?". Files inconclusive for either model are left out of that model's comparison, as evaluate.py
-leaves inconclusive files out of the EER. It resamples files, not speakers or datasets, so the true
+leaves inconclusive files out of the EER (so detection here is among files with a verdict). It resamples files, not speakers or datasets, so the true
 spread is wider still.
 """
 import argparse
