@@ -116,6 +116,19 @@ def all_rows() -> list[dict]:
     return rows
 
 
+def portable(path: str) -> str:
+    """`path` relative to the corpus or the cache it lies in, so that what is derived from it (unit ids, and
+    through them the augmentation seeds and cached file names) does not depend on where the repository or
+    the corpus is checked out. Paths elsewhere stay absolute."""
+    p = Path(path)
+    for root, name in ((CACHE, "cache"), (CORPUS.resolve(), "corpus")):
+        try:
+            return f"{name}/{p.relative_to(root)}"
+        except ValueError:
+            continue
+    return path
+
+
 def make_units(rows: list[dict]) -> list[dict]:
     units, short = [], {}
     for r in rows:
@@ -132,7 +145,7 @@ def make_units(rows: list[dict]) -> list[dict]:
     for key, rs in sorted(short.items()):
         rs = sorted(rs, key=lambda r: r["path"])
         cur, dur = [], 0.0
-        target = 3.0 + 3.0 * h01("len:" + rs[0]["path"])
+        target = 3.0 + 3.0 * h01("len:" + portable(rs[0]["path"]))
         for r in rs:
             cur.append(r)
             dur += float(r["duration_s"]) + 0.3
@@ -144,7 +157,7 @@ def make_units(rows: list[dict]) -> list[dict]:
     for u in units:
         m0 = u["members"][0]
         base = Path(m0["path"]).stem
-        tag = hashlib.sha1("|".join(m["path"] for m in u["members"]).encode()).hexdigest()[:8]
+        tag = hashlib.sha1("|".join(portable(m["path"]) for m in u["members"]).encode()).hexdigest()[:8]
         u["id"] = f"{m0['source']}_{m0['family']}_{base}_{tag}"
         for k in ("label", "family", "system", "speaker", "role", "source", "dataset"):
             u[k] = m0.get(k, "")
