@@ -116,15 +116,8 @@ def phone_channel(x: np.ndarray, sr: int = SR, law: str = "mu") -> np.ndarray:
 # compression level in [0, 1), so each codec below maps the wanted kbps onto that level; the levels were
 # read off the encoded sizes at 16 kHz mono (tests in training/check_codecs.py).
 
-def _sndfile_roundtrip(x: np.ndarray, sr: int, fmt: str, subtype: str, level: float | None = None,
-                       bitrate_mode: str | None = None) -> np.ndarray:
-    buf = io.BytesIO()
-    sf.write(buf, to_pcm16(x), sr, format=fmt, subtype=subtype, compression_level=level,
-             bitrate_mode=bitrate_mode)
-    buf.seek(0)
-    y, _ = sf.read(buf, dtype="float32")
-    # decoders may pad the last frame (MP3: up to 1152 + delay samples); keep the input's length
-    return y[:len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
+MP3_KBPS = (16, 24, 32, 48)
+OPUS_KBPS = (6, 8, 12, 16, 24)
 
 
 def mp3_level(kbps: int) -> float:
@@ -137,19 +130,49 @@ def opus_level(kbps: int) -> float:
     return min(max(1.0 - (kbps - 6) / 250, 0.0), 0.999)
 
 
+def codec_settings(codec: str, kbps: int | None = None) -> dict:
+    """soundfile.write keyword arguments for one codec ("mp3", "opus" or "gsm") at `kbps`."""
+    if codec == "mp3":
+        return {"format": "MP3", "subtype": "MPEG_LAYER_III", "compression_level": mp3_level(kbps),
+                "bitrate_mode": "CONSTANT"}
+    if codec == "opus":
+        return {"format": "OGG", "subtype": "OPUS", "compression_level": opus_level(kbps)}
+    if codec == "gsm":
+        return {"format": "WAV", "subtype": "GSM610"}
+    raise ValueError(codec)
+
+
+def encode(x: np.ndarray, sr: int, settings: dict) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, to_pcm16(x), sr, **settings)
+    return buf.getvalue()
+
+
+def decode(data: bytes, n: int) -> np.ndarray:
+    """Decoded audio cut or padded to `n` samples: decoders may pad the last frame (MP3: up to 1152 +
+    delay samples), and the copy must keep the input's length."""
+    y, _ = sf.read(io.BytesIO(data), dtype="float32")
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def gsm_input(x: np.ndarray, sr: int = SR) -> np.ndarray:
+    """What GSM 06.10 is fed: 8 kHz, 200-3600 Hz."""
+    return np.clip(bandpass(resample(x, sr, 8000), 8000, 200.0, 3600.0), -1, 1)
+
+
 def gsm(x: np.ndarray, sr: int = SR):
-    y8 = bandpass(resample(x, sr, 8000), 8000, 200.0, 3600.0)
-    return _sndfile_roundtrip(np.clip(y8, -1, 1), 8000, "WAV", "GSM610"), 8000
+    y8 = gsm_input(x, sr)
+    return decode(encode(y8, 8000, codec_settings("gsm")), len(y8)), 8000
 
 
 def mp3(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
-    br = int(rng.choice([16, 24, 32, 48]))
-    return _sndfile_roundtrip(x, sr, "MP3", "MPEG_LAYER_III", mp3_level(br), "CONSTANT"), sr
+    br = int(rng.choice(MP3_KBPS))
+    return decode(encode(x, sr, codec_settings("mp3", br)), len(x)), sr
 
 
 def opus(x: np.ndarray, rng: np.random.Generator, sr: int = SR):
-    br = int(rng.choice([6, 8, 12, 16, 24]))
-    return _sndfile_roundtrip(x, sr, "OGG", "OPUS", opus_level(br)), sr
+    br = int(rng.choice(OPUS_KBPS))
+    return decode(encode(x, sr, codec_settings("opus", br)), len(x)), sr
 
 
 # ---------------------------------------------------------------- noise, reverb, level, loss

@@ -116,12 +116,15 @@ def all_rows() -> list[dict]:
     return rows
 
 
+_PORTABLE_ROOTS = ((CACHE, "cache"), (CORPUS.resolve(), "corpus"))  # resolved as read_manifest's paths are
+
+
 def portable(path: str) -> str:
     """`path` relative to the corpus or the cache it lies in, so that what is derived from it (unit ids, and
     through them the augmentation seeds and cached file names) does not depend on where the repository or
     the corpus is checked out. Paths elsewhere stay absolute."""
     p = Path(path)
-    for root, name in ((CACHE, "cache"), (CORPUS.resolve(), "corpus")):
+    for root, name in _PORTABLE_ROOTS:
         try:
             return f"{name}/{p.relative_to(root)}"
         except ValueError:

@@ -30,7 +30,6 @@ from . import config as C
 from . import data as D
 from . import models as M
 from . import store as S
-from .store import choose_threshold
 from . import rust
 
 MODELS = D.REPO / "models"
@@ -244,7 +243,7 @@ def main():
     for c in conds:
         gen = np.array([res[d["path"]]["score"] if res[d["path"]]["score"] is not None else np.nan
                         for d in dev if d["condition"] == c], dtype=float)
-        per[c] = choose_threshold(gen)
+        per[c] = S.choose_threshold(gen)
     thr = max(per.values())
     print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))
     man = json.loads(JSON.read_text())
