@@ -60,10 +60,14 @@ OPTIONAL_SETS = [
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
+# SYNTHSCAN_AUG_SALT draws another set of augmentation chains (same units, same probabilities), written to
+# their own audio folder and variants table, to measure how much a model depends on the particular draw
+AUG_SALT = os.environ.get("SYNTHSCAN_AUG_SALT", "")
+_SALT_TAG = f"_salt{AUG_SALT}" if AUG_SALT else ""
 # the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
 VARIANTS = CACHE / os.environ.get(
-    "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + ".csv")
-AUD = CACHE / "aud"
+    "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + _SALT_TAG + ".csv")
+AUD = CACHE / ("aud" + _SALT_TAG)
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -202,7 +206,8 @@ def _do_unit(u: dict) -> list[dict]:
     x = None
     for v in range(N_AUG + 1):
         path = AUD / f"{u['id']}__v{v}.wav"
-        ch = "clean"
+        # the chain is known only when the file is made here; a file from an earlier run is not re-drawn
+        ch = "clean" if v == 0 else "cached"
         if v == 0 and len(u["members"]) == 1:
             path = Path(u["members"][0]["path"])
         elif not path.exists():
@@ -211,7 +216,7 @@ def _do_unit(u: dict) -> list[dict]:
             if v == 0:
                 sf.write(path, x, SR, subtype="PCM_16")
             else:
-                rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}".encode()))
+                rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
                 y, osr, ch = A.augment(x, rng, _POOL)
                 sf.write(path, y, osr, subtype="PCM_16")
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
