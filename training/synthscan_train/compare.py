@@ -12,8 +12,11 @@ The thresholds stay fixed, so the detection difference leaves out how far each t
 (evaluate.py's threshold_stability gives that per model).
 It answers "is this better than the shipped model, or inside the noise of 124 genuine and 315 synthetic
 files?". Files inconclusive for either model are left out of that model's comparison, as evaluate.py
-leaves inconclusive files out of the EER (so detection here is among files with a verdict). It resamples files, not speakers or datasets, so the true
-spread is wider still.
+leaves inconclusive files out of the EER (so detection here is among files with a verdict). It resamples
+files, not speakers or datasets, so the true spread is wider still.
+
+--wide uses evaluate.py's wide dev set instead (the corpus dev plus the held-out genuine package speech and
+generated TTS: ~590 genuine and ~490 synthetic files per condition), for both the table and the bootstrap.
 """
 import argparse
 import json
@@ -29,15 +32,26 @@ def pct(v):
     return "-" if v is None or v != v else f"{100 * v:.1f}"
 
 
+WIDE = False  # set by --wide
+
+
+def part(R: dict, cond: str) -> dict:
+    if not WIDE:
+        return R[cond]
+    if "wide" not in R:
+        raise SystemExit("--wide: an evaluation has no wide dev set (re-run evaluate.py after genuine.py)")
+    return R["wide"][cond]
+
+
 def row(name: str, path: str) -> str:
     R = json.load(open(path))
     cells = []
     for c in ("clean", "phone"):
-        e = R[c]["eer"]
+        e = part(R, c)["eer"]
         hib = R.get("gen_dev", {}).get("hibari_heart", {}).get("eer" if c == "clean" else "eer_phone")
         cells.append(" / ".join(pct(x) for x in (e["all"], e.get("waveglow"), e.get("vc"), e.get("kokoro"), hib)))
-    flag = f"{pct(R['clean']['genuine_flagged'])} / {pct(R['phone']['genuine_flagged'])}"
-    det = f"{pct(R['clean']['detection_rate'])} / {pct(R['phone']['detection_rate'])}"
+    flag = f"{pct(part(R, 'clean')['genuine_flagged'])} / {pct(part(R, 'phone')['genuine_flagged'])}"
+    det = f"{pct(part(R, 'clean')['detection_rate'])} / {pct(part(R, 'phone')['detection_rate'])}"
     return f"| {name} | {cells[0]} | {cells[1]} | {R['threshold']:.4f} | {flag} | {det} |"
 
 
@@ -45,7 +59,7 @@ def conclusive(R: dict, cond: str) -> dict[str, tuple[float, float, bool]]:
     """file -> (p, label 1 = synthetic, flagged) for the files with a verdict."""
     thr = R["threshold"]
     return {f["file"]: (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
-            for f in R[cond]["files"] if f["verdict"] != "inconclusive"}
+            for f in part(R, cond)["files"] if f["verdict"] != "inconclusive"}
 
 
 def paired(base: dict, other: dict, seed: int = 0) -> str:
@@ -58,24 +72,29 @@ def paired(base: dict, other: dict, seed: int = 0) -> str:
         pa, pb = np.array([a[f][0] for f in files]), np.array([b[f][0] for f in files])
         fa, fb = np.array([a[f][2] for f in files]), np.array([b[f][2] for f in files])
         gen, syn = np.nonzero(y == 0)[0], np.nonzero(y == 1)[0]
-        d_eer, d_det = np.empty(BOOT), np.empty(BOOT)
+        d_eer, d_det, d_flag = np.empty(BOOT), np.empty(BOOT), np.empty(BOOT)
         for i in range(BOOT):
             g, s = rng.choice(gen, len(gen)), rng.choice(syn, len(syn))
             idx = np.concatenate([g, s])
             d_eer[i] = eer(pb[idx], y[idx]) - eer(pa[idx], y[idx])
             d_det[i] = fb[s].mean() - fa[s].mean()
+            d_flag[i] = fb[g].mean() - fa[g].mean()
         cells.append(f"{100 * np.median(d_eer):+.1f} [{100 * np.percentile(d_eer, 5):+.1f}, "
                      f"{100 * np.percentile(d_eer, 95):+.1f}], {100 * np.mean(d_eer < 0):.0f} %")
-        cells.append(f"{100 * np.median(d_det):+.1f} [{100 * np.percentile(d_det, 5):+.1f}, "
-                     f"{100 * np.percentile(d_det, 95):+.1f}]")
+        for d in (d_det, d_flag):
+            cells.append(f"{100 * np.median(d):+.1f} [{100 * np.percentile(d, 5):+.1f}, "
+                         f"{100 * np.percentile(d, 95):+.1f}]")
     return " | ".join(cells)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--against", metavar="NAME=JSON", help="baseline for a paired bootstrap of the differences")
+    ap.add_argument("--wide", action="store_true", help="use the wide dev set (see above)")
     ap.add_argument("models", nargs="+", metavar="NAME=JSON")
     a = ap.parse_args()
+    global WIDE
+    WIDE = a.wide
     print("| model | clean EER all / waveglow / vc / kokoro / hibari | phone EER all / waveglow / vc / kokoro / hibari "
           "| threshold | genuine flagged clean / phone | detected clean / phone |")
     print("|---|---|---|---|---|---|")
@@ -86,12 +105,13 @@ def main():
         return
     base_name, base_path = a.against.split("=", 1)
     base = json.load(open(base_path))
-    print(f"\nPaired bootstrap against {base_name} ({BOOT} draws of the dev files): median difference [5th, 95th "
-          "percentile], and for EER the share of draws in which the model is better (lower)")
+    print(f"\nPaired bootstrap against {base_name} ({BOOT} draws of the {'wide ' if WIDE else ''}dev files): "
+          "median difference [5th, 95th percentile], and for EER the share of draws in which the model is better "
+          "(lower)")
     print()
-    print("| model | clean EER diff, P(better) | clean detected diff | phone EER diff, P(better) "
-          "| phone detected diff |")
-    print("|---|---|---|---|---|")
+    print("| model | clean EER diff, P(better) | clean detected diff | clean genuine flagged diff "
+          "| phone EER diff, P(better) | phone detected diff | phone genuine flagged diff |")
+    print("|---|---|---|---|---|---|---|")
     for m in a.models:
         name, path = m.split("=", 1)
         print(f"| {name} | {paired(base, json.load(open(path)))} |")
