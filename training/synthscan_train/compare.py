@@ -23,6 +23,7 @@ import json
 
 import numpy as np
 
+from .data import portable
 from .store import eer
 
 BOOT = 2000
@@ -58,7 +59,8 @@ def row(name: str, path: str) -> str:
 def conclusive(R: dict, cond: str) -> dict[str, tuple[float, float, bool]]:
     """file -> (p, label 1 = synthetic, flagged) for the files with a verdict."""
     thr = R["threshold"]
-    return {f["file"]: (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
+    # portable(): older evaluations named files by absolute path
+    return {portable(f["file"]): (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
             for f in part(R, cond)["files"] if f["verdict"] != "inconclusive"}
 
 
