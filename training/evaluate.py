@@ -173,7 +173,9 @@ def source_transfer(R: dict) -> dict:
     over sources (weighted by files), it estimates the false-alarm rate on genuine speech from a new source,
     which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot."""
     gen = {c: [f for f in R["wide"][c]["files"] if f["label"] == "bonafide"] for c in ("clean", "phone")}
-    p = {c: np.array([np.nan if f["p"] is None else f["p"] for f in gen[c]], dtype=float) for c in gen}
+    # inconclusive files are never flagged: as in ship.py's rule, they count in the 2 % but never rank
+    p = {c: np.array([np.nan if f["p"] is None or f["verdict"] == "inconclusive" else f["p"] for f in gen[c]],
+                     dtype=float) for c in gen}
     ds = {c: np.array([f["dataset"] for f in gen[c]]) for c in gen}
     out = {}
     for d in sorted(set(ds["clean"])):
