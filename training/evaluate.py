@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthscan_train import augment as A  # noqa: E402
 from synthscan_train import data as D  # noqa: E402
 from synthscan_train import rust  # noqa: E402
-from synthscan_train.store import choose_threshold, eer, family_group  # noqa: E402
+from synthscan_train.store import choose_threshold, eer, family_group, rank_score  # noqa: E402
 
 RESULTS = D.TRAIN_DIR / "results"
 PROBE = D.CACHE / "probe"
@@ -140,10 +140,9 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     for c in ("clean", "phone"):
         fs = R[c]["files"]
         # the genuine files the shipped rule counted: the corpus dev's, or the wide set's (ship.py
-        # --threshold-genuine wide); inconclusive files are never flagged, so they never set the threshold
+        # --threshold-genuine wide)
         gf = R["wide"][c]["files"] if genuine_from == "wide" else fs
-        gen[c] = {f["file"]: np.nan if f["p"] is None or f["verdict"] == "inconclusive" else f["p"]
-                  for f in gf if f["label"] == "bonafide"}
+        gen[c] = {f["file"]: rank_score(f["p"], f["verdict"]) for f in gf if f["label"] == "bonafide"}
         spoof[c] = np.array([f["p"] if f["verdict"] != "inconclusive" and f["p"] is not None else -1.0
                              for f in fs if f["label"] == "spoof"], dtype=float)
     names = sorted(set(gen["clean"]) & set(gen["phone"]))
@@ -173,9 +172,7 @@ def source_transfer(R: dict) -> dict:
     over sources (weighted by files), it estimates the false-alarm rate on genuine speech from a new source,
     which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot."""
     gen = {c: [f for f in R["wide"][c]["files"] if f["label"] == "bonafide"] for c in ("clean", "phone")}
-    # inconclusive files are never flagged: as in ship.py's rule, they count in the 2 % but never rank
-    p = {c: np.array([np.nan if f["p"] is None or f["verdict"] == "inconclusive" else f["p"] for f in gen[c]],
-                     dtype=float) for c in gen}
+    p = {c: np.array([rank_score(f["p"], f["verdict"]) for f in gen[c]], dtype=float) for c in gen}
     ds = {c: np.array([f["dataset"] for f in gen[c]]) for c in gen}
     out = {}
     for d in sorted(set(ds["clean"])):

@@ -82,12 +82,13 @@ def fetch_sdist(pkg, cache):
     ver = SDISTS[pkg]
     d = cache / "sdist"
     d.mkdir(parents=True, exist_ok=True)
-    hits = glob.glob(str(d / f"{re.sub(r'[-.]', '_', pkg)}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
+    names = (f"{re.sub(r'[-.]', '_', pkg)}-{ver}.tar.gz", f"{pkg}-{ver}.tar.gz")  # normalised and legacy names
+    hits = [d / n for n in names if (d / n).exists()]
     if not hits:
         subprocess.run([PY, "-m", "pip", "download", "--no-deps", "--no-binary", pkg, f"{pkg}=={ver}", "-d", str(d)],
                        check=True, stdout=subprocess.DEVNULL)
-        hits = glob.glob(str(d / f"{re.sub(r'[-.]', '_', pkg)}-{ver}.tar.gz")) + glob.glob(str(d / f"{pkg}-{ver}.tar.gz"))
-    return hits[0]
+        hits = [d / n for n in names if (d / n).exists()]
+    return str(hits[0])
 
 
 def read_member(tar_path, member):
@@ -148,17 +149,25 @@ class Writer:
         self.rows.append(row)
 
 
+def extract_deb(cache, package):
+    """apt-get download + dpkg -x into the package cache (once); returns (extracted tree, .deb file name)."""
+    d = cache / "deb"
+    x = d / f"x_{package}"
+    debs = sorted(glob.glob(str(d / f"{package}_*.deb")))
+    if not x.is_dir() or not debs:
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", package], cwd=d, check=True, stdout=subprocess.DEVNULL)
+        debs = sorted(glob.glob(str(d / f"{package}_*.deb")))
+        subprocess.run(["dpkg", "-x", debs[-1], str(x)], check=True)
+    return x, os.path.basename(debs[-1])
+
+
 def asterisk_dir(cache):
     installed = "/usr/share/asterisk/sounds/en_US_f_Allison"
     if os.path.isdir(installed):
         return installed, "asterisk-core-sounds-en-wav (installed)"
-    d = cache / "deb"
-    d.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", "asterisk-core-sounds-en-wav"], cwd=d, check=True)
-    deb = sorted(glob.glob(str(d / "asterisk-core-sounds-en-wav_*.deb")))[-1]
-    subprocess.run(["dpkg", "-x", deb, str(d / "x")], check=True)
-    hits = glob.glob(str(d / "x/usr/share/asterisk/sounds/*Allison*"))
-    return hits[0], os.path.basename(deb)
+    x, deb = extract_deb(cache, "asterisk-core-sounds-en-wav")
+    return glob.glob(str(x / "usr/share/asterisk/sounds/*Allison*"))[0], deb
 
 
 def do_asterisk(w, cache, rng, max_min):
@@ -180,18 +189,6 @@ def do_asterisk(w, cache, rng, max_min):
     return total
 
 
-def extract_deb(cache, package):
-    """apt-get download + dpkg -x into the package cache (once); returns the extracted tree."""
-    d = cache / "deb"
-    x = d / f"x_{package}"
-    if not x.is_dir():
-        d.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", package], cwd=d, check=True, stdout=subprocess.DEVNULL)
-        deb = sorted(glob.glob(str(d / f"{package}_*.deb")))[-1]
-        subprocess.run(["dpkg", "-x", deb, str(x)], check=True)
-    return x
-
-
 def decode_prompt(path):
     if path.endswith(".gsm"):  # headerless GSM 06.10 frames at 8 kHz, as Asterisk plays them
         audio, sr = sf.read(path, format="RAW", subtype="GSM610", samplerate=8000, channels=1, dtype="float32")
@@ -202,7 +199,7 @@ def decode_prompt(path):
 def do_ivr_intl(w, cache, seed, max_min):
     total = 0.0
     for package, folder, speaker, lang, lic in IVR_INTL:
-        root = str(extract_deb(cache, package) / "usr/share/asterisk/sounds" / folder)
+        root = str(extract_deb(cache, package)[0] / "usr/share/asterisk/sounds" / folder)
         files = sorted(f for f in glob.glob(os.path.join(root, "**", "*"), recursive=True)
                        if f.endswith((".wav", ".gsm"))
                        and not any(s in os.path.relpath(f, root) for s in ASTERISK_SKIP))

@@ -33,42 +33,40 @@ def pct(v):
     return "-" if v is None or v != v else f"{100 * v:.1f}"
 
 
-WIDE = False  # set by --wide
-
-
-def part(R: dict, cond: str) -> dict:
-    if not WIDE:
+def part(R: dict, cond: str, wide: bool) -> dict:
+    if not wide:
         return R[cond]
     if "wide" not in R:
         raise SystemExit("--wide: an evaluation has no wide dev set (re-run evaluate.py after genuine.py)")
     return R["wide"][cond]
 
 
-def row(name: str, path: str) -> str:
+def row(name: str, path: str, wide: bool) -> str:
     R = json.load(open(path))
     cells = []
     for c in ("clean", "phone"):
-        e = part(R, c)["eer"]
+        e = part(R, c, wide)["eer"]
         hib = R.get("gen_dev", {}).get("hibari_heart", {}).get("eer" if c == "clean" else "eer_phone")
         cells.append(" / ".join(pct(x) for x in (e["all"], e.get("waveglow"), e.get("vc"), e.get("kokoro"), hib)))
-    flag = f"{pct(part(R, 'clean')['genuine_flagged'])} / {pct(part(R, 'phone')['genuine_flagged'])}"
-    det = f"{pct(part(R, 'clean')['detection_rate'])} / {pct(part(R, 'phone')['detection_rate'])}"
+    clean, phone = part(R, "clean", wide), part(R, "phone", wide)
+    flag = f"{pct(clean['genuine_flagged'])} / {pct(phone['genuine_flagged'])}"
+    det = f"{pct(clean['detection_rate'])} / {pct(phone['detection_rate'])}"
     return f"| {name} | {cells[0]} | {cells[1]} | {R['threshold']:.4f} | {flag} | {det} |"
 
 
-def conclusive(R: dict, cond: str) -> dict[str, tuple[float, float, bool]]:
+def conclusive(R: dict, cond: str, wide: bool) -> dict[str, tuple[float, float, bool]]:
     """file -> (p, label 1 = synthetic, flagged) for the files with a verdict."""
     thr = R["threshold"]
     # portable(): older evaluations named files by absolute path
     return {portable(f["file"]): (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
-            for f in part(R, cond)["files"] if f["verdict"] != "inconclusive"}
+            for f in part(R, cond, wide)["files"] if f["verdict"] != "inconclusive"}
 
 
-def paired(base: dict, other: dict, seed: int = 0) -> str:
+def paired(base: dict, other: dict, wide: bool, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     cells = []
     for cond in ("clean", "phone"):
-        a, b = conclusive(base, cond), conclusive(other, cond)
+        a, b = conclusive(base, cond, wide), conclusive(other, cond, wide)
         files = sorted(set(a) & set(b))
         y = np.array([a[f][1] for f in files])
         pa, pb = np.array([a[f][0] for f in files]), np.array([b[f][0] for f in files])
@@ -95,19 +93,17 @@ def main():
     ap.add_argument("--wide", action="store_true", help="use the wide dev set (see above)")
     ap.add_argument("models", nargs="+", metavar="NAME=JSON")
     a = ap.parse_args()
-    global WIDE
-    WIDE = a.wide
     print("| model | clean EER all / waveglow / vc / kokoro / hibari | phone EER all / waveglow / vc / kokoro / hibari "
           "| threshold | genuine flagged clean / phone | detected clean / phone |")
     print("|---|---|---|---|---|---|")
     for m in ([a.against] if a.against else []) + a.models:
         name, path = m.split("=", 1)
-        print(row(name, path))
+        print(row(name, path, a.wide))
     if not a.against:
         return
     base_name, base_path = a.against.split("=", 1)
     base = json.load(open(base_path))
-    print(f"\nPaired bootstrap against {base_name} ({BOOT} draws of the {'wide ' if WIDE else ''}dev files): "
+    print(f"\nPaired bootstrap against {base_name} ({BOOT} draws of the {'wide ' if a.wide else ''}dev files): "
           "median difference [5th, 95th percentile], and for EER the share of draws in which the model is better "
           "(lower)")
     print()
@@ -116,7 +112,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for m in a.models:
         name, path = m.split("=", 1)
-        print(f"| {name} | {paired(base, json.load(open(path)))} |")
+        print(f"| {name} | {paired(base, json.load(open(path)), a.wide)} |")
 
 
 if __name__ == "__main__":

@@ -265,10 +265,8 @@ def set_threshold(a, size: int) -> None:
     res = rust.analyze([d["path"] for d in dev], JSON)
     per = {}
     for c in conds:
-        # an inconclusive file is never flagged, whatever its score, so its score must not set the threshold
-        # (it still counts in the 2 %: flagged files over all genuine files, as evaluate.py counts them)
-        gen = np.array([np.nan if res[d["path"]]["score"] is None or res[d["path"]]["verdict"] == "inconclusive"
-                        else res[d["path"]]["score"] for d in dev if d["condition"] == c], dtype=float)
+        gen = np.array([S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"])
+                        for d in dev if d["condition"] == c], dtype=float)
         per[c] = S.choose_threshold(gen)
     thr = max(per.values())
     print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))

@@ -144,6 +144,12 @@ def choose_threshold(probs: np.ndarray) -> float:
     return min(t, 1.0)
 
 
+def rank_score(score: float | None, verdict: str) -> float:
+    """A genuine file's score as choose_threshold ranks it: an inconclusive file is never flagged, whatever its
+    score, so it counts in the 2 % (as not flagged) but must not set the threshold (NaN)."""
+    return np.nan if score is None or verdict == "inconclusive" else score
+
+
 def family_group(fam: str, label: str) -> str:
     if label == "bonafide":
         return "genuine"
