@@ -148,7 +148,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     cw = {1.0: len(usable) / (2 * n_pos), 0.0: len(usable) / (2 * n_neg)}
     log(f"[{arch}] train files {len(usable)} (spoof {int(n_pos)}, genuine {int(n_neg)}), "
         f"frames {len(train_s.x)}")
-    model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"])
+    # channels-last convolutions are ~25 % faster per training step on CPU (oneDNN's preferred layout);
+    # the arithmetic is the same up to float rounding, and the state dict loads into any layout
+    model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"]).to(memory_format=torch.channels_last)
     log(f"[{arch}] params {M.n_params(model)}")
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
