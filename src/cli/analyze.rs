@@ -20,7 +20,8 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Probability at or above which speech is called synthetic (default: the model's).
+    /// Probability at or above which speech is called synthetic, for every input rate (default:
+    /// the model's, one for wideband input and one for input at <= 8 kHz).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
     /// Draw the score timeline over the waveform (.png or .svg). With several inputs, the

@@ -55,7 +55,8 @@ pub struct BatchArgs {
     /// run loses nothing; files that failed are tried again).
     #[arg(long, value_name = "OUT.jsonl")]
     resume: Option<PathBuf>,
-    /// Probability at or above which speech is called synthetic (default: the model's).
+    /// Probability at or above which speech is called synthetic, for every input rate (default:
+    /// the model's, one for wideband input and one for input at <= 8 kHz).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
     /// Analyse files that hold less audio than their header says instead of refusing them.

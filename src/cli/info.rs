@@ -60,8 +60,15 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         m.window.hop_frames as f64 * f.hop_s(),
         m.window.min_speech_fraction * 100.0
     );
+    let narrowband = match m.threshold_narrowband {
+        Some(t) => format!(
+            " ({t:.3} for input at <= {} Hz)",
+            synthscan::model::NARROWBAND_MAX_RATE_HZ
+        ),
+        None => String::new(),
+    };
     println!(
-        "decision   threshold {:.3}, calibration p = sigmoid({} * logit + {}), at least {:.1} s speech",
+        "decision   threshold {:.3}{narrowband}, calibration p = sigmoid({} * logit + {}), at least {:.1} s speech",
         m.threshold, m.calibration.scale, m.calibration.bias, m.min_speech_s
     );
     if let Some(p) = runtime::library_path() {

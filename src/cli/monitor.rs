@@ -42,7 +42,8 @@ pub struct MonitorArgs {
     /// Output: a live terminal view, or one JSON event per line.
     #[arg(long, short, value_enum)]
     format: Option<LiveFormat>,
-    /// Probability at or above which speech is called synthetic (default: the model's).
+    /// Probability at or above which speech is called synthetic, for every input rate (default:
+    /// the model's, one for wideband input and one for input at <= 8 kHz).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
     /// Milliseconds of audio between two score updates.
@@ -318,7 +319,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             Sink::View(LiveView::new(
                 Box::new(output::Stdout::new()),
                 color,
-                detector.threshold(),
+                detector.threshold_for(rate_hz),
                 channels,
             ))
         }

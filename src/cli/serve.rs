@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// On Ctrl-C/SIGTERM, let open calls go on this long before summarising and closing them.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     drain_seconds: f64,
-    /// Probability at or above which speech is called synthetic (default: the model's).
+    /// Probability at or above which speech is called synthetic, for every input rate (default:
+    /// the model's, one for wideband input and one for input at <= 8 kHz).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
     /// Milliseconds of audio between two score updates on a stream.

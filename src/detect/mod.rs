@@ -57,27 +57,27 @@ impl Default for ChannelStatus {
 #[derive(Debug, Clone)]
 pub struct Detector {
     manifest: Arc<Manifest>,
-    threshold: f64,
+    /// A user's threshold, for every input rate; `None`: the manifest's thresholds.
+    threshold_override: Option<f64>,
 }
 
 impl Detector {
     pub fn new(manifest: Manifest) -> Result<Self> {
         manifest.validate()?;
-        let threshold = manifest.threshold;
         Ok(Self {
             manifest: Arc::new(manifest),
-            threshold,
+            threshold_override: None,
         })
     }
 
-    /// Overrides the manifest's threshold.
+    /// Overrides the manifest's thresholds (wideband and narrowband alike).
     pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
         if !(threshold > 0.0 && threshold < 1.0) {
             return Err(Error::Config(format!(
                 "threshold {threshold} must be strictly between 0 and 1"
             )));
         }
-        self.threshold = threshold;
+        self.threshold_override = Some(threshold);
         Ok(self)
     }
 
@@ -85,20 +85,24 @@ impl Detector {
         &self.manifest
     }
 
-    pub fn threshold(&self) -> f64 {
-        self.threshold
+    /// The decision threshold for input at `sample_rate_hz` (see [`Manifest::threshold_for`]).
+    pub fn threshold_for(&self, sample_rate_hz: u32) -> f64 {
+        self.threshold_override
+            .unwrap_or_else(|| self.manifest.threshold_for(sample_rate_hz))
     }
 
     /// Starts a stream of `channels` channels at `sample_rate_hz`. `batch_windows` windows are
     /// collected before the model is called (1 for lowest latency).
     pub fn stream(&self, sample_rate_hz: u32, channels: usize, batch_windows: usize) -> Result<StreamDetector> {
         crate::audio::check_stream_limits(sample_rate_hz, channels)?;
+        let threshold = self.threshold_for(sample_rate_hz);
         let chans = (0..channels)
-            .map(|c| ChannelState::new(c, &self.manifest, sample_rate_hz, self.threshold))
+            .map(|c| ChannelState::new(c, &self.manifest, sample_rate_hz, threshold))
             .collect::<Result<Vec<_>>>()?;
         let m = &self.manifest;
         Ok(StreamDetector {
             detector: self.clone(),
+            threshold,
             input_rate_hz: sample_rate_hz,
             channels: chans,
             batch_windows: batch_windows.max(1),
@@ -118,6 +122,8 @@ impl Detector {
 #[derive(Debug)]
 pub struct StreamDetector {
     detector: Detector,
+    /// The detector's threshold for this stream's input rate.
+    threshold: f64,
     input_rate_hz: u32,
     channels: Vec<ChannelState>,
     batch_windows: usize,
@@ -213,9 +219,9 @@ impl StreamDetector {
         self.flush(scorer)
     }
 
-    /// The decision threshold in use.
+    /// The decision threshold in use (it depends on the input rate: [`Detector::threshold_for`]).
     pub fn threshold(&self) -> f64 {
-        self.detector.threshold
+        self.threshold
     }
 
     /// The model's calibration (logit -> probability).
@@ -234,7 +240,7 @@ impl StreamDetector {
         let score = ch.timeline.score(&m.calibration);
         ChannelStatus {
             score,
-            verdict: result::verdict_for(score, speech_s, self.detector.threshold, m.min_speech_s),
+            verdict: result::verdict_for(score, speech_s, self.threshold, m.min_speech_s),
             speech_s,
             windows: usize::try_from(ch.timeline.len()).unwrap_or(usize::MAX),
         }
@@ -313,7 +319,7 @@ impl StreamDetector {
                 )
             })
             .collect();
-        Analysis::combine(self.duration_s(), self.input_rate_hz, channels, d.threshold)
+        Analysis::combine(self.duration_s(), self.input_rate_hz, channels, self.threshold)
     }
 
     fn collect_windows(&mut self, c: usize, at_end: bool, scorer: &mut dyn WindowScorer) -> Result<()> {

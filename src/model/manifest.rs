@@ -65,6 +65,12 @@ impl Calibration {
     }
 }
 
+/// Input at or below this sample rate is telephone-band audio for [`Manifest::threshold_for`]:
+/// G.711 calls are 8 kHz. Telephone audio resampled to a higher rate gets the wideband threshold,
+/// the stricter of the two in every shipped manifest, so mislabelled input errs towards fewer
+/// false alarms.
+pub const NARROWBAND_MAX_RATE_HZ: u32 = 8000;
+
 /// A model manifest as stored on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +90,12 @@ pub struct Manifest {
     pub calibration: Calibration,
     /// Probability at or above which speech is called synthetic.
     pub threshold: f64,
+    /// The threshold for input at a telephone sample rate (at most [`NARROWBAND_MAX_RATE_HZ`]).
+    /// Through the telephone band the model sees only 300-3400 Hz, and genuine speech scores
+    /// differently there than on wideband audio, so each gets the threshold chosen on its own kind
+    /// of input. Absent: `threshold` for every input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_narrowband: Option<f64>,
     /// Less speech than this (seconds) gives an inconclusive verdict.
     pub min_speech_s: f64,
     /// Free-form summary of the training data and results.
@@ -155,6 +167,9 @@ impl Manifest {
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return bad("threshold must be strictly between 0 and 1");
         }
+        if self.threshold_narrowband.is_some_and(|t| !(t > 0.0 && t < 1.0)) {
+            return bad("threshold_narrowband must be strictly between 0 and 1");
+        }
         if !(self.calibration.scale.is_finite() && self.calibration.bias.is_finite()) {
             return bad("calibration must be finite");
         }
@@ -165,6 +180,14 @@ impl Manifest {
             return bad("sha256 must be 64 hex digits");
         }
         Ok(())
+    }
+
+    /// The decision threshold for input at `sample_rate_hz`.
+    pub fn threshold_for(&self, sample_rate_hz: u32) -> f64 {
+        match self.threshold_narrowband {
+            Some(t) if sample_rate_hz <= NARROWBAND_MAX_RATE_HZ => t,
+            _ => self.threshold,
+        }
     }
 
     /// Seconds of audio in one window.

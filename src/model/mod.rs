@@ -8,7 +8,9 @@
 mod manifest;
 pub mod runtime;
 
-pub use manifest::{Calibration, IoNames, LoadedModel, Manifest, VadConfig, WindowConfig, sha256_hex};
+pub use manifest::{
+    Calibration, IoNames, LoadedModel, Manifest, NARROWBAND_MAX_RATE_HZ, VadConfig, WindowConfig, sha256_hex,
+};
 
 use ndarray::ArrayView3;
 use ort::session::Session;

@@ -187,3 +187,45 @@ fn every_sample_rate_gives_the_same_duration_and_similar_features() {
     // Same speech at every rate: the same number of windows is scored.
     assert!(scores.iter().all(|&n| n == scores[0]), "{scores:?}");
 }
+
+#[test]
+fn telephone_rate_input_is_judged_by_the_narrowband_threshold() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let mut manifest = model.manifest.clone();
+    manifest.threshold = 0.9;
+    manifest.threshold_narrowband = Some(0.3);
+    let detector = Detector::new(manifest.clone()).unwrap();
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let mut analyse = |detector: &Detector, file: &str| {
+        let mut src = FileSource::open(&fixture(file)).unwrap();
+        analyze_source(detector, &mut src, &mut scorer, 32).unwrap()
+    };
+    let narrow = analyse(&detector, "speech_8000.wav");
+    let wide = analyse(&detector, "speech_16000.wav");
+    assert_eq!(narrow.threshold, 0.3);
+    assert_eq!(wide.threshold, 0.9);
+    // the verdict follows the threshold of the input's rate
+    let p = narrow.score.unwrap();
+    let expect = if p >= 0.3 {
+        synthscan::Verdict::Synthetic
+    } else {
+        synthscan::Verdict::Genuine
+    };
+    assert_eq!(narrow.verdict, expect, "score {p}");
+
+    // a user's --threshold replaces both
+    let fixed = Detector::new(manifest.clone()).unwrap().with_threshold(0.6).unwrap();
+    assert_eq!(analyse(&fixed, "speech_8000.wav").threshold, 0.6);
+    assert_eq!(analyse(&fixed, "speech_16000.wav").threshold, 0.6);
+
+    // without one, every rate gets the wideband threshold
+    manifest.threshold_narrowband = None;
+    let single = Detector::new(manifest.clone()).unwrap();
+    assert_eq!(analyse(&single, "speech_8000.wav").threshold, 0.9);
+
+    manifest.threshold_narrowband = Some(1.5);
+    assert!(
+        Detector::new(manifest).is_err(),
+        "a narrowband threshold outside (0, 1) is refused"
+    );
+}
