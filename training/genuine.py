@@ -17,6 +17,10 @@ Sources (fetched only through apt / pip; nothing else is downloaded):
                                                                                                     BSD-style / GPL-2
     pyannote   PyPI sdist pyannote.audio        30 s meeting-room excerpts (AMI speaker ids in the
                                                  test RTTMs), several speakers, overlapping talk     MIT (test data)
+    kde_edu    apt klettres-data, ktuberling-data  letters, syllables and words read by volunteers
+                                                 for KDE's learning games, ~20 languages each, home
+                                                 microphones, 8-128 kHz; a clip strings one folder's
+                                                 recordings together                                 GPL-2+
 
 Codec2's already-coded clips (f2400, m2400), its concatenation all.wav, junk test files and anything that
 is not speech (tones, beeps, silence, the "tt-monkeys" prompt, TIDIGITS excerpts, which are LDC-licensed)
@@ -24,7 +28,8 @@ are skipped. Long recordings are cut into <= 8 s pieces at quiet points; silence
 ~30 ms, as generate.py does for synthetic speech. Output WAVs keep the native sample rate (16-bit mono).
 
 Split: dev holds out whole sources - codec2, praat, the pocketsphinx LibriVox excerpts, the JFK clip
-(also shipped as samples/genuine_jfk.wav), the six other IVR voices and the pyannote meeting excerpts.
+(also shipped as samples/genuine_jfk.wav), the six other IVR voices, the pyannote meeting excerpts and the
+KDE recordings (one source per package and language folder).
 Asterisk (en, Allison), ARCTIC and the other pocketsphinx clips are train. The Spanish core sounds are left
 out: Allison, the training voice, recorded them too.
 
@@ -72,6 +77,16 @@ IVR_INTL = [
     ("asterisk-prompt-fr-armelle", "", "ivr_fr_armelle", "fr", "BSD-style (Michel Gutierrez; voice Armelle Desjardins)"),
     ("asterisk-prompt-es-co", "es", "ivr_es_co", "es", "GPL-2 (Avatar Ltda.)"),
 ]
+
+# KDE education games whose translators recorded the words the game speaks: (package, folder of the
+# language folders, how a language folder's recordings are found). One language folder is taken as one
+# source; it may hold more than one voice (klettres' letters and syllables were not always read by the
+# same person).
+KDE_EDU = [
+    ("klettres-data", "usr/share/klettres", ("alpha/*.ogg", "syllab/*.ogg")),
+    ("ktuberling-data", "usr/share/ktuberling/sounds", ("*.ogg", "*.wav")),
+]
+KDE_LICENSE = "GPL-2+ (KDE; see the package's copyright file)"
 
 ASTERISK_SKIP = ("beep", "2tone", "silence/", "tt-monkeys", "vm-intro.wav")  # tones, silence, monkeys, prompt+tone
 CODEC2_SKIP = {"f2400.wav", "m2400.wav", "all.wav", "wia_16kHz.wav"}
@@ -239,6 +254,84 @@ def do_pyannote(w, cache):
     return total
 
 
+def edge_trim(audio, sr, keep_s=0.25, thresh_db=-35.0):
+    """Cut a recording's leading and trailing silence down to keep_s of its own room noise (never to
+    digital zero), so that strung-together words keep the pauses of someone reading a list."""
+    win = int(0.01 * sr)
+    n = len(audio) // win
+    if n < 3:
+        return audio
+    e = 10 * np.log10((audio[: n * win].reshape(n, win) ** 2).mean(axis=1) + 1e-12)
+    loud = np.nonzero(e > e.max() + thresh_db)[0]
+    keep = int(keep_s * sr)
+    return audio[max(0, loud[0] * win - keep): min(len(audio), (loud[-1] + 1) * win + keep)]
+
+
+def string_together(pieces, sr, target_s=6.0, max_s=MAX_CLIP_S, xfade_s=0.02):
+    """Join short recordings (same rate) into clips of about target_s, never over max_s, with a 20 ms
+    cross-fade at each join: a hard cut between two room-noise floors would be a click no real
+    recording has."""
+    out, cur = [], np.zeros(0, np.float32)
+    nx = int(xfade_s * sr)
+    ramp = np.linspace(0.0, 1.0, nx, dtype=np.float32)
+    for p in pieces:
+        p = p.astype(np.float32)
+        if len(cur) and len(cur) + len(p) - nx > max_s * sr:
+            out.append(cur)
+            cur = np.zeros(0, np.float32)
+        if not len(cur):
+            cur = p[: int(max_s * sr)].copy()
+        elif len(p) > nx and len(cur) > nx:
+            mid = cur[-nx:] * (1.0 - ramp) + p[:nx] * ramp
+            cur = np.concatenate([cur[:-nx], mid, p[nx:]])
+        else:
+            cur = np.concatenate([cur, p])
+        if len(cur) >= target_s * sr:
+            out.append(cur)
+            cur = np.zeros(0, np.float32)
+    if len(cur) >= 2.0 * sr:
+        out.append(cur)
+    return out
+
+
+def do_kde_edu(w, cache, seed, max_min):
+    import hashlib
+    from scipy.signal import resample_poly
+    total = 0.0
+    for package, base, patterns in KDE_EDU:
+        tree, deb = extract_deb(cache, package)
+        root = tree / base
+        seen = set()  # the Serbian variants (sr@latin, ...) ship byte-identical copies of one recording set
+        for lang_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            files = sorted(f for pat in patterns for f in lang_dir.glob(pat))
+            by_rate = {}
+            for f in files:
+                digest = hashlib.sha256(f.read_bytes()).hexdigest()
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                audio, sr = decode(str(f))
+                if sr > 48000:  # a few klettres files are 128 kHz
+                    audio, sr = resample_poly(audio, 3, 8).astype(np.float32), 48000
+                by_rate.setdefault(sr, []).append((f, edge_trim(audio, sr)))
+            source = f"{package.split('-')[0]}_{lang_dir.name.replace('@', '_')}"
+            voice = 0.0
+            for sr, items in sorted(by_rate.items()):
+                random.Random(f"{seed}:{source}:{sr}").shuffle(items)
+                for k, clip in enumerate(string_together([a for _, a in items], sr)):
+                    if voice >= max_min * 60:
+                        break
+                    if not speechy(clip, sr):
+                        continue
+                    w.add(clip, sr, f"{source}_{sr}_{k}", system="human", family="human", speaker=source,
+                          dataset=source, split="dev", language=lang_dir.name.split("_")[0].split("@")[0],
+                          source=f"apt {deb}: {base}/{lang_dir.name} ({len(items)} recordings strung together)",
+                          license=KDE_LICENSE)
+                    voice += len(clip) / sr
+            total += voice
+    return total
+
+
 def do_codec2(w):
     total = 0.0
     files = sorted(glob.glob("/usr/share/codec2/wav/*.wav")) + ["/usr/share/codec2/raw/speech_orig_16k.wav"]
@@ -298,6 +391,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max-asterisk-minutes", type=float, default=60.0)
     ap.add_argument("--max-ivr-intl-minutes", type=float, default=3.0, help="per held-out IVR voice")
+    ap.add_argument("--max-kde-minutes", type=float, default=2.0, help="per KDE package and language folder")
     args = ap.parse_args()
     out, cache = Path(args.out), Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,7 +400,8 @@ def main():
     for name, fn in [("asterisk", lambda: do_asterisk(w, cache, rng, args.max_asterisk_minutes)),
                      ("codec2", lambda: do_codec2(w)), ("sdists", lambda: do_sdists(w, cache)),
                      ("ivr_intl", lambda: do_ivr_intl(w, cache, args.seed, args.max_ivr_intl_minutes)),
-                     ("pyannote", lambda: do_pyannote(w, cache))]:
+                     ("pyannote", lambda: do_pyannote(w, cache)),
+                     ("kde_edu", lambda: do_kde_edu(w, cache, args.seed, args.max_kde_minutes))]:
         try:
             print(f"[done] {name}: {fn() / 60:.1f} min", flush=True)
         except Exception as e:
