@@ -270,6 +270,29 @@ def silence_pad(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
     return np.concatenate([pads[0], x, pads[1]]).astype(np.float32)
 
 
+def noise_gate(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """What a noise gate, an editor's "generate silence" or VoIP silence suppression does to the pauses:
+    frames well below the loudest one become digital zero, or faint comfort noise. Many TTS engines write
+    exact zeros between phrases while most genuine recordings keep their room noise, so a model can learn
+    "gated pauses mean synthetic"; genuine recordings that were gated (home recordings cleaned up in an
+    editor, calls with silence suppression) are then flagged. Applied to both classes alike."""
+    frame = int(rng.uniform(0.01, 0.03) * sr)
+    n = x.size // frame
+    if n < 3:
+        return x
+    rms = np.sqrt((x[: n * frame].reshape(n, frame).astype(np.float64) ** 2).mean(axis=1) + 1e-20)
+    open_ = 20 * np.log10(rms / rms.max()) >= rng.uniform(-45.0, -25.0)
+    hold = int(rng.integers(0, 4))  # frames the gate stays open around a loud one (release time)
+    if hold:
+        open_ = np.convolve(open_.astype(np.int32), np.ones(2 * hold + 1, np.int32), mode="same") > 0
+    y = x.copy()
+    comfort = rng.random() < 0.3
+    level = 10 ** (rng.uniform(-75.0, -55.0) / 20)
+    for i in np.nonzero(~open_)[0]:
+        y[i * frame:(i + 1) * frame] = (rng.standard_normal(frame) * level if comfort else 0.0)
+    return y.astype(np.float32)
+
+
 def normalize_peak(x: np.ndarray, peak: float) -> np.ndarray:
     m = np.max(np.abs(x)) if x.size else 0.0
     return x if m <= 0 else (x * (peak / m)).astype(np.float32)

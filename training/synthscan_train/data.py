@@ -68,6 +68,13 @@ _SALT_TAG = f"_salt{AUG_SALT}" if AUG_SALT else ""
 VARIANTS = CACHE / os.environ.get(
     "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + _SALT_TAG + ".csv")
 AUD = CACHE / ("aud" + _SALT_TAG)
+# SYNTHSCAN_GATE=1: a share of the augmented copies (GATE_P, drawn on their own so that every other copy stays
+# as it was) go through augment.noise_gate after their channel, written to AUD_GATE with their own variants table
+GATE = os.environ.get("SYNTHSCAN_GATE") == "1"
+GATE_P = 0.2
+AUD_GATE = CACHE / ("aud_gate" + _SALT_TAG)
+if GATE:
+    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_gate.csv")
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -219,6 +226,14 @@ def _do_unit(u: dict) -> list[dict]:
                 rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
                 y, osr, ch = A.augment(x, rng, _POOL)
                 sf.write(path, y, osr, subtype="PCM_16")
+        if GATE and v > 0:
+            grng = np.random.default_rng(zlib.crc32(f"gate:{v}:{u['id']}{_SALT_TAG}".encode()))
+            if grng.random() < GATE_P:
+                gpath = AUD_GATE / path.name
+                if not gpath.exists():
+                    y, osr = sf.read(path, dtype="float32")
+                    sf.write(gpath, A.noise_gate(y, grng, osr), osr, subtype="PCM_16")
+                path, ch = gpath, f"{ch}+gate"
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
                     "family": u["family"], "system": u["system"], "speaker": u["speaker"],
                     "role": u["role"], "source": u["source"], "dataset": u["dataset"], "channel": ch})
@@ -227,6 +242,8 @@ def _do_unit(u: dict) -> list[dict]:
 
 def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
     AUD.mkdir(parents=True, exist_ok=True)
+    if GATE:
+        AUD_GATE.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)
