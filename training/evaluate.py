@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthscan_train import augment as A  # noqa: E402
 from synthscan_train import data as D  # noqa: E402
 from synthscan_train import rust  # noqa: E402
-from synthscan_train.store import choose_threshold, eer, family_group, rank_score  # noqa: E402
+from synthscan_train.store import (  # noqa: E402
+    choose_threshold, eer, family_group, rank_score, split_thresholds, threshold_at)
 
 RESULTS = D.TRAIN_DIR / "results"
 PROBE = D.CACHE / "probe"
@@ -120,7 +121,7 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
     out["files"] = [{"file": D.portable(r["orig"] if "orig" in r else r[key]), "label": r["label"],
                      "family": r["family"],
                      "dataset": r.get("dataset", "") or "?", "p": res[r[key]]["score"],
-                     "verdict": res[r[key]]["verdict"]} for r in rows]
+                     "verdict": res[r[key]]["verdict"], "rate": res[r[key]]["sample_rate_hz"]} for r in rows]
     return out
 
 
@@ -136,30 +137,45 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     Files are resampled, not speakers or source datasets: the top genuine scores come from a few demo pages
     (r9y9's Japanese ground truth at 2026-11-29), so the true spread is if anything wider than this.
     Also reported: each channel at its own threshold (what routing by channel would give; not shipped)."""
-    gen, spoof = {}, {}
+    gen, rate, spoof, spoof_rate = {}, {}, {}, {}
     for c in ("clean", "phone"):
         fs = R[c]["files"]
         # the genuine files the shipped rule counted: the corpus dev's, or the wide set's (ship.py
         # --threshold-genuine wide)
         gf = R["wide"][c]["files"] if genuine_from == "wide" else fs
         gen[c] = {f["file"]: rank_score(f["p"], f["verdict"]) for f in gf if f["label"] == "bonafide"}
+        rate[c] = {f["file"]: f.get("rate", 16000) for f in gf if f["label"] == "bonafide"}
         spoof[c] = np.array([f["p"] if f["verdict"] != "inconclusive" and f["p"] is not None else -1.0
                              for f in fs if f["label"] == "spoof"], dtype=float)
+        spoof_rate[c] = np.array([f.get("rate", 16000) for f in fs if f["label"] == "spoof"])
     names = sorted(set(gen["clean"]) & set(gen["phone"]))
     g = {c: np.array([gen[c][n] for n in names], dtype=float) for c in gen}
+    gr = {c: np.array([rate[c][n] for n in names]) for c in gen}
+    split = R.get("threshold_narrowband") is not None
+
+    def rule(idx):
+        """The shipped rule on the genuine files idx: a threshold per spoof file, per condition."""
+        if split:
+            t_wb, t_nb = split_thresholds(list(zip(g["clean"][idx], gr["clean"][idx])),
+                                          list(zip(g["phone"][idx], gr["phone"][idx])))
+            return t_wb, {c: np.array([threshold_at(r, t_wb, t_nb) for r in spoof_rate[c]]) for c in g}
+        t = max(choose_threshold(g[c][idx]) for c in g)
+        return t, {c: t for c in g}
+
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(names), len(names))
         own = {c: choose_threshold(g[c][idx]) for c in g}
-        t = max(own.values())
-        rows.append([t] + [float(np.mean(spoof[c] >= t)) for c in g]
+        t, per_file = rule(idx)
+        rows.append([t] + [float(np.mean(spoof[c] >= per_file[c])) for c in g]
                     + [own[c] for c in g] + [float(np.mean(spoof[c] >= own[c])) for c in g])
     a = np.array(rows)
     keys = ["threshold", "detected_clean", "detected_phone", "own_threshold_clean", "own_threshold_phone",
             "own_detected_clean", "own_detected_phone"]
     own_now = {c: choose_threshold(g[c]) for c in g}
     return {"n_genuine": len(names), "genuine_from": genuine_from, "n_boot": n_boot, "percentiles": [5, 50, 95],
+            "split": split,
             **{k: [float(v) for v in np.percentile(a[:, i], [5, 50, 95])] for i, k in enumerate(keys)},
             "own_threshold_on_dev": own_now,
             "own_detected_on_dev": {c: float(np.mean(spoof[c] >= own_now[c])) for c in g}}
@@ -173,14 +189,22 @@ def source_transfer(R: dict) -> dict:
     which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot."""
     gen = {c: [f for f in R["wide"][c]["files"] if f["label"] == "bonafide"] for c in ("clean", "phone")}
     p = {c: np.array([rank_score(f["p"], f["verdict"]) for f in gen[c]], dtype=float) for c in gen}
+    rate = {c: np.array([f.get("rate", 16000) for f in gen[c]]) for c in gen}
     ds = {c: np.array([f["dataset"] for f in gen[c]]) for c in gen}
+    split = R.get("threshold_narrowband") is not None
     out = {}
     for d in sorted(set(ds["clean"])):
-        t = max(choose_threshold(p[c][ds[c] != d]) for c in gen)
+        if split:
+            t, t_nb = split_thresholds(*[list(zip(p[c][ds[c] != d], rate[c][ds[c] != d])) for c in gen])
+        else:
+            t, t_nb = max(choose_threshold(p[c][ds[c] != d]) for c in gen), None
         e = {"n": int((ds["clean"] == d).sum()), "threshold": t}
+        if t_nb is not None:
+            e["threshold_narrowband"] = t_nb
         for c in gen:
             m = ds[c] == d
-            e["flagged_" + c] = float(np.mean(np.nan_to_num(p[c][m], nan=-1.0) >= t))
+            thr = np.array([threshold_at(r, t, t_nb) for r in rate[c][m]])
+            e["flagged_" + c] = float(np.mean(np.nan_to_num(p[c][m], nan=-1.0) >= thr))
         out[d] = e
     n = sum(e["n"] for e in out.values())
     pooled = {c: sum(e["n"] * e["flagged_" + c] for e in out.values()) / n for c in gen}
@@ -200,7 +224,10 @@ def pct(v):
 
 def markdown(R: dict) -> str:
     rule = R.get("threshold_rule") or "chosen on dev clean: lowest with ≤ 2 % genuine flagged"
-    L = [f"Model `{R['model']['name']}` sha256 `{R['model']['sha256'][:16]}…`, threshold {R['threshold']:.4f} "
+    nb = R.get("threshold_narrowband")
+    thr = (f"thresholds {R['threshold']:.4f} (wideband input) and {nb:.4f} (input at <= 8 kHz: every G.711 copy)"
+           if nb is not None else f"threshold {R['threshold']:.4f}")
+    L = [f"Model `{R['model']['name']}` sha256 `{R['model']['sha256'][:16]}…`, {thr} "
          f"({rule}). File-level, through `synthscan analyze`.", "",
          "| condition | EER | waveglow | vc | kokoro (jm_kumo) | others | detected @thr | genuine flagged @thr | inconclusive |",
          "|---|---|---|---|---|---|---|---|---|"]
@@ -269,16 +296,20 @@ def markdown(R: dict) -> str:
         k = int(np.floor(0.02 * s["n_genuine"])) + 1
         L += ["", f"Threshold stability ({s['n_boot']} bootstrap resamples of the {s['n_genuine']} genuine "
               f"{'wide-set' if s.get('genuine_from') == 'wide' else 'corpus'} dev files the rule counts, 5-95 % "
-              f"range): the shipped rule gives a threshold of {span('threshold', 1.0, '{:.3f}')}, and detection "
+              f"range): the shipped rule gives a {'wideband ' if s.get('split') else ''}threshold of "
+              f"{span('threshold', 1.0, '{:.3f}')}, and detection "
               f"of the corpus dev synthetic files of {span('detected_clean')} % clean and "
-              f"{span('detected_phone')} % through G.711. The threshold sits just above the {k}th highest "
-              "genuine score of the stricter channel, so a few genuine files move it (files are resampled, not "
-              "speakers, so the true spread is if anything wider).", "",
-              "Each channel at its own threshold (not shipped: the shipped threshold is the stricter of the two; "
-              "using both would need the channel decided from the input): clean "
-              f"{s['own_threshold_on_dev']['clean']:.4f}, detecting {pct(s['own_detected_on_dev']['clean'])} "
-              f"(resampled {span('own_detected_clean')} %); G.711 {s['own_threshold_on_dev']['phone']:.4f}, "
-              f"detecting {pct(s['own_detected_on_dev']['phone'])} (resampled {span('own_detected_phone')} %)."]
+              f"{span('detected_phone')} % through G.711. "
+              + ("Each threshold sits just above the 2 % quantile of its group's genuine scores" if s.get("split")
+                 else f"The threshold sits just above the {k}th highest genuine score of the stricter channel")
+              + ", so a few genuine files move it (files are resampled, not "
+              "speakers, so the true spread is if anything wider)."]
+        if not s.get("split"):
+            L += ["", "Each channel at its own threshold (not shipped: the shipped threshold is the stricter of the "
+                  "two; ship.py --threshold-on split decides the channel from the input's rate): clean "
+                  f"{s['own_threshold_on_dev']['clean']:.4f}, detecting {pct(s['own_detected_on_dev']['clean'])} "
+                  f"(resampled {span('own_detected_clean')} %); G.711 {s['own_threshold_on_dev']['phone']:.4f}, "
+                  f"detecting {pct(s['own_detected_on_dev']['phone'])} (resampled {span('own_detected_phone')} %)."]
     return "\n".join(L) + "\n"
 
 
@@ -298,7 +329,8 @@ def main():
     clean = [r for r in dev if r["condition"] == "clean"]
     phone = [r for r in dev if r["condition"] == "phone"]
     R = {"model": {"name": man["name"], "version": man["version"], "sha256": sha},
-         "threshold": man["threshold"], "calibration": man["calibration"], "baseline_readme": BASELINE,
+         "threshold": man["threshold"], "threshold_narrowband": man.get("threshold_narrowband"),
+         "calibration": man["calibration"], "baseline_readme": BASELINE,
          "threshold_rule": man.get("training", {}).get("threshold_rule")}
     res = rust.analyze([r["path"] for r in clean + phone], a.model)
     R["clean"] = metrics(clean, res)

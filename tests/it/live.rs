@@ -106,7 +106,9 @@ fn the_synthetic_sample_raises_an_alert_within_seconds_and_the_genuine_one_does_
     let (events, _) = live_run(&detector, &mut scorer, &sample("synthetic_robocall.wav"), 320);
     let raised = raised(&events);
     assert_eq!(raised.len(), 1, "one alert, no flapping: {raised:?}");
-    assert!(raised[0] < 3.0, "alert at {} s", raised[0]);
+    // 4.0 s with the shipped wideband threshold (0.9625): the 3 s mean dips under it at 2.75 s and
+    // the 1 s hold starts again (2.5 s at the 0.8504 shipped before session 14).
+    assert!(raised[0] < 4.5, "alert at {} s", raised[0]);
     // The first score comes as soon as the first 1 s window is complete.
     let first = events
         .iter()
@@ -166,7 +168,12 @@ fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
 #[test]
 fn an_alert_waits_until_the_score_has_held_above_the_threshold() {
     let model = LoadedModel::load(&shipped_model()).unwrap();
-    let detector = Detector::new(model.manifest.clone()).unwrap();
+    // The hold is what is tested, not the shipped operating point: at 0.85 the robocall's smoothed
+    // score stays above the threshold for over 2 s (at the shipped wideband 0.9625 it does not).
+    let detector = Detector::new(model.manifest.clone())
+        .unwrap()
+        .with_threshold(0.85)
+        .unwrap();
     let mut scorer = OnnxScorer::new(&model, 1).unwrap();
     let robocall = samples(&sample("synthetic_robocall.wav"));
     let at = |hold: f64, scorer: &mut OnnxScorer| {

@@ -75,7 +75,8 @@ def main():
          "training, 15 % of genuine speakers held out. EER per family = that family's synthetic files vs all "
          "genuine dev files. EER is over conclusive files.", "",
          "## Operating point", "",
-         f"- threshold {man['threshold']:.6f} ("
+         (f"- thresholds {man['threshold']:.6f} for wideband input and {man['threshold_narrowband']:.6f} for input at "
+          "<= 8 kHz (" if man.get("threshold_narrowband") is not None else f"- threshold {man['threshold']:.6f} (")
          + man.get("training", {}).get("threshold_rule", "lowest threshold with <= 2 % of genuine dev-clean files flagged")
          + f"), calibration scale {man['calibration']['scale']:.4f}, bias "
          f"{man['calibration']['bias']:.4f} (Platt, fitted on a held-out slice of TRAIN, not on dev).",

@@ -3,13 +3,16 @@
 then set the threshold from the Rust binary's dev-clean output (lowest threshold with <= 2 % of
 genuine dev files flagged).
 
-    python -m synthscan_train.ship --run .cache/runs/tcnn [--out-dir DIR] [--threshold-on clean|both]
+    python -m synthscan_train.ship --run .cache/runs/tcnn [--out-dir DIR] [--threshold-on clean|both|split]
                                    [--threshold-genuine corpus|wide]
 
 --out-dir writes the pair somewhere other than models/ (to evaluate a candidate without shipping it).
 --threshold-on clean (default, the v1 rule): <= 2 % of genuine dev-clean files flagged; both: the stricter
 of the dev-clean and dev-phone thresholds, so that <= 2 % of genuine dev files are flagged in BOTH
 conditions (recommended for phone deployments; see card_notes.md).
+--threshold-on split: two thresholds, one for wideband input and one for telephone-rate input (<= 8 kHz, as the
+G.711 dev copies), each <= 2 % of its genuine dev files flagged (store.split_thresholds); the Rust binary applies
+threshold_narrowband to input at <= 8 kHz.
 --threshold-genuine corpus (default) counts the corpus dev genuine files alone (~124); wide also counts the
 held-out genuine package speech of genuine.py (dev split: codec2, JFK, LibriVox, praat, six IVR voices, meeting
 excerpts; ~590 files in all), so that one demo page or one voice moves the threshold less.
@@ -155,7 +158,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
     ap.add_argument("--out-dir", type=Path, default=None)
-    ap.add_argument("--threshold-on", choices=("clean", "both"), default="clean")
+    ap.add_argument("--threshold-on", choices=("clean", "both", "split"), default="clean",
+                    help="split: a wideband threshold and one for telephone-rate input (store.split_thresholds)")
     ap.add_argument("--threshold-genuine", choices=("corpus", "wide"), default="corpus",
                     help="which genuine dev files set the threshold: the corpus dev, or it plus genuine.py's dev")
     ap.add_argument("--branch", choices=("full",), default=None,
@@ -263,20 +267,32 @@ def set_threshold(a, size: int) -> None:
         raise SystemExit("--threshold-genuine wide: no held-out genuine package speech in dev.csv (run genuine.py, "
                          "then prepare)")
     res = rust.analyze([d["path"] for d in dev], JSON)
-    per = {}
-    for c in conds:
-        gen = np.array([S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"])
-                        for d in dev if d["condition"] == c], dtype=float)
-        per[c] = S.choose_threshold(gen)
-    thr = max(per.values())
-    print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))
     man = json.loads(JSON.read_text())
+    if a.threshold_on == "split":
+        scored = {c: [(S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"]),
+                       res[d["path"]]["sample_rate_hz"]) for d in dev if d["condition"] == c] for c in conds}
+        thr, thr_nb = S.split_thresholds(scored["clean"], scored["phone"])
+        print(f"threshold wideband {thr:.6f}, narrowband {thr_nb:.6f}")
+        man["threshold_narrowband"] = thr_nb
+    else:
+        per = {}
+        for c in conds:
+            gen = np.array([S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"])
+                            for d in dev if d["condition"] == c], dtype=float)
+            per[c] = S.choose_threshold(gen)
+        thr = max(per.values())
+        print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))
+        man.pop("threshold_narrowband", None)
     man["threshold"] = thr
     n_gen = sum(d["condition"] == "clean" for d in dev)
     which = (f"genuine dev files ({n_gen}: the corpus dev and {n_extra} held-out genuine package clips)"
              if a.threshold_genuine == "wide" else "genuine dev files")
     man["training"]["threshold_rule"] = (
         f"lowest threshold with <= 2 % of {which} flagged clean (chosen on dev)" if a.threshold_on == "clean"
+        else f"lowest thresholds with <= 2 % of {which} flagged among the inputs each judges: one for input at "
+             "<= 8 kHz (every G.711 dev copy, and the clean files recorded at 8 kHz), one for wideband input (the "
+             "other clean files), the wideband one never below the narrowband one (chosen on dev)"
+        if a.threshold_on == "split"
         else f"lowest threshold with <= 2 % of {which} flagged both clean and through the G.711 dev "
              "channel (the stricter of the two; chosen on dev)")
     write_manifest(man)

@@ -144,6 +144,28 @@ def choose_threshold(probs: np.ndarray) -> float:
     return min(t, 1.0)
 
 
+# as the Rust manifest's NARROWBAND_MAX_RATE_HZ: input at or below it gets threshold_narrowband
+NARROWBAND_MAX_RATE_HZ = 8000
+
+
+def split_thresholds(clean: list[tuple[float, int]], phone: list[tuple[float, int]]) -> tuple[float, float]:
+    """The split rule (ship.py --threshold-on split): (wideband, narrowband) thresholds from genuine files'
+    (rank score, input sample rate) in the clean and the G.711 condition.
+
+    Each threshold flags <= 2 % of the genuine inputs it judges: the narrowband one of every input at <= 8 kHz
+    (each G.711 copy, and each clean file recorded at 8 kHz), the wideband one of the other clean files. The
+    wideband threshold is never below the narrowband one, so that telephone audio resampled to a wideband rate
+    is not judged more leniently than it would be at its own rate."""
+    nb = NARROWBAND_MAX_RATE_HZ
+    t_nb = choose_threshold(np.array([s for s, r in clean + phone if r <= nb], dtype=float))
+    t_wb = max(choose_threshold(np.array([s for s, r in clean if r > nb], dtype=float)), t_nb)
+    return t_wb, t_nb
+
+
+def threshold_at(rate: int, t_wb: float, t_nb: float | None) -> float:
+    return t_nb if t_nb is not None and rate <= NARROWBAND_MAX_RATE_HZ else t_wb
+
+
 def rank_score(score: float | None, verdict: str) -> float:
     """A genuine file's score as choose_threshold ranks it: an inconclusive file is never flagged, whatever its
     score, so it counts in the 2 % (as not flagged) but must not set the threshold (NaN)."""
