@@ -136,7 +136,9 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     threshold is over all synthetic dev files (inconclusive ones count as missed, as in detection_rate).
     Files are resampled, not speakers or source datasets: the top genuine scores come from a few demo pages
     (r9y9's Japanese ground truth at 2026-11-29), so the true spread is if anything wider than this.
-    Also reported: each channel at its own threshold (what routing by channel would give; not shipped)."""
+    With the split rule (ship.py --threshold-on split) the resampled files set both thresholds, and each
+    synthetic file is judged by the one of its input rate; "threshold" is then the wideband one.
+    Also reported: each channel at its own threshold (shown for a single-threshold model only)."""
     gen, rate, spoof, spoof_rate = {}, {}, {}, {}
     for c in ("clean", "phone"):
         fs = R[c]["files"]
@@ -183,8 +185,8 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
 
 def source_transfer(R: dict) -> dict:
     """Genuine flagged on a source the threshold never saw: for each genuine source (dataset) of the wide dev
-    set, the shipped rule (<= 2 % flagged, clean and G.711, the stricter) is applied to the genuine files of all
-    OTHER sources, and the share of the held-out source's files flagged at that threshold is recorded. Pooled
+    set, the shipped rule (<= 2 % flagged, clean and G.711, the stricter; or the split rule, each file judged by
+    the threshold of its input rate) is applied to the genuine files of all OTHER sources, and the share of the held-out source's files flagged at that threshold is recorded. Pooled
     over sources (weighted by files), it estimates the false-alarm rate on genuine speech from a new source,
     which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot."""
     gen = {c: [f for f in R["wide"][c]["files"] if f["label"] == "bonafide"] for c in ("clean", "phone")}
