@@ -155,6 +155,13 @@ def decode(data: bytes, n: int) -> np.ndarray:
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
 
 
+def vorbis(x: np.ndarray, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    """An Ogg Vorbis round trip at a random quality (libsndfile compression level 0.3-0.9: roughly quality 7
+    down to 1), as home recordings and web audio are often stored."""
+    settings = {"format": "OGG", "subtype": "VORBIS", "compression_level": float(rng.uniform(0.3, 0.9))}
+    return decode(encode(np.clip(x, -1, 1), sr, settings), len(x))
+
+
 def gsm_input(x: np.ndarray, sr: int = SR) -> np.ndarray:
     """What GSM 06.10 is fed: 8 kHz, 200-3600 Hz."""
     return np.clip(bandpass(resample(x, sr, 8000), 8000, 200.0, 3600.0), -1, 1)

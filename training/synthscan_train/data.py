@@ -75,6 +75,16 @@ GATE_P = 0.2
 AUD_GATE = CACHE / ("aud_gate" + _SALT_TAG)
 if GATE:
     VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_gate.csv")
+# SYNTHSCAN_KDE_TRAIN=1 (experiment): genuine.py's KDE home recordings of half of the languages (by a hash of the
+# language code, so one language's speakers stay on one side) become genuine TRAIN speech, and VORBIS_P of the
+# augmented copies of both classes go through an Ogg Vorbis round trip (drawn on their own, into AUD_VORBIS):
+# the KDE files are Vorbis, and without it the codec would mark the new genuine speech
+KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
+KDE_DATASETS = ("klettres_", "ktuberling_")
+VORBIS_P = 0.1
+AUD_VORBIS = CACHE / ("aud_vorbis" + _SALT_TAG)
+if KDE_TRAIN:
+    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_kdetrain.csv")
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -118,6 +128,8 @@ def all_rows() -> list[dict]:
         if m.exists():
             rows += read_manifest(m, d.name)
     for r in rows:
+        if KDE_TRAIN and r.get("dataset", "").startswith(KDE_DATASETS) and h01("kde:" + r["language"]) < 0.5:
+            r["split"] = "train"
         if r["split"] == "dev":
             r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
         else:
@@ -207,6 +219,19 @@ def _unit_audio(u: dict, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _processed_copy(u: dict, v: int, path: Path, ch: str, tag: str, p: float, folder: Path, process):
+    """With probability p (a draw of its own per unit, variant and tag, so that the other copies stay as they
+    were), augmented copy v goes through process(audio, rng, rate) into folder; returns its path and channel."""
+    rng = np.random.default_rng(zlib.crc32(f"{tag}:{v}:{u['id']}{_SALT_TAG}".encode()))
+    if rng.random() >= p:
+        return path, ch
+    out = folder / path.name
+    if not out.exists():
+        y, osr = sf.read(path, dtype="float32")
+        sf.write(out, process(y, rng, osr), osr, subtype="PCM_16")
+    return out, f"{ch}+{tag}"
+
+
 def _do_unit(u: dict) -> list[dict]:
     out = []
     rng0 = np.random.default_rng(zlib.crc32(("clean:" + u["id"]).encode()))
@@ -227,13 +252,9 @@ def _do_unit(u: dict) -> list[dict]:
                 y, osr, ch = A.augment(x, rng, _POOL)
                 sf.write(path, y, osr, subtype="PCM_16")
         if GATE and v > 0:
-            grng = np.random.default_rng(zlib.crc32(f"gate:{v}:{u['id']}{_SALT_TAG}".encode()))
-            if grng.random() < GATE_P:
-                gpath = AUD_GATE / path.name
-                if not gpath.exists():
-                    y, osr = sf.read(path, dtype="float32")
-                    sf.write(gpath, A.noise_gate(y, grng, osr), osr, subtype="PCM_16")
-                path, ch = gpath, f"{ch}+gate"
+            path, ch = _processed_copy(u, v, path, ch, "gate", GATE_P, AUD_GATE, A.noise_gate)
+        if KDE_TRAIN and v > 0:
+            path, ch = _processed_copy(u, v, path, ch, "vorbis", VORBIS_P, AUD_VORBIS, A.vorbis)
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
                     "family": u["family"], "system": u["system"], "speaker": u["speaker"],
                     "role": u["role"], "source": u["source"], "dataset": u["dataset"], "channel": ch})
@@ -244,6 +265,8 @@ def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
     AUD.mkdir(parents=True, exist_ok=True)
     if GATE:
         AUD_GATE.mkdir(parents=True, exist_ok=True)
+    if KDE_TRAIN:
+        AUD_VORBIS.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)
