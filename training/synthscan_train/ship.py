@@ -15,7 +15,7 @@ G.711 dev copies), each <= 2 % of its genuine dev files flagged (store.split_thr
 threshold_narrowband to input at <= 8 kHz.
 --threshold-genuine corpus (default) counts the corpus dev genuine files alone (~124); wide also counts the
 held-out genuine package speech of genuine.py (dev split: codec2, JFK, LibriVox, praat, six IVR voices, meeting
-excerpts; ~590 files in all), so that one demo page or one voice moves the threshold less.
+excerpts, KDE home recordings; ~985 files in all), so that one demo page or one voice moves the threshold less.
 --threshold-only re-runs only the threshold step on the pair already in models/ (or --out-dir): the network,
 its calibration and sha256 stay as they are (for a new threshold rule; no --run needed).
 """
