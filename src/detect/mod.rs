@@ -102,7 +102,6 @@ impl Detector {
         let m = &self.manifest;
         Ok(StreamDetector {
             detector: self.clone(),
-            threshold,
             input_rate_hz: sample_rate_hz,
             channels: chans,
             batch_windows: batch_windows.max(1),
@@ -122,8 +121,6 @@ impl Detector {
 #[derive(Debug)]
 pub struct StreamDetector {
     detector: Detector,
-    /// The detector's threshold for this stream's input rate.
-    threshold: f64,
     input_rate_hz: u32,
     channels: Vec<ChannelState>,
     batch_windows: usize,
@@ -221,7 +218,7 @@ impl StreamDetector {
 
     /// The decision threshold in use (it depends on the input rate: [`Detector::threshold_for`]).
     pub fn threshold(&self) -> f64 {
-        self.threshold
+        self.detector.threshold_for(self.input_rate_hz)
     }
 
     /// The model's calibration (logit -> probability).
@@ -240,7 +237,7 @@ impl StreamDetector {
         let score = ch.timeline.score(&m.calibration);
         ChannelStatus {
             score,
-            verdict: result::verdict_for(score, speech_s, self.threshold, m.min_speech_s),
+            verdict: result::verdict_for(score, speech_s, self.threshold(), m.min_speech_s),
             speech_s,
             windows: usize::try_from(ch.timeline.len()).unwrap_or(usize::MAX),
         }
@@ -303,8 +300,7 @@ impl StreamDetector {
 
     /// The analysis of everything scored so far.
     pub fn snapshot(&self) -> Analysis {
-        let d = &self.detector;
-        let m = &d.manifest;
+        let m = &self.detector.manifest;
         let hop_s = m.features.hop_s();
         let channels = self
             .channels
@@ -319,7 +315,7 @@ impl StreamDetector {
                 )
             })
             .collect();
-        Analysis::combine(self.duration_s(), self.input_rate_hz, channels, self.threshold)
+        Analysis::combine(self.duration_s(), self.input_rate_hz, channels, self.threshold())
     }
 
     fn collect_windows(&mut self, c: usize, at_end: bool, scorer: &mut dyn WindowScorer) -> Result<()> {
