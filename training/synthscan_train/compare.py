@@ -16,7 +16,7 @@ leaves inconclusive files out of the EER (so detection here is among files with 
 files, not speakers or datasets, so the true spread is wider still.
 
 --wide uses evaluate.py's wide dev set instead (the corpus dev plus the held-out genuine package speech and
-generated TTS: ~590 genuine and ~490 synthetic files per condition), for both the table and the bootstrap.
+generated TTS: ~985 genuine and ~490 synthetic files per condition), for both the table and the bootstrap.
 """
 import argparse
 import json
@@ -51,14 +51,16 @@ def row(name: str, path: str, wide: bool) -> str:
     clean, phone = part(R, "clean", wide), part(R, "phone", wide)
     flag = f"{pct(clean['genuine_flagged'])} / {pct(phone['genuine_flagged'])}"
     det = f"{pct(clean['detection_rate'])} / {pct(phone['detection_rate'])}"
-    return f"| {name} | {cells[0]} | {cells[1]} | {R['threshold']:.4f} | {flag} | {det} |"
+    nb = R.get("threshold_narrowband")
+    thr = f"{R['threshold']:.4f}" + (f" / {nb:.4f}" if nb is not None else "")
+    return f"| {name} | {cells[0]} | {cells[1]} | {thr} | {flag} | {det} |"
 
 
 def conclusive(R: dict, cond: str, wide: bool) -> dict[str, tuple[float, float, bool]]:
-    """file -> (p, label 1 = synthetic, flagged) for the files with a verdict."""
-    thr = R["threshold"]
+    """file -> (p, label 1 = synthetic, flagged) for the files with a verdict. Flagged is the binary's verdict,
+    which applied the threshold of the file's input rate (a split manifest has two)."""
     # portable(): older evaluations named files by absolute path
-    return {portable(f["file"]): (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["p"] >= thr)
+    return {portable(f["file"]): (f["p"], 1.0 if f["label"] == "spoof" else 0.0, f["verdict"] == "synthetic")
             for f in part(R, cond, wide)["files"] if f["verdict"] != "inconclusive"}
 
 
