@@ -36,7 +36,7 @@ from synthscan_train import augment as A  # noqa: E402
 from synthscan_train import data as D  # noqa: E402
 from synthscan_train import rust  # noqa: E402
 from synthscan_train.store import (  # noqa: E402
-    choose_threshold, eer, family_group, rank_score, split_thresholds, threshold_at)
+    NARROWBAND_MAX_RATE_HZ, choose_threshold, eer, family_group, rank_score, split_thresholds, threshold_at)
 
 RESULTS = D.TRAIN_DIR / "results"
 PROBE = D.CACHE / "probe"
@@ -139,7 +139,7 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     With the split rule (ship.py --threshold-on split) the resampled files set both thresholds, and each
     synthetic file is judged by the one of its input rate; "threshold" is then the wideband one.
     Also reported: each channel at its own threshold (shown for a single-threshold model only)."""
-    gen, rate, spoof, spoof_rate = {}, {}, {}, {}
+    gen, rate, spoof, spoof_narrow = {}, {}, {}, {}
     for c in ("clean", "phone"):
         fs = R[c]["files"]
         # the genuine files the shipped rule counted: the corpus dev's, or the wide set's (ship.py
@@ -149,7 +149,8 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
         rate[c] = {f["file"]: f.get("rate", 16000) for f in gf if f["label"] == "bonafide"}
         spoof[c] = np.array([f["p"] if f["verdict"] != "inconclusive" and f["p"] is not None else -1.0
                              for f in fs if f["label"] == "spoof"], dtype=float)
-        spoof_rate[c] = np.array([f.get("rate", 16000) for f in fs if f["label"] == "spoof"])
+        spoof_narrow[c] = np.array([f.get("rate", 16000) <= NARROWBAND_MAX_RATE_HZ
+                                    for f in fs if f["label"] == "spoof"])
     names = sorted(set(gen["clean"]) & set(gen["phone"]))
     g = {c: np.array([gen[c][n] for n in names], dtype=float) for c in gen}
     gr = {c: np.array([rate[c][n] for n in names]) for c in gen}
@@ -160,7 +161,7 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
         if split:
             t_wb, t_nb = split_thresholds(list(zip(g["clean"][idx], gr["clean"][idx])),
                                           list(zip(g["phone"][idx], gr["phone"][idx])))
-            return t_wb, {c: np.array([threshold_at(r, t_wb, t_nb) for r in spoof_rate[c]]) for c in g}
+            return t_wb, {c: np.where(spoof_narrow[c], t_nb, t_wb) for c in g}
         t = max(choose_threshold(g[c][idx]) for c in g)
         return t, {c: t for c in g}
 
