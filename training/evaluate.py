@@ -36,7 +36,7 @@ from synthscan_train import augment as A  # noqa: E402
 from synthscan_train import data as D  # noqa: E402
 from synthscan_train import rust  # noqa: E402
 from synthscan_train.store import (  # noqa: E402
-    NARROWBAND_MAX_RATE_HZ, choose_threshold, eer, family_group, rank_score, split_thresholds, threshold_at)
+    NARROWBAND_MAX_RATE_HZ, bounded_split_thresholds, choose_threshold, eer, family_group, rank_score, threshold_at)
 
 RESULTS = D.TRAIN_DIR / "results"
 PROBE = D.CACHE / "probe"
@@ -125,7 +125,8 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
     return out
 
 
-def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 2000, seed: int = 0) -> dict:
+def threshold_stability(R: dict, genuine_from: str = "corpus", bound_corpus: bool = False, n_boot: int = 2000,
+                        seed: int = 0) -> dict:
     """How much the shipped threshold, and detection at it, depend on which genuine dev files there are.
 
     The rule (ship.py) takes the lowest threshold with <= 2 % of genuine dev files flagged, clean and through
@@ -137,7 +138,9 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     Files are resampled, not speakers or source datasets: the top genuine scores come from a few demo pages
     (r9y9's Japanese ground truth at 2026-11-29), so the true spread is if anything wider than this.
     With the split rule (ship.py --threshold-on split) the resampled files set both thresholds, and each
-    synthetic file is judged by the one of its input rate; "threshold" is then the wideband one.
+    synthetic file is judged by the one of its input rate; "threshold" is then the wideband one. bound_corpus
+    (the manifest's rule holds the corpus dev genuine files on their own to <= 2 % as well) applies that bound
+    to the resampled corpus files among the draw.
     Also reported: each channel at its own threshold (shown for a single-threshold model only)."""
     gen, rate, spoof, spoof_narrow = {}, {}, {}, {}
     for c in ("clean", "phone"):
@@ -155,12 +158,15 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
     g = {c: np.array([gen[c][n] for n in names], dtype=float) for c in gen}
     gr = {c: np.array([rate[c][n] for n in names]) for c in gen}
     split = R.get("threshold_narrowband") is not None
+    corpus_names = {f["file"] for f in R["clean"]["files"] if f["label"] == "bonafide"}
+    in_corpus = np.array([n in corpus_names for n in names])
 
     def rule(idx):
         """The shipped rule on the genuine files idx: a threshold per spoof file, per condition."""
         if split:
-            t_wb, t_nb = split_thresholds(list(zip(g["clean"][idx], gr["clean"][idx])),
-                                          list(zip(g["phone"][idx], gr["phone"][idx])))
+            subsets = [idx] + ([idx[in_corpus[idx]]] if bound_corpus else [])
+            t_wb, t_nb = bounded_split_thresholds([tuple(list(zip(g[c][ix], gr[c][ix])) for c in ("clean", "phone"))
+                                                   for ix in subsets])
             return t_wb, {c: np.where(spoof_narrow[c], t_nb, t_wb) for c in g}
         t = max(choose_threshold(g[c][idx]) for c in g)
         return t, {c: t for c in g}
@@ -184,21 +190,28 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", n_boot: int = 200
             "own_detected_on_dev": {c: float(np.mean(spoof[c] >= own_now[c])) for c in g}}
 
 
-def source_transfer(R: dict) -> dict:
+def source_transfer(R: dict, bound_corpus: bool = False) -> dict:
     """Genuine flagged on a source the threshold never saw: for each genuine source (dataset) of the wide dev
     set, the shipped rule (<= 2 % flagged, clean and G.711, the stricter; or the split rule, each file judged by
     the threshold of its input rate) is applied to the genuine files of all OTHER sources, and the share of the held-out source's files flagged at that threshold is recorded. Pooled
     over sources (weighted by files), it estimates the false-alarm rate on genuine speech from a new source,
-    which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot."""
+    which the in-sample rate (<= 2 % by construction, where the threshold was chosen on these files) cannot.
+    bound_corpus: as in threshold_stability, the corpus dev files among the other sources are bounded too."""
     gen = {c: [f for f in R["wide"][c]["files"] if f["label"] == "bonafide"] for c in ("clean", "phone")}
     p = {c: np.array([rank_score(f["p"], f["verdict"]) for f in gen[c]], dtype=float) for c in gen}
     rate = {c: np.array([f.get("rate", 16000) for f in gen[c]]) for c in gen}
     ds = {c: np.array([f["dataset"] for f in gen[c]]) for c in gen}
+    corpus = {c: np.array([f["file"] in {g["file"] for g in R[c]["files"] if g["label"] == "bonafide"}
+                           for f in gen[c]]) for c in gen}
     split = R.get("threshold_narrowband") is not None
     out = {}
     for d in sorted(set(ds["clean"])):
         if split:
-            t, t_nb = split_thresholds(*[list(zip(p[c][ds[c] != d], rate[c][ds[c] != d])) for c in gen])
+            keeps = [{c: ds[c] != d for c in gen}]
+            if bound_corpus:
+                keeps.append({c: (ds[c] != d) & corpus[c] for c in gen})
+            t, t_nb = bounded_split_thresholds([tuple(list(zip(p[c][k[c]], rate[c][k[c]])) for c in ("clean", "phone"))
+                                                for k in keeps])
         else:
             t, t_nb = max(choose_threshold(p[c][ds[c] != d]) for c in gen), None
         e = {"n": int((ds["clean"] == d).sum()), "threshold": t}
@@ -371,11 +384,13 @@ def main():
         # speech from packages, generated TTS); more genuine speakers and channels than the corpus dev alone
         res_all = {**res, **xres}
         R["wide"] = {c: metrics([r for r in dev + extra if r["condition"] == c], res_all) for c in ("clean", "phone")}
-        R["source_transfer"] = source_transfer(R)
     wide_rule = "held-out genuine package" in (R["threshold_rule"] or "")
+    bound_corpus = "corpus dev genuine files on their own" in (R["threshold_rule"] or "")
+    if "wide" in R:
+        R["source_transfer"] = source_transfer(R, bound_corpus)
     if wide_rule and "wide" not in R:
         raise SystemExit("the threshold was chosen on the wide dev set: run without --no-probes, after genuine.py")
-    R["threshold_stability"] = threshold_stability(R, "wide" if wide_rule else "corpus")
+    R["threshold_stability"] = threshold_stability(R, "wide" if wide_rule else "corpus", bound_corpus)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "dev_eval.json").write_text(compact_json(R) + "\n")
     md = markdown(R)
