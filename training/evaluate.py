@@ -201,8 +201,8 @@ def source_transfer(R: dict, bound_corpus: bool = False) -> dict:
     p = {c: np.array([rank_score(f["p"], f["verdict"]) for f in gen[c]], dtype=float) for c in gen}
     rate = {c: np.array([f.get("rate", 16000) for f in gen[c]]) for c in gen}
     ds = {c: np.array([f["dataset"] for f in gen[c]]) for c in gen}
-    corpus = {c: np.array([f["file"] in {g["file"] for g in R[c]["files"] if g["label"] == "bonafide"}
-                           for f in gen[c]]) for c in gen}
+    corpus_names = {c: {f["file"] for f in R[c]["files"] if f["label"] == "bonafide"} for c in gen}
+    corpus = {c: np.array([f["file"] in corpus_names[c] for f in gen[c]]) for c in gen}
     split = R.get("threshold_narrowband") is not None
     out = {}
     for d in sorted(set(ds["clean"])):
