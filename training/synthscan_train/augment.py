@@ -300,6 +300,15 @@ def noise_gate(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def voice_shift(x: np.ndarray, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    """Every frequency of x raised by a factor of 1.1-1.35 (pitch and formants together; the tempo rises too) by
+    resampling and playing the result at the old rate: a shorter vocal tract and a higher voice, as children's and
+    other high voices have, of which the training data has almost none. Only upward: a downward shift would leave
+    the top of the band empty, a mark the model could learn."""
+    target = int(round(sr / rng.uniform(1.1, 1.35) / 100)) * 100
+    return resample(x, sr, target)
+
+
 def normalize_peak(x: np.ndarray, peak: float) -> np.ndarray:
     m = np.max(np.abs(x)) if x.size else 0.0
     return x if m <= 0 else (x * (peak / m)).astype(np.float32)

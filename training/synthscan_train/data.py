@@ -85,6 +85,14 @@ VORBIS_P = 0.1
 AUD_VORBIS = CACHE / ("aud_vorbis" + _SALT_TAG)
 if KDE_TRAIN:
     VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_kdetrain.csv")
+# SYNTHSCAN_SHIFT=1 (experiment): SHIFT_P of the augmented copies of both classes (drawn on their own) are made
+# from the unit's audio raised in pitch and formants (augment.voice_shift) and then sent through the same channel
+# chain as the copy they replace, into AUD_SHIFT: children's and high voices, for both classes alike
+SHIFT = os.environ.get("SYNTHSCAN_SHIFT") == "1"
+SHIFT_P = 0.15
+AUD_SHIFT = CACHE / ("aud_shift" + _SALT_TAG)
+if SHIFT:
+    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_shift.csv")
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -251,6 +259,17 @@ def _do_unit(u: dict) -> list[dict]:
                 rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
                 y, osr, ch = A.augment(x, rng, _POOL)
                 sf.write(path, y, osr, subtype="PCM_16")
+        if SHIFT and v > 0:
+            rng = np.random.default_rng(zlib.crc32(f"shift:{v}:{u['id']}{_SALT_TAG}".encode()))
+            if rng.random() < SHIFT_P:
+                path, ch = AUD_SHIFT / path.name, "cached+shift"
+                if not path.exists():
+                    if x is None:
+                        x = _unit_audio(u, rng0)
+                    aug_rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
+                    y, osr, ch = A.augment(A.voice_shift(x, rng), aug_rng, _POOL)
+                    sf.write(path, y, osr, subtype="PCM_16")
+                    ch += "+shift"
         if GATE and v > 0:
             path, ch = _processed_copy(u, v, path, ch, "gate", GATE_P, AUD_GATE, A.noise_gate)
         if KDE_TRAIN and v > 0:
@@ -267,6 +286,8 @@ def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
         AUD_GATE.mkdir(parents=True, exist_ok=True)
     if KDE_TRAIN:
         AUD_VORBIS.mkdir(parents=True, exist_ok=True)
+    if SHIFT:
+        AUD_SHIFT.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)
