@@ -125,6 +125,13 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
     return out
 
 
+def split_rule(p: dict, rate: dict, selections: list[dict]) -> tuple[float, float]:
+    """The split rule (store.bounded_split_thresholds) on the genuine files each selection picks: p and rate map
+    a condition to arrays of rank scores and input rates, a selection maps a condition to an index or a mask."""
+    return bounded_split_thresholds([tuple(list(zip(p[c][s[c]], rate[c][s[c]])) for c in ("clean", "phone"))
+                                     for s in selections])
+
+
 def threshold_stability(R: dict, genuine_from: str = "corpus", bound_corpus: bool = False, n_boot: int = 2000,
                         seed: int = 0) -> dict:
     """How much the shipped threshold, and detection at it, depend on which genuine dev files there are.
@@ -165,8 +172,7 @@ def threshold_stability(R: dict, genuine_from: str = "corpus", bound_corpus: boo
         """The shipped rule on the genuine files idx: a threshold per spoof file, per condition."""
         if split:
             subsets = [idx] + ([idx[in_corpus[idx]]] if bound_corpus else [])
-            t_wb, t_nb = bounded_split_thresholds([tuple(list(zip(g[c][ix], gr[c][ix])) for c in ("clean", "phone"))
-                                                   for ix in subsets])
+            t_wb, t_nb = split_rule(g, gr, [{c: ix for c in g} for ix in subsets])
             return t_wb, {c: np.where(spoof_narrow[c], t_nb, t_wb) for c in g}
         t = max(choose_threshold(g[c][idx]) for c in g)
         return t, {c: t for c in g}
@@ -210,8 +216,7 @@ def source_transfer(R: dict, bound_corpus: bool = False) -> dict:
             keeps = [{c: ds[c] != d for c in gen}]
             if bound_corpus:
                 keeps.append({c: (ds[c] != d) & corpus[c] for c in gen})
-            t, t_nb = bounded_split_thresholds([tuple(list(zip(p[c][k[c]], rate[c][k[c]])) for c in ("clean", "phone"))
-                                                for k in keeps])
+            t, t_nb = split_rule(p, rate, keeps)
         else:
             t, t_nb = max(choose_threshold(p[c][ds[c] != d]) for c in gen), None
         e = {"n": int((ds["clean"] == d).sum()), "threshold": t}

@@ -240,6 +240,13 @@ def _processed_copy(u: dict, v: int, path: Path, ch: str, tag: str, p: float, fo
     return out, f"{ch}+{tag}"
 
 
+def _augmented(x: np.ndarray, u: dict, v: int):
+    """Augmented copy v of unit u's audio x: (audio, rate, channel). The chain is drawn from the unit and variant
+    alone, so a copy made from processed audio (SYNTHSCAN_SHIFT) goes through the chain of the copy it replaces."""
+    rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
+    return A.augment(x, rng, _POOL)
+
+
 def _do_unit(u: dict) -> list[dict]:
     out = []
     rng0 = np.random.default_rng(zlib.crc32(("clean:" + u["id"]).encode()))
@@ -256,8 +263,7 @@ def _do_unit(u: dict) -> list[dict]:
             if v == 0:
                 sf.write(path, x, SR, subtype="PCM_16")
             else:
-                rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
-                y, osr, ch = A.augment(x, rng, _POOL)
+                y, osr, ch = _augmented(x, u, v)
                 sf.write(path, y, osr, subtype="PCM_16")
         if SHIFT and v > 0:
             rng = np.random.default_rng(zlib.crc32(f"shift:{v}:{u['id']}{_SALT_TAG}".encode()))
@@ -266,8 +272,7 @@ def _do_unit(u: dict) -> list[dict]:
                 if not path.exists():
                     if x is None:
                         x = _unit_audio(u, rng0)
-                    aug_rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
-                    y, osr, ch = A.augment(A.voice_shift(x, rng), aug_rng, _POOL)
+                    y, osr, ch = _augmented(A.voice_shift(x, rng), u, v)
                     sf.write(path, y, osr, subtype="PCM_16")
                     ch += "+shift"
         if GATE and v > 0:
