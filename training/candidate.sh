@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Package a trained run WITHOUT shipping it and measure it through the Rust binary:
 #   training/candidate.sh .cache/runs_v2/NAME      -> RUN/pkg/synthscan.{onnx,json}, RUN/pkg/results/dev_eval.*
-# THRESHOLD_ON=both picks one threshold on dev clean and phone, split one per input band (wideband / <= 8 kHz), as run.sh; THRESHOLD_GENUINE=wide counts genuine.py's dev too; BRANCH=full exports only a dual model's full-band branch.
+# THRESHOLD_ON=both picks one threshold on dev clean and phone; THRESHOLD_ON=split one per input band (wideband / <= 8 kHz), as run.sh; THRESHOLD_GENUINE=wide counts genuine.py's dev too; BRANCH=full exports only a dual model's full-band branch.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PY:-/work/venv/bin/python}

@@ -3,10 +3,10 @@
 //!
 //! Per channel: resample to the model rate -> extract frames -> gate each frame with a
 //! voice-activity test -> group frames into windows -> score windows that are mostly speech ->
-//! aggregate. [`Detector`] holds what is shared and immutable (the manifest, the threshold);
-//! [`StreamDetector`] holds one stream's state. Feeding a recording in one piece or in 20 ms
-//! pieces gives the same windows and, with batch size 1 vs N, the same logits up to ONNX
-//! Runtime's batch arithmetic.
+//! aggregate. [`Detector`] holds what is shared and immutable (the manifest and its thresholds, or a
+//! user's override); [`StreamDetector`] holds one stream's state. Feeding a recording in one piece
+//! or in 20 ms pieces gives the same windows and, with batch size 1 vs N, the same logits up to
+//! ONNX Runtime's batch arithmetic.
 //!
 //! Aggregation rule (documented in the README): a channel's score is the calibrated probability
 //! of the mean logit over its scored windows; a file's score is that of its most suspicious
