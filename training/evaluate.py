@@ -132,6 +132,17 @@ def split_rule(p: dict, rate: dict, selections: list[dict]) -> tuple[float, floa
                                      for s in selections])
 
 
+def threshold_selection(training: dict) -> tuple[bool, bool]:
+    """(the threshold was chosen on the wide set's genuine files, the corpus dev's were also bounded on their
+    own) for the manifest's training block: from the threshold_selection that ship.py writes, or, in a manifest
+    written before that field existed, from the phrases of its prose threshold_rule."""
+    sel = training.get("threshold_selection")
+    if sel is not None:
+        return sel["genuine"] == "wide", bool(sel["bound_corpus"])
+    rule = training.get("threshold_rule") or ""
+    return "held-out genuine package" in rule, "corpus dev genuine files on their own" in rule
+
+
 def threshold_stability(R: dict, genuine_from: str = "corpus", bound_corpus: bool = False, n_boot: int = 2000,
                         seed: int = 0) -> dict:
     """How much the shipped threshold, and detection at it, depend on which genuine dev files there are.
@@ -389,8 +400,7 @@ def main():
         # speech from packages, generated TTS); more genuine speakers and channels than the corpus dev alone
         res_all = {**res, **xres}
         R["wide"] = {c: metrics([r for r in dev + extra if r["condition"] == c], res_all) for c in ("clean", "phone")}
-    wide_rule = "held-out genuine package" in (R["threshold_rule"] or "")
-    bound_corpus = "corpus dev genuine files on their own" in (R["threshold_rule"] or "")
+    wide_rule, bound_corpus = threshold_selection(man.get("training", {}))
     if "wide" in R:
         R["source_transfer"] = source_transfer(R, bound_corpus)
     if wide_rule and "wide" not in R:

@@ -303,6 +303,10 @@ def set_threshold(a, size: int) -> None:
         if a.threshold_on == "split"
         else f"lowest threshold with <= 2 % of {which} flagged both clean and through the G.711 dev "
              "channel (the stricter of the two; chosen on dev)")
+    # the same rule as data, for evaluate.py's threshold bootstrap and leave-one-source-out
+    man["training"]["threshold_selection"] = {
+        "on": a.threshold_on, "genuine": a.threshold_genuine,
+        "bound_corpus": a.threshold_on == "split" and a.threshold_genuine == "wide"}
     write_manifest(man)
     print(f"threshold {thr:.6f}; shipped {ONNX} ({size} bytes, sha256 {man['sha256'][:12]}...)")
 
