@@ -309,6 +309,55 @@ def voice_shift(x: np.ndarray, rng: np.random.Generator, sr: int = SR) -> np.nda
     return resample(x, sr, target)
 
 
+def _random_band_fir(rng: np.random.Generator, sr: int) -> np.ndarray:
+    """An FIR filter with 1-4 random stop bands (each 2-10 % of the band wide): the uneven response of a handset,
+    a line or a cheap converter."""
+    nyq = sr / 2
+    taps = int(rng.integers(10, 101)) | 1  # odd, so any band layout is realisable
+    edges = []
+    for _ in range(int(rng.integers(1, 5))):
+        centre = rng.uniform(50.0, 0.9 * nyq)
+        width = rng.uniform(0.02, 0.1) * nyq
+        lo, hi = max(centre - width / 2, 20.0), min(centre + width / 2, 0.95 * nyq)
+        if hi - lo > 50.0:
+            edges.append((lo, hi))
+    if not edges:
+        return np.array([1.0])
+    edges.sort()
+    merged = [list(edges[0])]
+    for lo, hi in edges[1:]:
+        if lo <= merged[-1][1] + 50.0:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    cut = [f for band in merged for f in band]
+    return signal.firwin(taps, cut, fs=sr, pass_zero=True)
+
+
+def nonlinear_channel(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Convolutive and nonlinear distortion plus signal-dependent impulsive noise, after RawBoost (Tak et al.,
+    ICASSP 2022): the sum of x, x^2 and x^3 each through its own random multi-band FIR filter (higher orders
+    10-30 dB weaker: a driven amplifier or a cheap converter), then, half the time, 0.5-3 % of the samples
+    pushed by up to twice their own value (clicks that follow the signal). A per-bin constant gain would
+    be cancelled by the models' cepstral mean normalisation; these are not, because the distortion products and
+    the clicks move with the speech."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak <= 0:
+        return x
+    u = x.astype(np.float64) / peak
+    y = np.zeros_like(u)
+    for order in range(1, 4):
+        gain = 1.0 if order == 1 else 10 ** (-rng.uniform(10.0, 30.0) / 20)
+        h = _random_band_fir(rng, sr)
+        y += gain * signal.lfilter(h, [1.0], u ** order)
+    if rng.random() < 0.5:
+        n = int(rng.uniform(0.005, 0.03) * y.size)
+        idx = rng.choice(y.size, size=n, replace=False)
+        y[idx] += y[idx] * rng.uniform(-2.0, 2.0, n)
+    m = np.max(np.abs(y))
+    return (y * (peak / m) if m > 0 else y).astype(np.float32)
+
+
 def normalize_peak(x: np.ndarray, peak: float) -> np.ndarray:
     m = np.max(np.abs(x)) if x.size else 0.0
     return x if m <= 0 else (x * (peak / m)).astype(np.float32)

@@ -93,6 +93,14 @@ SHIFT_P = 0.15
 AUD_SHIFT = CACHE / ("aud_shift" + _SALT_TAG)
 if SHIFT:
     VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_shift.csv")
+# SYNTHSCAN_NONLIN=1 (experiment): NONLIN_P of the augmented copies of both classes (drawn on their own) are made
+# from the unit's audio through augment.nonlinear_channel (RawBoost-style distortion and signal-dependent clicks,
+# as a handset or a converter adds before the codec) and then the same channel chain as the copy they replace
+NONLIN = os.environ.get("SYNTHSCAN_NONLIN") == "1"
+NONLIN_P = 0.25
+AUD_NONLIN = CACHE / ("aud_nonlin" + _SALT_TAG)
+if NONLIN:
+    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_nonlin.csv")
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -242,7 +250,8 @@ def _processed_copy(u: dict, v: int, path: Path, ch: str, tag: str, p: float, fo
 
 def _augmented(x: np.ndarray, u: dict, v: int):
     """Augmented copy v of unit u's audio x: (audio, rate, channel). The chain is drawn from the unit and variant
-    alone, so a copy made from processed audio (SYNTHSCAN_SHIFT) goes through the chain of the copy it replaces."""
+    alone, so a copy made from processed audio (SYNTHSCAN_SHIFT, SYNTHSCAN_NONLIN) goes through the chain of the copy it
+    replaces."""
     rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
     return A.augment(x, rng, _POOL)
 
@@ -265,16 +274,21 @@ def _do_unit(u: dict) -> list[dict]:
             else:
                 y, osr, ch = _augmented(x, u, v)
                 sf.write(path, y, osr, subtype="PCM_16")
-        if SHIFT and v > 0:
-            rng = np.random.default_rng(zlib.crc32(f"shift:{v}:{u['id']}{_SALT_TAG}".encode()))
-            if rng.random() < SHIFT_P:
-                path, ch = AUD_SHIFT / path.name, "cached+shift"
+        for on, tag, p, folder, process in ((SHIFT, "shift", SHIFT_P, AUD_SHIFT, A.voice_shift),
+                                            (NONLIN, "nonlin", NONLIN_P, AUD_NONLIN, A.nonlinear_channel)):
+            if not on or v == 0:
+                continue
+            # made from the unit's audio before its chain: a copy replaced here goes through the same channel
+            # (with both switches on, a copy drawn by both is the later one's)
+            rng = np.random.default_rng(zlib.crc32(f"{tag}:{v}:{u['id']}{_SALT_TAG}".encode()))
+            if rng.random() < p:
+                path, ch = folder / path.name, f"cached+{tag}"
                 if not path.exists():
                     if x is None:
                         x = _unit_audio(u, rng0)
-                    y, osr, ch = _augmented(A.voice_shift(x, rng), u, v)
+                    y, osr, ch = _augmented(process(x, rng, SR), u, v)
                     sf.write(path, y, osr, subtype="PCM_16")
-                    ch += "+shift"
+                    ch += f"+{tag}"
         if GATE and v > 0:
             path, ch = _processed_copy(u, v, path, ch, "gate", GATE_P, AUD_GATE, A.noise_gate)
         if KDE_TRAIN and v > 0:
@@ -293,6 +307,8 @@ def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
         AUD_VORBIS.mkdir(parents=True, exist_ok=True)
     if SHIFT:
         AUD_SHIFT.mkdir(parents=True, exist_ok=True)
+    if NONLIN:
+        AUD_NONLIN.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)

@@ -113,9 +113,16 @@ def dev_stores() -> tuple[S.Store, S.Store]:
                  for c in ("clean", "phone"))
 
 
-def load_stores(extra_weight_ok=True):
+def load_stores(narrowband: bool = False):
+    """Train and calibration features plus the dev stores. narrowband keeps only the train files the Rust front end
+    reads at <= 8 kHz (the G.711, GSM and 8 kHz copies, and clean files recorded at 8 kHz): the inputs that
+    the manifest's threshold_narrowband judges."""
     variants = D.read_csv(D.VARIANTS)
-    train = S.Store([v for v in variants if v["role"] == "train"])
+    rows = [v for v in variants if v["role"] == "train"]
+    if narrowband:
+        import soundfile as sf
+        rows = [v for v in rows if sf.info(v["path"]).samplerate <= 8000]
+    train = S.Store(rows)
     calib = S.Store([v for v in variants if v["role"] == "calib"])
     return (train, calib, *dev_stores())
 
@@ -132,12 +139,13 @@ def dev_eval(model, devc, devp) -> dict:
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
           swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
-          kd_alpha: float = 0.5, kd_temp: float = 2.0) -> torch.nn.Module:
+          kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
+          narrowband: bool = False) -> torch.nn.Module:
     torch.manual_seed(seed)
     threads = int(os.environ.get('SYNTHSCAN_THREADS', '2'))
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    train_s, calib_s, devc, devp = stores or load_stores()
+    train_s, calib_s, devc, devp = stores or load_stores(narrowband)
     out.mkdir(parents=True, exist_ok=True)
     starts = [train_s.valid_starts(i) for i in range(len(train_s.rows))]
     usable = np.array([i for i in range(len(starts)) if len(starts[i])], np.int64)
@@ -152,10 +160,17 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     # the arithmetic is the same up to float rounding, and the state dict loads into any layout
     model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"]).to(memory_format=torch.channels_last)
     log(f"[{arch}] params {M.n_params(model)}")
+    if init is not None:
+        # fine-tuning: start from another run's weights (same arch and features)
+        model.load_state_dict(torch.load(init))
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
             "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
+    if init is not None:
+        opts["init"] = str(init)
+    if narrowband:
+        opts["train_files"] = "narrowband only (read at <= 8 kHz)"
     teach = None
     if teacher is not None:
         # knowledge distillation: the teacher (an exported ONNX model over the same features, e.g. a
@@ -276,9 +291,13 @@ def main():
                     help="ONNX model (same features) whose tempered outputs are distilled into this one")
     ap.add_argument("--kd-alpha", type=float, default=0.5, help="weight of the teacher's target vs the label")
     ap.add_argument("--kd-temp", type=float, default=2.0, help="temperature of teacher and student logits")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (a run's model.pt)")
+    ap.add_argument("--narrowband", action="store_true",
+                    help="train only on the files read at <= 8 kHz (a phone-channel fine-tune, with --init)")
     a = ap.parse_args()
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
-          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp)
+          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
+          init=a.init, narrowband=a.narrowband)
 
 
 if __name__ == "__main__":
