@@ -131,6 +131,14 @@ NETWORK_NAMES = {"dual:full": "the full-band LCNN of a jointly trained dual LCNN
 
 def train_description(info: dict) -> dict:
     o = info.get("train_opts", {})
+    if o.get("init"):
+        # a fine-tune (train.py --init): the base run's training, then this run's continuation of it
+        base = json.loads((Path(o["init"]).parent / "dev.json").read_text())
+        d = train_description(base)
+        d["optimizer"] = d["optimizer"].replace("shipped weights", "the base run's weights")
+        d["fine_tune"] = {**train_description({**info, "train_opts": {k: v for k, v in o.items() if k != "init"}}),
+                          "train_files": o.get("train_files", "all"), "from": Path(o["init"]).parent.name}
+        return d
     hist = info["history"]
     sa = o.get("specaug_params", (0.6, (1, 3), 10, 0.5, (1, 2), 15))
     d = {"epochs": info["epochs"], "windows_per_file_per_epoch": info.get("per_file", 3),
