@@ -168,7 +168,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
     if init is not None:
-        opts["init"] = str(init)
+        # absolute, so that ship.py finds the base run's dev.json from any working directory
+        opts["init"] = str(init.resolve())
     if narrowband:
         opts["train_files"] = "narrowband only (read at <= 8 kHz)"
     teach = None
