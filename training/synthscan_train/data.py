@@ -68,39 +68,33 @@ _SALT_TAG = f"_salt{AUG_SALT}" if AUG_SALT else ""
 VARIANTS = CACHE / os.environ.get(
     "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + _SALT_TAG + ".csv")
 AUD = CACHE / ("aud" + _SALT_TAG)
-# SYNTHSCAN_GATE=1: a share of the augmented copies (GATE_P, drawn on their own so that every other copy stays
-# as it was) go through augment.noise_gate after their channel, written to AUD_GATE with their own variants table
-GATE = os.environ.get("SYNTHSCAN_GATE") == "1"
-GATE_P = 0.2
-AUD_GATE = CACHE / ("aud_gate" + _SALT_TAG)
-if GATE:
-    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_gate.csv")
+# Experiment switches that replace a share of the augmented copies of both classes by a processed copy, the share
+# drawn on its own per unit, variant and tag (so every other copy stays as it was), in .cache/aud_<tag>/ and with a
+# variants table of its own (the suffix). A "before" process takes the unit's audio, which then goes through the
+# chain of the copy it replaces; an "after" process takes the finished copy. Befores run first, then afters, each
+# in table order (a copy drawn by two befores is the later one's).
+#   (switch, variants-table suffix, tag, share, process, stage)
+COPY_SWITCHES = [
+    # pauses cut to digital zero or faint comfort noise (augment.noise_gate): an editor, VoIP silence suppression
+    ("SYNTHSCAN_GATE", "_gate", "gate", 0.2, A.noise_gate, "after"),
+    # with KDE_TRAIN (below) an Ogg Vorbis round trip: the KDE files are Vorbis, and without it the codec would mark
+    # the new genuine speech
+    ("SYNTHSCAN_KDE_TRAIN", "_kdetrain", "vorbis", 0.1, A.vorbis, "after"),
+    # pitch and formants raised (augment.voice_shift): children's and high voices, for both classes alike
+    ("SYNTHSCAN_SHIFT", "_shift", "shift", 0.15, A.voice_shift, "before"),
+    # RawBoost-style distortion and signal-dependent clicks (augment.nonlinear_channel), as a handset or a
+    # converter adds before the codec
+    ("SYNTHSCAN_NONLIN", "_nonlin", "nonlin", 0.25, A.nonlinear_channel, "before"),
+]
+_COPIES_ON = [c for c in COPY_SWITCHES if os.environ.get(c[0]) == "1"]
+ENABLED_COPIES = [(tag, p, process, stage, CACHE / f"aud_{tag}{_SALT_TAG}")
+                  for _, _, tag, p, process, stage in _COPIES_ON]
+VARIANTS = VARIANTS.with_name(VARIANTS.stem + "".join(suffix for _, suffix, *_ in _COPIES_ON) + ".csv")
 # SYNTHSCAN_KDE_TRAIN=1 (experiment): genuine.py's KDE home recordings of half of the languages (by a hash of the
-# language code, so one language's speakers stay on one side) become genuine TRAIN speech, and VORBIS_P of the
-# augmented copies of both classes go through an Ogg Vorbis round trip (drawn on their own, into AUD_VORBIS):
-# the KDE files are Vorbis, and without it the codec would mark the new genuine speech
+# language code, so one language's speakers stay on one side) become genuine TRAIN speech (and its Vorbis copies
+# above are made)
 KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
 KDE_DATASETS = ("klettres_", "ktuberling_")
-VORBIS_P = 0.1
-AUD_VORBIS = CACHE / ("aud_vorbis" + _SALT_TAG)
-if KDE_TRAIN:
-    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_kdetrain.csv")
-# SYNTHSCAN_SHIFT=1 (experiment): SHIFT_P of the augmented copies of both classes (drawn on their own) are made
-# from the unit's audio raised in pitch and formants (augment.voice_shift) and then sent through the same channel
-# chain as the copy they replace, into AUD_SHIFT: children's and high voices, for both classes alike
-SHIFT = os.environ.get("SYNTHSCAN_SHIFT") == "1"
-SHIFT_P = 0.15
-AUD_SHIFT = CACHE / ("aud_shift" + _SALT_TAG)
-if SHIFT:
-    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_shift.csv")
-# SYNTHSCAN_NONLIN=1 (experiment): NONLIN_P of the augmented copies of both classes (drawn on their own) are made
-# from the unit's audio through augment.nonlinear_channel (RawBoost-style distortion and signal-dependent clicks,
-# as a handset or a converter adds before the codec) and then the same channel chain as the copy they replace
-NONLIN = os.environ.get("SYNTHSCAN_NONLIN") == "1"
-NONLIN_P = 0.25
-AUD_NONLIN = CACHE / ("aud_nonlin" + _SALT_TAG)
-if NONLIN:
-    VARIANTS = VARIANTS.with_name(VARIANTS.stem + "_nonlin.csv")
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -235,23 +229,17 @@ def _unit_audio(u: dict, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _processed_copy(u: dict, v: int, path: Path, ch: str, tag: str, p: float, folder: Path, process):
-    """With probability p (a draw of its own per unit, variant and tag, so that the other copies stay as they
-    were), augmented copy v goes through process(audio, rng, rate) into folder; returns its path and channel."""
+def _drawn(u: dict, v: int, tag: str, p: float) -> np.random.Generator | None:
+    """The generator of augmented copy v's processed copy `tag`, or None when that copy is not drawn (probability
+    1 - p; a draw of its own per unit, variant and tag, so that the other copies stay as they were)."""
     rng = np.random.default_rng(zlib.crc32(f"{tag}:{v}:{u['id']}{_SALT_TAG}".encode()))
-    if rng.random() >= p:
-        return path, ch
-    out = folder / path.name
-    if not out.exists():
-        y, osr = sf.read(path, dtype="float32")
-        sf.write(out, process(y, rng, osr), osr, subtype="PCM_16")
-    return out, f"{ch}+{tag}"
+    return rng if rng.random() < p else None
 
 
 def _augmented(x: np.ndarray, u: dict, v: int):
     """Augmented copy v of unit u's audio x: (audio, rate, channel). The chain is drawn from the unit and variant
-    alone, so a copy made from processed audio (SYNTHSCAN_SHIFT, SYNTHSCAN_NONLIN) goes through the chain of the copy it
-    replaces."""
+    alone, so a copy made from processed audio (a "before" switch of COPY_SWITCHES) goes through the chain of the copy
+    it replaces."""
     rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
     return A.augment(x, rng, _POOL)
 
@@ -274,25 +262,24 @@ def _do_unit(u: dict) -> list[dict]:
             else:
                 y, osr, ch = _augmented(x, u, v)
                 sf.write(path, y, osr, subtype="PCM_16")
-        for on, tag, p, folder, process in ((SHIFT, "shift", SHIFT_P, AUD_SHIFT, A.voice_shift),
-                                            (NONLIN, "nonlin", NONLIN_P, AUD_NONLIN, A.nonlinear_channel)):
-            if not on or v == 0:
+        for tag, p, process, stage, folder in (ENABLED_COPIES if v > 0 else []):
+            if stage != "before" or (rng := _drawn(u, v, tag, p)) is None:
                 continue
-            # made from the unit's audio before its chain: a copy replaced here goes through the same channel
-            # (with both switches on, a copy drawn by both is the later one's)
-            rng = np.random.default_rng(zlib.crc32(f"{tag}:{v}:{u['id']}{_SALT_TAG}".encode()))
-            if rng.random() < p:
-                path, ch = folder / path.name, f"cached+{tag}"
-                if not path.exists():
-                    if x is None:
-                        x = _unit_audio(u, rng0)
-                    y, osr, ch = _augmented(process(x, rng, SR), u, v)
-                    sf.write(path, y, osr, subtype="PCM_16")
-                    ch += f"+{tag}"
-        if GATE and v > 0:
-            path, ch = _processed_copy(u, v, path, ch, "gate", GATE_P, AUD_GATE, A.noise_gate)
-        if KDE_TRAIN and v > 0:
-            path, ch = _processed_copy(u, v, path, ch, "vorbis", VORBIS_P, AUD_VORBIS, A.vorbis)
+            path, ch = folder / path.name, f"cached+{tag}"
+            if not path.exists():
+                if x is None:
+                    x = _unit_audio(u, rng0)
+                y, osr, ch = _augmented(process(x, rng, SR), u, v)
+                sf.write(path, y, osr, subtype="PCM_16")
+                ch += f"+{tag}"
+        for tag, p, process, stage, folder in (ENABLED_COPIES if v > 0 else []):
+            if stage != "after" or (rng := _drawn(u, v, tag, p)) is None:
+                continue
+            done = folder / path.name
+            if not done.exists():
+                y, osr = sf.read(path, dtype="float32")
+                sf.write(done, process(y, rng, osr), osr, subtype="PCM_16")
+            path, ch = done, f"{ch}+{tag}"
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
                     "family": u["family"], "system": u["system"], "speaker": u["speaker"],
                     "role": u["role"], "source": u["source"], "dataset": u["dataset"], "channel": ch})
@@ -301,14 +288,8 @@ def _do_unit(u: dict) -> list[dict]:
 
 def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
     AUD.mkdir(parents=True, exist_ok=True)
-    if GATE:
-        AUD_GATE.mkdir(parents=True, exist_ok=True)
-    if KDE_TRAIN:
-        AUD_VORBIS.mkdir(parents=True, exist_ok=True)
-    if SHIFT:
-        AUD_SHIFT.mkdir(parents=True, exist_ok=True)
-    if NONLIN:
-        AUD_NONLIN.mkdir(parents=True, exist_ok=True)
+    for *_, folder in ENABLED_COPIES:
+        folder.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)
