@@ -43,8 +43,8 @@ wait
 #    installs models/synthscan.{onnx,json}
 BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
 # 3b. fine-tune the picked run for 3 more epochs (one-cycle to lr 5e-4, no SWA) on the train files read at <= 8 kHz
-#     only: the phone-channel copies. Measured on four trained runs in session 16 (MODEL_CARD.md): 2-4 points lower
-#     EER on the wide dev set, clean and through G.711 (not on the corpus dev through G.711); ~2.5 min on two threads
+#     only: the phone-channel copies. Measured on five trained runs in sessions 16-17 (MODEL_CARD.md): 2-4 points lower
+#     EER on the wide dev set, clean and through G.711 (not on the corpus dev through G.711); ~3 min on two threads
 ARCH=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["arch"])' "$BEST/dev.json")
 SYNTHSCAN_THREADS=2 nice -n 5 "$PY" -m synthscan_train.train --arch "$ARCH" --epochs 3 --swa 0 --lr 5e-4 \
     --init "$BEST/model.pt" --narrowband --out "${BEST}_nb" > "${BEST}_nb.log" 2>&1
