@@ -32,7 +32,7 @@ pub struct LivePolicy {
     /// the end of the newest). Without it, one synthetic-sounding phrase in the first seconds
     /// of a genuine call raised an alert on 2.5-3.1 % of genuine dev files (3.7-5.0 % over
     /// G.711; the two models it was tuned on); with 1 s, on 0.0-0.6 % (0.6 % over G.711), and
-    /// the model shipped in session 16 on 0.1 % (0.9 % over G.711). See training/live_eval.py.
+    /// the models shipped in sessions 16 and 17 on 0.1 % (0.9 % over G.711). See training/live_eval.py.
     pub raise_hold_s: f64,
     /// An alert clears only when the smoothed score falls this far (in probability) below the
     /// threshold, so a score hovering at the threshold does not flap.
