@@ -354,8 +354,7 @@ def nonlinear_channel(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.nd
         n = int(rng.uniform(0.005, 0.03) * y.size)
         idx = rng.choice(y.size, size=n, replace=False)
         y[idx] += y[idx] * rng.uniform(-2.0, 2.0, n)
-    m = np.max(np.abs(y))
-    return (y * (peak / m) if m > 0 else y).astype(np.float32)
+    return np.asarray(normalize_peak(y, peak), np.float32)
 
 
 def normalize_peak(x: np.ndarray, peak: float) -> np.ndarray:
