@@ -113,15 +113,20 @@ def dev_stores() -> tuple[S.Store, S.Store]:
                  for c in ("clean", "phone"))
 
 
+def is_narrowband(row: dict) -> bool:
+    """Whether the Rust front end reads this file at <= 8 kHz (the G.711, GSM and 8 kHz copies, and clean files
+    recorded at 8 kHz): the inputs that the manifest's threshold_narrowband judges."""
+    import soundfile as sf
+    return sf.info(row["path"]).samplerate <= 8000
+
+
 def load_stores(narrowband: bool = False):
-    """Train and calibration features plus the dev stores. narrowband keeps only the train files the Rust front end
-    reads at <= 8 kHz (the G.711, GSM and 8 kHz copies, and clean files recorded at 8 kHz): the inputs that
-    the manifest's threshold_narrowband judges."""
+    """Train and calibration features plus the dev stores. narrowband keeps only the narrowband train files
+    (is_narrowband)."""
     variants = D.read_csv(D.VARIANTS)
     rows = [v for v in variants if v["role"] == "train"]
     if narrowband:
-        import soundfile as sf
-        rows = [v for v in rows if sf.info(v["path"]).samplerate <= 8000]
+        rows = [v for v in rows if is_narrowband(v)]
     train = S.Store(rows)
     calib = S.Store([v for v in variants if v["role"] == "calib"])
     return (train, calib, *dev_stores())
@@ -140,22 +145,34 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
           swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
-          narrowband: bool = False) -> torch.nn.Module:
+          narrowband: bool = False, wideband_share: float = 0.0) -> torch.nn.Module:
     torch.manual_seed(seed)
     threads = int(os.environ.get('SYNTHSCAN_THREADS', '2'))
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    train_s, calib_s, devc, devp = stores or load_stores(narrowband)
+    if not 0.0 <= wideband_share < 1.0:
+        raise ValueError(f"wideband_share must be in [0, 1), got {wideband_share}")
+    # a mixed fine-tune reads every train file and draws its wideband part anew each epoch
+    train_s, calib_s, devc, devp = stores or load_stores(narrowband and wideband_share == 0.0)
     out.mkdir(parents=True, exist_ok=True)
     starts = [train_s.valid_starts(i) for i in range(len(train_s.rows))]
     usable = np.array([i for i in range(len(starts)) if len(starts[i])], np.int64)
+    wide_pool = np.zeros(0, np.int64)
+    n_wide = 0
+    if narrowband and wideband_share > 0.0:
+        nb = np.array([is_narrowband(train_s.rows[i]) for i in usable], bool)
+        usable, wide_pool = usable[nb], usable[~nb]
+        # wideband files per epoch so that they are wideband_share of the epoch's files
+        n_wide = min(len(wide_pool), int(round(len(usable) * wideband_share / (1.0 - wideband_share))))
     y = train_s.y
-    n_pos = y[usable].sum()
-    n_neg = len(usable) - n_pos
+    n_pos = y[usable].sum() + n_wide * y[wide_pool].mean() if n_wide else y[usable].sum()
+    n_all = len(usable) + n_wide
+    n_neg = n_all - n_pos
     # class-balanced weights; extra generated data is one more "source" of spoof, weighted like corpus
-    cw = {1.0: len(usable) / (2 * n_pos), 0.0: len(usable) / (2 * n_neg)}
-    log(f"[{arch}] train files {len(usable)} (spoof {int(n_pos)}, genuine {int(n_neg)}), "
-        f"frames {len(train_s.x)}")
+    cw = {1.0: n_all / (2 * n_pos), 0.0: n_all / (2 * n_neg)}
+    log(f"[{arch}] train files {len(usable)} (spoof {int(y[usable].sum())}, genuine "
+        f"{int(len(usable) - y[usable].sum())}), frames {len(train_s.x)}"
+        + (f"; plus {n_wide} of {len(wide_pool)} wideband files drawn each epoch" if n_wide else ""))
     # channels-last convolutions are ~25 % faster per training step on CPU (oneDNN's preferred layout);
     # the arithmetic is the same up to float rounding, and the state dict loads into any layout
     model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"]).to(memory_format=torch.channels_last)
@@ -171,7 +188,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         # absolute, so that ship.py finds the base run's dev.json from any working directory
         opts["init"] = str(init.resolve())
     if narrowband:
-        opts["train_files"] = "narrowband only (read at <= 8 kHz)"
+        opts["train_files"] = ("narrowband only (read at <= 8 kHz)" if not n_wide else
+                               f"narrowband (read at <= 8 kHz) plus a {wideband_share:.0%} share of wideband "
+                               "files drawn anew each epoch")
     teach = None
     if teacher is not None:
         # knowledge distillation: the teacher (an exported ONNX model over the same features, e.g. a
@@ -184,7 +203,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         opts["distill"] = {"teacher": teacher.name, "alpha": kd_alpha, "temperature": kd_temp}
     log(f"[{arch}] options {opts}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    steps_per_epoch = int(np.ceil(len(usable) * per_file / bs))
+    steps_per_epoch = int(np.ceil(n_all * per_file / bs))
     # one-cycle over the first epochs - swa epochs, then (SWA) a constant lr while averaging weights
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=(epochs - swa) * steps_per_epoch,
                                                 pct_start=0.15)
@@ -202,7 +221,10 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                 g["lr"] = swa_lr
         t0 = time.time()
         model.train()
-        idx = np.repeat(usable, per_file)
+        epoch_files = usable
+        if n_wide:
+            epoch_files = np.concatenate([usable, rng.choice(wide_pool, n_wide, replace=False)])
+        idx = np.repeat(epoch_files, per_file)
         rng.shuffle(idx)
         st = np.array([starts[i][rng.integers(len(starts[i]))] for i in idx], np.int64)
         tot, nb = 0.0, 0
@@ -295,10 +317,14 @@ def main():
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (a run's model.pt)")
     ap.add_argument("--narrowband", action="store_true",
                     help="train only on the files read at <= 8 kHz (a phone-channel fine-tune, with --init)")
+    ap.add_argument("--wideband-share", type=float, default=0.0,
+                    help="with --narrowband: this share of each epoch's files are wideband ones, drawn anew each epoch")
     a = ap.parse_args()
+    if a.wideband_share and not a.narrowband:
+        ap.error("--wideband-share needs --narrowband")
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
           mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
-          init=a.init, narrowband=a.narrowband)
+          init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share)
 
 
 if __name__ == "__main__":
