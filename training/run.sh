@@ -45,7 +45,7 @@ BEST=$("$PY" -m synthscan_train.select "${RUNS[@]}")
 # 3b. fine-tune the picked run for 3 more epochs (one-cycle to lr 1e-3, no SWA) on the train files read at <= 8 kHz
 #     only: the phone-channel copies. Measured on six trained runs in sessions 16-18 (MODEL_CARD.md): 1-4 points lower
 #     EER on the wide dev set, clean and through G.711 (not on the corpus dev through G.711); ~3 min on two threads.
-#     lr 1e-3 rather than session 16's 5e-4: on four paired runs 0.6-3.9 points lower wide-set EER clean, -0.2 to +0.9
+#     lr 1e-3 rather than session 16's 5e-4: on four paired runs 0.6-3.9 points lower wide-set EER clean, 0.2-0.9 higher
 #     through G.711 (sessions 17-18; on two runs trained with SYNTHSCAN_KDE_TRAIN=1 it cost 0.9-1.3 clean instead)
 ARCH=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["arch"])' "$BEST/dev.json")
 SYNTHSCAN_THREADS=2 nice -n 5 "$PY" -m synthscan_train.train --arch "$ARCH" --epochs 3 --swa 0 --lr 1e-3 \
