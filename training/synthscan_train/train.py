@@ -160,8 +160,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     wide_pool = np.zeros(0, np.int64)
     n_wide = 0
     if narrowband and wideband_share > 0.0:
-        nb = np.array([is_narrowband(train_s.rows[i]) for i in usable], bool)
-        usable, wide_pool = usable[nb], usable[~nb]
+        nb_mask = np.array([is_narrowband(train_s.rows[i]) for i in usable], bool)
+        usable, wide_pool = usable[nb_mask], usable[~nb_mask]
         # wideband files per epoch so that they are wideband_share of the epoch's files
         n_wide = min(len(wide_pool), int(round(len(usable) * wideband_share / (1.0 - wideband_share))))
     y = train_s.y
