@@ -49,7 +49,9 @@ def ensure_dev() -> list[dict]:
     if not p.exists():
         from synthscan_train import prepare
         D.write_csv(p, prepare.dev_tables(D.all_rows()))
-    return D.read_csv(p)
+    dev = D.read_csv(p)
+    D.check_dev_table(dev)
+    return dev
 
 
 def probe_files() -> dict[str, list[str]]:
@@ -356,6 +358,11 @@ def main():
     onnx_path = a.model.parent / man["onnx"]
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert sha == man["sha256"], "manifest sha256 does not match the onnx file"
+    # a model trained on half of the KDE languages must be measured without them (and one trained without, with)
+    kde_train = bool(man.get("training", {}).get("kde_train", False))
+    if kde_train != D.KDE_TRAIN:
+        raise SystemExit(f"{a.model.name} was trained {'with' if kde_train else 'without'} SYNTHSCAN_KDE_TRAIN=1: "
+                         "measure it under the same setting (and a prepare run under it)")
     dev_all = ensure_dev()
     dev = [r for r in dev_all if r["role"] == "dev"]
     clean = [r for r in dev if r["condition"] == "clean"]

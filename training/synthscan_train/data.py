@@ -131,6 +131,21 @@ def read_manifest(path: Path, source: str) -> list[dict]:
     return rows
 
 
+def check_dev_table(dev: list[dict]) -> None:
+    """Stop when a dev table (.cache/dev.csv) was written under the other SYNTHSCAN_KDE_TRAIN setting: prepare
+    rewrites it on each run, so after a KDE_TRAIN prepare a plain run would lose half of the KDE dev recordings,
+    and after a plain prepare a KDE_TRAIN run would score its own training languages as dev."""
+    def kde(rows):
+        return {r["dataset"] for r in rows if r.get("dataset", "").startswith(KDE_DATASETS)}
+    want = kde(r for r in all_rows() if r["role"] == "dev_extra")
+    have = kde(dev)
+    if want != have:
+        setting = "with SYNTHSCAN_KDE_TRAIN=1" if KDE_TRAIN else "without SYNTHSCAN_KDE_TRAIN"
+        raise SystemExit(f"{CACHE / 'dev.csv'} holds KDE recordings of {len(have)} folders where a run {setting} "
+                         f"holds out {len(want)}: it was written by a prepare run under the other setting; run "
+                         f"`{'SYNTHSCAN_KDE_TRAIN=1 ' if KDE_TRAIN else ''}python -m synthscan_train.prepare` first")
+
+
 def all_rows() -> list[dict]:
     rows = read_manifest(CORPUS / "manifest.csv", "corpus")
     for d in EXTRA:

@@ -270,8 +270,9 @@ def set_threshold(a, size: int) -> None:
     # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
     conds = ("clean",) if a.threshold_on == "clean" else ("clean", "phone")
     roles = ("dev", "dev_extra") if a.threshold_genuine == "wide" else ("dev",)
-    dev = [d for d in D.read_csv(D.CACHE / "dev.csv")
-           if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
+    dev_all = D.read_csv(D.CACHE / "dev.csv")
+    D.check_dev_table(dev_all)
+    dev = [d for d in dev_all if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
     n_extra = sum(d["role"] == "dev_extra" for d in dev if d["condition"] == "clean")
     if a.threshold_genuine == "wide" and not n_extra:
         raise SystemExit("--threshold-genuine wide: no held-out genuine package speech in dev.csv (run genuine.py, "
@@ -312,6 +313,8 @@ def set_threshold(a, size: int) -> None:
         else f"lowest threshold with <= 2 % of {which} flagged both clean and through the G.711 dev "
              "channel (the stricter of the two; chosen on dev)")
     # the same rule as data, for evaluate.py's threshold bootstrap and leave-one-source-out
+    # evaluate.py measures the model under the same setting (the KDE languages it trained on are not dev for it)
+    man["training"]["kde_train"] = D.KDE_TRAIN
     man["training"]["threshold_selection"] = {
         "on": a.threshold_on, "genuine": a.threshold_genuine,
         "bound_corpus": a.threshold_on == "split" and a.threshold_genuine == "wide"}

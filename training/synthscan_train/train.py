@@ -109,6 +109,7 @@ def predictor(model):
 def dev_stores() -> tuple[S.Store, S.Store]:
     """The dev split's features, clean and through the G.711 dev channel."""
     dev = D.read_csv(D.CACHE / "dev.csv")
+    D.check_dev_table(dev)
     return tuple(S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == c])
                  for c in ("clean", "phone"))
 
