@@ -45,13 +45,10 @@ BASELINE = {"clean": {"all": 17.8, "vc": 20.0, "waveglow": 21.6, "kokoro": 0.0},
 
 
 def ensure_dev() -> list[dict]:
-    p = D.CACHE / "dev.csv"
-    if not p.exists():
+    if not D.DEV_TABLE.exists():
         from synthscan_train import prepare
-        D.write_csv(p, prepare.dev_tables(D.all_rows()))
-    dev = D.read_csv(p)
-    D.check_dev_table(dev)
-    return dev
+        D.write_csv(D.DEV_TABLE, prepare.dev_tables(D.all_rows()))
+    return D.read_dev_table()
 
 
 def probe_files() -> dict[str, list[str]]:

@@ -48,8 +48,8 @@ PAD_S = 0.03
 COLUMNS = ["file", "label", "system", "family", "speaker", "language", "dataset", "source", "license",
            "duration_s", "split"]
 DEV_SYSTEMS = {"hibari_heart", "kokoro_jm_kumo"}
-PIPER_ORT_SEED = 1234
 DEV_ENGINES = {"rhvoice"}
+PIPER_ORT_SEED = 1234
 
 
 # ----------------------------------------------------------------------------------------------------------

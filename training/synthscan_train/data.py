@@ -95,6 +95,8 @@ VARIANTS = VARIANTS.with_name(VARIANTS.stem + "".join(suffix for _, suffix, *_ i
 # above are made)
 KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
 KDE_DATASETS = ("klettres_", "ktuberling_")
+# the dev table prepare writes (clean and G.711 dev copies, roles dev / dev_extra); read it with read_dev_table
+DEV_TABLE = CACHE / "dev.csv"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -131,19 +133,21 @@ def read_manifest(path: Path, source: str) -> list[dict]:
     return rows
 
 
-def check_dev_table(dev: list[dict]) -> None:
-    """Stop when a dev table (.cache/dev.csv) was written under the other SYNTHSCAN_KDE_TRAIN setting: prepare
-    rewrites it on each run, so after a KDE_TRAIN prepare a plain run would lose half of the KDE dev recordings,
-    and after a plain prepare a KDE_TRAIN run would score its own training languages as dev."""
+def read_dev_table() -> list[dict]:
+    """DEV_TABLE's rows; stops when it was written under the other SYNTHSCAN_KDE_TRAIN setting: prepare rewrites it
+    on each run, so after a KDE_TRAIN prepare a plain run would lose half of the KDE dev recordings, and after a
+    plain prepare a KDE_TRAIN run would score its own training languages as dev."""
+    dev = read_csv(DEV_TABLE)
     def kde(rows):
         return {r["dataset"] for r in rows if r.get("dataset", "").startswith(KDE_DATASETS)}
     want = kde(r for r in all_rows() if r["role"] == "dev_extra")
     have = kde(dev)
     if want != have:
         setting = "with SYNTHSCAN_KDE_TRAIN=1" if KDE_TRAIN else "without SYNTHSCAN_KDE_TRAIN"
-        raise SystemExit(f"{CACHE / 'dev.csv'} holds KDE recordings of {len(have)} folders where a run {setting} "
+        raise SystemExit(f"{DEV_TABLE} holds KDE recordings of {len(have)} folders where a run {setting} "
                          f"holds out {len(want)}: it was written by a prepare run under the other setting; run "
                          f"`{'SYNTHSCAN_KDE_TRAIN=1 ' if KDE_TRAIN else ''}python -m synthscan_train.prepare` first")
+    return dev
 
 
 def all_rows() -> list[dict]:

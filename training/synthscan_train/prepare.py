@@ -62,7 +62,7 @@ def main() -> None:
     D.write_csv(D.VARIANTS, variants)
     print(f"variants {len(variants)}  ({time.time() - t0:.0f}s)", flush=True)
     dev = dev_tables(rows)
-    D.write_csv(D.CACHE / "dev.csv", dev)
+    D.write_csv(D.DEV_TABLE, dev)
     print(f"dev files {len(dev)}  ({time.time() - t0:.0f}s)", flush=True)
     cfg = feature_config()
     D.extract_features([v["path"] for v in variants] + [d["path"] for d in dev], cfg)

@@ -270,9 +270,7 @@ def set_threshold(a, size: int) -> None:
     # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
     conds = ("clean",) if a.threshold_on == "clean" else ("clean", "phone")
     roles = ("dev", "dev_extra") if a.threshold_genuine == "wide" else ("dev",)
-    dev_all = D.read_csv(D.CACHE / "dev.csv")
-    D.check_dev_table(dev_all)
-    dev = [d for d in dev_all if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
+    dev = [d for d in D.read_dev_table() if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
     n_extra = sum(d["role"] == "dev_extra" for d in dev if d["condition"] == "clean")
     if a.threshold_genuine == "wide" and not n_extra:
         raise SystemExit("--threshold-genuine wide: no held-out genuine package speech in dev.csv (run genuine.py, "

@@ -108,8 +108,7 @@ def predictor(model):
 
 def dev_stores() -> tuple[S.Store, S.Store]:
     """The dev split's features, clean and through the G.711 dev channel."""
-    dev = D.read_csv(D.CACHE / "dev.csv")
-    D.check_dev_table(dev)
+    dev = D.read_dev_table()
     return tuple(S.Store([d for d in dev if d["role"] == "dev" and d["condition"] == c])
                  for c in ("clean", "phone"))
 
@@ -166,13 +165,15 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         # wideband files per epoch so that they are wideband_share of the epoch's files
         n_wide = min(len(wide_pool), int(round(len(usable) * wideband_share / (1.0 - wideband_share))))
     y = train_s.y
-    n_pos = y[usable].sum() + n_wide * y[wide_pool].mean() if n_wide else y[usable].sum()
+    n_spoof = y[usable].sum()
+    # the class balance of an epoch's files: the wideband draw is expected to hold the pool's share of spoof
+    n_pos = n_spoof + n_wide * y[wide_pool].mean() if n_wide else n_spoof
     n_all = len(usable) + n_wide
     n_neg = n_all - n_pos
     # class-balanced weights; extra generated data is one more "source" of spoof, weighted like corpus
     cw = {1.0: n_all / (2 * n_pos), 0.0: n_all / (2 * n_neg)}
-    log(f"[{arch}] train files {len(usable)} (spoof {int(y[usable].sum())}, genuine "
-        f"{int(len(usable) - y[usable].sum())}), frames {len(train_s.x)}"
+    log(f"[{arch}] train files {len(usable)} (spoof {int(n_spoof)}, genuine {int(len(usable) - n_spoof)}), "
+        f"frames {len(train_s.x)}"
         + (f"; plus {n_wide} of {len(wide_pool)} wideband files drawn each epoch" if n_wide else ""))
     # channels-last convolutions are ~25 % faster per training step on CPU (oneDNN's preferred layout);
     # the arithmetic is the same up to float rounding, and the state dict loads into any layout
