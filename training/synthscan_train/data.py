@@ -90,9 +90,9 @@ _COPIES_ON = [c for c in COPY_SWITCHES if os.environ.get(c[0]) == "1"]
 ENABLED_COPIES = [(tag, p, process, stage, CACHE / f"aud_{tag}{_SALT_TAG}")
                   for _, _, tag, p, process, stage in _COPIES_ON]
 VARIANTS = VARIANTS.with_name(VARIANTS.stem + "".join(suffix for _, suffix, *_ in _COPIES_ON) + ".csv")
-# SYNTHSCAN_KDE_TRAIN=1 (experiment): genuine.py's KDE home recordings of half of the languages (by a hash of the
-# language code, so one language's speakers stay on one side) become genuine TRAIN speech (and its Vorbis copies
-# above are made)
+# SYNTHSCAN_KDE_TRAIN=1 (run.sh sets it by default since session 19): genuine.py's KDE home recordings of half of
+# the languages (by a hash of the language code, so one language's speakers stay on one side) become genuine TRAIN
+# speech (and its Vorbis copies above are made)
 KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
 KDE_DATASETS = ("klettres_", "ktuberling_")
 # the dev table prepare writes (clean and G.711 dev copies, roles dev / dev_extra); read it with read_dev_table
