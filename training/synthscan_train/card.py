@@ -29,8 +29,7 @@ ARCH_NOTES = {
 }
 
 
-def data_stats() -> dict:
-    rows = D.all_rows()
+def data_stats(rows: list[dict]) -> dict:
     st = defaultdict(lambda: {"files": 0, "minutes": 0.0, "systems": set(), "speakers": set()})
     for r in rows:
         role = "dev" if r["role"] in ("dev", "dev_extra") else "train"
@@ -58,7 +57,12 @@ def main():
     assert R["model"]["sha256"] == man["sha256"], "dev_eval.json is not for the shipped model: rerun evaluate.py"
     md = (D.TRAIN_DIR / "results" / "dev_eval.md").read_text()
     t = man["training"]
-    ds = data_stats()
+    # the training data is described from today's tables, so they must be read under the model's own setting
+    if bool(t.get("kde_train", False)) != D.KDE_TRAIN:
+        raise SystemExit(f"the shipped model was trained {'with' if t.get('kde_train') else 'without'} "
+                         "SYNTHSCAN_KDE_TRAIN=1: write its card under the same setting")
+    rows = D.all_rows()
+    ds = data_stats(rows)
     L = ["# synthscan model card", "",
          f"`models/synthscan.onnx` (sha256 `{man['sha256']}`), manifest `models/synthscan.json`. "
          "Produced by `training/run.sh`, with `CANDIDATES` set to the schedule under Training below (the default "
@@ -108,9 +112,14 @@ def main():
         L.append(f"| {k} | {v['files']} | {v['minutes']} | {v['systems'] if v['systems'] is not None else ''} | "
                  f"{v['speakers']} |")
     # SYNTHSCAN_KDE_TRAIN=1 (data.py) moves the home recordings of half of the languages to train
-    kde = ("KDE home recordings of 16 languages in 24 folders, with 10 % of the augmented copies of both classes "
-           "through an Ogg Vorbis round trip", "the other 17 folders of KDE home recordings") if t.get("kde_train") \
-        else ("", "KDE home recordings in 41 language folders")
+    kde_train = [r for r in rows if D.is_kde(r) and r["role"] not in ("dev", "dev_extra")]
+    kde_dev = {r["dataset"] for r in rows if D.is_kde(r) and r["role"] == "dev_extra"}
+    vorbis_share = next(share for switch, _, _, share, *_ in D.COPY_SWITCHES if switch == "SYNTHSCAN_KDE_TRAIN")
+    kde = (f"KDE home recordings of {len({r['language'] for r in kde_train})} languages in "
+           f"{len({r['dataset'] for r in kde_train})} folders, with {100 * vorbis_share:.0f} % of the augmented "
+           "copies of both classes through an Ogg Vorbis round trip",
+           f"the other {len(kde_dev)} folders of KDE home recordings") if kde_train \
+        else ("", f"KDE home recordings in {len(kde_dev)} language folders")
     L += ["", "`corpus` = /work/shared/corpus (see its README); `gen` = TTS generated offline by "
           "training/generate.py (Piper, Kokoro, eSpeak NG, MBROLA, Flite, Festival, Pico; dev: hibari, "
           "Kokoro jm_kumo, RHVoice); `genuine` = human speech from packages (train: Asterisk prompts of one "

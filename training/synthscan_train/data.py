@@ -139,7 +139,7 @@ def read_dev_table() -> list[dict]:
     plain prepare a KDE_TRAIN run would score its own training languages as dev."""
     dev = read_csv(DEV_TABLE)
     def kde(rows):
-        return {r["dataset"] for r in rows if r.get("dataset", "").startswith(KDE_DATASETS)}
+        return {r["dataset"] for r in rows if is_kde(r)}
     want = kde(r for r in all_rows() if r["role"] == "dev_extra")
     have = kde(dev)
     if want != have:
@@ -150,6 +150,11 @@ def read_dev_table() -> list[dict]:
     return dev
 
 
+def is_kde(r: dict) -> bool:
+    """A KDE home recording (genuine.py: one dataset per package and language folder)."""
+    return r.get("dataset", "").startswith(KDE_DATASETS)
+
+
 def all_rows() -> list[dict]:
     rows = read_manifest(CORPUS / "manifest.csv", "corpus")
     for d in EXTRA:
@@ -157,7 +162,7 @@ def all_rows() -> list[dict]:
         if m.exists():
             rows += read_manifest(m, d.name)
     for r in rows:
-        if KDE_TRAIN and r.get("dataset", "").startswith(KDE_DATASETS) and h01("kde:" + r["language"]) < 0.5:
+        if KDE_TRAIN and is_kde(r) and h01("kde:" + r["language"]) < 0.5:
             r["split"] = "train"
         if r["split"] == "dev":
             r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"

@@ -245,7 +245,7 @@ def main():
     ev = dev_eval(model, *dev_stores())
     training = {
         **summary,
-        "data": data_stats(),
+        "data": data_stats(D.all_rows()),
         "augmentation": AUGMENTATION,
         "train": train_description(info),
         "dev_python_final_epoch": {"clean": ev["clean"], "phone": ev["phone"]},
