@@ -65,8 +65,8 @@ def main():
     ds = data_stats(rows)
     L = ["# synthscan model card", "",
          f"`models/synthscan.onnx` (sha256 `{man['sha256']}`), manifest `models/synthscan.json`. "
-         "Produced by `training/run.sh`, with `CANDIDATES` set to the schedule under Training below (the default "
-         "schedule may be shorter: training/README.md); every number below was measured by `training/evaluate.py` on the "
+         "Produced by `training/run.sh`, whose default rebuilds it (the recipe and its timing: training/README.md); "
+         "every number below was measured by `training/evaluate.py` on the "
          "shipped files through `target/release/synthscan analyze`.", "",
          "## What it does", "",
          f"Scores {C.WINDOW['frames']}-frame windows ({C.WINDOW['frames'] / 100:.2f} s, hop "
