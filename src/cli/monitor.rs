@@ -56,6 +56,10 @@ pub struct MonitorArgs {
     /// longer means fewer false alarms on genuine callers and later alerts on synthetic ones.
     #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
     alert_hold_seconds: f64,
+    /// How far (in probability) above the threshold the live score must be to raise an alert;
+    /// 0 raises at the threshold itself.
+    #[arg(long, value_name = "P", default_value_t = LivePolicy::default().raise_margin)]
+    alert_margin: f64,
     /// Shell command run (with `sh -c`) each time an alert is raised; SYNTHSCAN_CHANNEL,
     /// SYNTHSCAN_SCORE, SYNTHSCAN_TIME_S and SYNTHSCAN_ALERT (the event as JSON) are set.
     #[arg(long, value_name = "CMD")]
@@ -268,6 +272,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         update_interval_s: f64::from(args.update_ms) / 1e3,
         smoothing_s: args.smoothing_seconds,
         raise_hold_s: args.alert_hold_seconds,
+        raise_margin: args.alert_margin,
         ..LivePolicy::default()
     };
 

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// synthetic ones.
     #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
     alert_hold_seconds: f64,
+    /// How far (in probability) above the threshold the live score must be to raise an alert;
+    /// 0 raises at the threshold itself.
+    #[arg(long, value_name = "P", default_value_t = LivePolicy::default().raise_margin)]
+    alert_margin: f64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -82,6 +86,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         policy: LivePolicy {
             update_interval_s: f64::from(args.update_ms) / 1e3,
             raise_hold_s: args.alert_hold_seconds,
+            raise_margin: args.alert_margin,
             ..LivePolicy::default()
         },
     };

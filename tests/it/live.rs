@@ -202,6 +202,64 @@ fn an_alert_waits_until_the_score_has_held_above_the_threshold() {
 }
 
 #[test]
+fn an_alert_needs_the_score_to_reach_the_threshold_plus_the_margin() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let threshold = 0.85;
+    let detector = Detector::new(model.manifest.clone())
+        .unwrap()
+        .with_threshold(threshold)
+        .unwrap();
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let robocall = samples(&sample("synthetic_robocall.wav"));
+    let alerts = |margin: f64, scorer: &mut OnnxScorer| {
+        let policy = LivePolicy {
+            raise_margin: margin,
+            ..LivePolicy::default()
+        };
+        live_run_samples(&detector, scorer, &robocall, 320, policy)
+            .0
+            .into_iter()
+            .filter_map(|e| match e {
+                LiveEvent::Alert(a) if a.state == AlertState::Raised => Some((a.time_s, a.score)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let at_threshold = alerts(0.0, &mut scorer);
+    assert_eq!(at_threshold.len(), 1, "{at_threshold:?}");
+    for margin in [0.02, 0.1] {
+        let with_margin = alerts(margin, &mut scorer);
+        assert_eq!(with_margin.len(), 1, "margin {margin}: {with_margin:?}");
+        let (time_s, score) = with_margin[0];
+        // Scores are rounded to 4 decimals in the event.
+        assert!(
+            score >= threshold + margin - 5e-5,
+            "margin {margin}: raised at score {score}"
+        );
+        assert!(
+            time_s >= at_threshold[0].0,
+            "margin {margin}: raised at {time_s} s, before {at_threshold:?}"
+        );
+    }
+    // A level of 1 cannot be reached by a probability below 1.
+    assert!(alerts(1.0 - threshold, &mut scorer).is_empty());
+}
+
+#[test]
+fn an_alert_margin_outside_0_to_1_is_a_config_error() {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    for margin in [-0.01, 1.0, f64::NAN] {
+        let policy = LivePolicy {
+            raise_margin: margin,
+            ..LivePolicy::default()
+        };
+        let err = LiveStream::new(&detector, 16_000, 1, policy).unwrap_err();
+        assert!(matches!(err, synthscan::Error::Config(_)), "{margin}: {err}");
+    }
+}
+
+#[test]
 fn a_negative_or_non_finite_hold_is_a_config_error() {
     let model = LoadedModel::load(&shipped_model()).unwrap();
     let detector = Detector::new(model.manifest.clone()).unwrap();
