@@ -82,19 +82,15 @@ impl LivePolicy {
         if self.min_windows == 0 {
             return Err(Error::Config("live alerts need at least 1 window".into()));
         }
-        if !(0.0..1.0).contains(&self.raise_margin) {
-            return Err(Error::Config(format!(
-                "live alert margin must be in [0, 1), not {}",
-                self.raise_margin
-            )));
-        }
-        if !(0.0..1.0).contains(&self.release_margin) {
-            return Err(Error::Config(format!(
-                "live release margin must be in [0, 1), not {}",
-                self.release_margin
-            )));
-        }
-        Ok(())
+        let margin = |name: &str, v: f64| -> Result<()> {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Config(format!("live {name} margin must be in [0, 1), not {v}")))
+            }
+        };
+        margin("alert", self.raise_margin)?;
+        margin("release", self.release_margin)
     }
 }
 

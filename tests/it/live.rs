@@ -42,15 +42,28 @@ fn live_run_samples(
     (events, analysis)
 }
 
-/// Stream times of the alerts raised.
-fn raised(events: &[LiveEvent]) -> Vec<f64> {
+/// Stream times and scores of the alerts raised.
+fn raised_with_scores(events: &[LiveEvent]) -> Vec<(f64, f64)> {
     events
         .iter()
         .filter_map(|e| match e {
-            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a.time_s),
+            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some((a.time_s, a.score)),
             _ => None,
         })
         .collect()
+}
+
+/// Stream times of the alerts raised.
+fn raised(events: &[LiveEvent]) -> Vec<f64> {
+    raised_with_scores(events).into_iter().map(|(t, _)| t).collect()
+}
+
+/// Asserts that a live stream refuses `policy` as a configuration error.
+fn assert_config_error(policy: LivePolicy, what: &str) {
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    let err = LiveStream::new(&detector, 16_000, 1, policy).unwrap_err();
+    assert!(matches!(err, synthscan::Error::Config(_)), "{what}: {err}");
 }
 
 fn sample(name: &str) -> std::path::PathBuf {
@@ -216,14 +229,7 @@ fn an_alert_needs_the_score_to_reach_the_threshold_plus_the_margin() {
             raise_margin: margin,
             ..LivePolicy::default()
         };
-        live_run_samples(&detector, scorer, &robocall, 320, policy)
-            .0
-            .into_iter()
-            .filter_map(|e| match e {
-                LiveEvent::Alert(a) if a.state == AlertState::Raised => Some((a.time_s, a.score)),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
+        raised_with_scores(&live_run_samples(&detector, scorer, &robocall, 320, policy).0)
     };
     let at_threshold = alerts(0.0, &mut scorer);
     assert_eq!(at_threshold.len(), 1, "{at_threshold:?}");
@@ -247,28 +253,22 @@ fn an_alert_needs_the_score_to_reach_the_threshold_plus_the_margin() {
 
 #[test]
 fn an_alert_margin_outside_0_to_1_is_a_config_error() {
-    let model = LoadedModel::load(&shipped_model()).unwrap();
-    let detector = Detector::new(model.manifest.clone()).unwrap();
     for margin in [-0.01, 1.0, f64::NAN] {
         let policy = LivePolicy {
             raise_margin: margin,
             ..LivePolicy::default()
         };
-        let err = LiveStream::new(&detector, 16_000, 1, policy).unwrap_err();
-        assert!(matches!(err, synthscan::Error::Config(_)), "{margin}: {err}");
+        assert_config_error(policy, &format!("margin {margin}"));
     }
 }
 
 #[test]
 fn a_negative_or_non_finite_hold_is_a_config_error() {
-    let model = LoadedModel::load(&shipped_model()).unwrap();
-    let detector = Detector::new(model.manifest.clone()).unwrap();
     for hold in [-0.5, f64::NAN, f64::INFINITY] {
         let policy = LivePolicy {
             raise_hold_s: hold,
             ..LivePolicy::default()
         };
-        let err = LiveStream::new(&detector, 16_000, 1, policy).unwrap_err();
-        assert!(matches!(err, synthscan::Error::Config(_)), "{hold}: {err}");
+        assert_config_error(policy, &format!("hold {hold}"));
     }
 }
