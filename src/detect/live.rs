@@ -130,7 +130,11 @@ pub struct Alert {
     pub state: AlertState,
     /// The smoothed score that crossed.
     pub score: f64,
+    /// The verdict threshold in force.
     pub threshold: f64,
+    /// The level the smoothed score crossed: the threshold plus the raise margin for a raised
+    /// alert, minus the release margin for a cleared one.
+    pub level: f64,
 }
 
 /// What a live stream reports.
@@ -268,6 +272,7 @@ impl LiveStream {
         self.windows_scored += scores.len();
         let threshold = self.stream.threshold();
         let raise_level = threshold + self.policy.raise_margin;
+        let release_level = threshold - self.policy.release_margin;
         for w in scores {
             // Stamped with the end of the window that crossed, so alerts do not depend on how
             // the input happened to be chunked.
@@ -275,7 +280,7 @@ impl LiveStream {
             let smoothed = self.add_window(&w);
             let track = &mut self.tracks[w.channel];
             let Some((p, n)) = smoothed else { continue };
-            let below = track.alert && p < threshold - self.policy.release_margin;
+            let below = track.alert && p < release_level;
             if !below {
                 track.below_since = None;
             }
@@ -297,12 +302,14 @@ impl LiveStream {
                 continue;
             };
             track.alert = state == AlertState::Raised;
+            let level = if track.alert { raise_level } else { release_level };
             events.push(LiveEvent::Alert(Alert {
                 time_s: round(time_s, 3),
                 channel: w.channel,
                 state,
                 score: round(p, 4),
                 threshold: round(threshold, 4),
+                level: round(level, 4),
             }));
         }
     }

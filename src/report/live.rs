@@ -86,14 +86,14 @@ impl<'a> LiveView<'a> {
                 "1;31",
                 &format!(
                     "[{:>7.2}s] ALERT channel {}: synthetic speech (score {:.2} >= {:.2})",
-                    a.time_s, a.channel, a.score, a.threshold
+                    a.time_s, a.channel, a.score, a.level
                 ),
             ),
             AlertState::Cleared => self.paint(
                 "32",
                 &format!(
-                    "[{:>7.2}s] cleared channel {}: score {:.2}",
-                    a.time_s, a.channel, a.score
+                    "[{:>7.2}s] cleared channel {}: score {:.2} < {:.2}",
+                    a.time_s, a.channel, a.score, a.level
                 ),
             ),
         };

@@ -1,6 +1,6 @@
 //! The live state machine (`LiveStream`) against file analysis.
 
-use synthscan::detect::{AlertState, LiveEvent};
+use synthscan::detect::{Alert, AlertState, LiveEvent};
 use synthscan::{AudioSource, Detector, FileSource, LivePolicy, LiveStream, LoadedModel, OnnxScorer, analyze_source};
 
 use crate::shipped_model;
@@ -42,20 +42,17 @@ fn live_run_samples(
     (events, analysis)
 }
 
-/// Stream times and scores of the alerts raised.
-fn raised_with_scores(events: &[LiveEvent]) -> Vec<(f64, f64)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            LiveEvent::Alert(a) if a.state == AlertState::Raised => Some((a.time_s, a.score)),
-            _ => None,
-        })
-        .collect()
+/// The alerts raised.
+fn raised_alerts(events: &[LiveEvent]) -> impl Iterator<Item = &Alert> {
+    events.iter().filter_map(|e| match e {
+        LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a),
+        _ => None,
+    })
 }
 
 /// Stream times of the alerts raised.
 fn raised(events: &[LiveEvent]) -> Vec<f64> {
-    raised_with_scores(events).into_iter().map(|(t, _)| t).collect()
+    raised_alerts(events).map(|a| a.time_s).collect()
 }
 
 /// Asserts that a live stream refuses `policy` as a configuration error.
@@ -157,24 +154,35 @@ fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
         live.push(piece, &mut scorer, &mut events).unwrap();
     }
     live.finish(&mut scorer, &mut events).unwrap();
-    let alerts: Vec<(AlertState, f64)> = events
+    let alerts: Vec<&Alert> = events
         .iter()
         .filter_map(|e| match e {
-            LiveEvent::Alert(a) => Some((a.state, a.time_s)),
+            LiveEvent::Alert(a) => Some(a),
             _ => None,
         })
         .collect();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
-    assert_eq!(alerts[0].0, AlertState::Raised);
-    assert!(alerts[0].1 < synthetic_s);
-    assert_eq!(alerts[1].0, AlertState::Cleared);
+    assert_eq!(alerts[0].state, AlertState::Raised);
+    assert!(alerts[0].time_s < synthetic_s);
+    assert_eq!(alerts[1].state, AlertState::Cleared);
     // The genuine speech must first outweigh the synthetic windows in the 3 s smoothing span,
     // then stay below the release level for the hold.
     assert!(
-        alerts[1].1 >= synthetic_s + policy.clear_hold_s,
+        alerts[1].time_s >= synthetic_s + policy.clear_hold_s,
         "cleared at {} s, genuine speech from {synthetic_s} s",
-        alerts[1].1
+        alerts[1].time_s
     );
+    // Each event names the level it crossed (4 decimals in the event).
+    let threshold = detector.threshold_for(rate);
+    assert!(
+        (alerts[0].level - (threshold + policy.raise_margin)).abs() <= 5e-5,
+        "{alerts:?}"
+    );
+    assert!(
+        (alerts[1].level - (threshold - policy.release_margin)).abs() <= 5e-5,
+        "{alerts:?}"
+    );
+    assert!(alerts[1].score < alerts[1].level + 5e-5, "{alerts:?}");
     assert_eq!(live.alerts_raised(), 1);
 }
 
@@ -229,22 +237,29 @@ fn an_alert_needs_the_score_to_reach_the_threshold_plus_the_margin() {
             raise_margin: margin,
             ..LivePolicy::default()
         };
-        raised_with_scores(&live_run_samples(&detector, scorer, &robocall, 320, policy).0)
+        let events = live_run_samples(&detector, scorer, &robocall, 320, policy).0;
+        raised_alerts(&events).cloned().collect::<Vec<_>>()
     };
     let at_threshold = alerts(0.0, &mut scorer);
     assert_eq!(at_threshold.len(), 1, "{at_threshold:?}");
     for margin in [0.02, 0.1] {
         let with_margin = alerts(margin, &mut scorer);
         assert_eq!(with_margin.len(), 1, "margin {margin}: {with_margin:?}");
-        let (time_s, score) = with_margin[0];
-        // Scores are rounded to 4 decimals in the event.
+        let alert = &with_margin[0];
+        // The event says which level was crossed; it and the score are rounded to 4 decimals.
         assert!(
-            score >= threshold + margin - 5e-5,
-            "margin {margin}: raised at score {score}"
+            (alert.level - (threshold + margin)).abs() <= 5e-5,
+            "margin {margin}: {alert:?}"
         );
         assert!(
-            time_s >= at_threshold[0].0,
-            "margin {margin}: raised at {time_s} s, before {at_threshold:?}"
+            (alert.threshold - threshold).abs() <= 5e-5,
+            "margin {margin}: {alert:?}"
+        );
+        assert!(alert.score >= alert.level - 5e-5, "margin {margin}: {alert:?}");
+        assert!(
+            alert.time_s >= at_threshold[0].time_s,
+            "margin {margin}: raised at {} s, before {at_threshold:?}",
+            alert.time_s
         );
     }
     // A level of 1 cannot be reached by a probability below 1.
