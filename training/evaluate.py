@@ -109,6 +109,16 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
                                         if (spf & (verdict != "inconclusive")).any() else None)
     out["detection_by_family"] = {f: float(np.mean(verdict[fam == f] == "synthetic"))
                                   for f in ("waveglow", "vc", "kokoro", "others") if (fam == f).any()}
+    # per synthesis system: a family's figure can hide systems it never catches (session 21: WaveGlow
+    # resynthesis of natural recordings in a family whose TTS systems are caught)
+    sysname = np.array([r.get("system", "") or "?" for r in rows])
+    raw_fam = np.array([r["family"] for r in rows])
+    out["detection_by_system"] = {
+        sname: {"family": str(raw_fam[sysname == sname][0]), "n": int(((sysname == sname) & spf).sum()),
+                "detected": float(np.mean(verdict[(sysname == sname) & spf] == "synthetic")),
+                "median_p": float(np.nanmedian(score[(sysname == sname) & spf]))
+                if (~np.isnan(score[(sysname == sname) & spf])).any() else None}
+        for sname in sorted(set(sysname[spf]))}
     out["n_genuine"], out["n_spoof"] = int(gen.sum()), int(spf.sum())
     ds = np.array([r.get("dataset", "") or "?" for r in rows])
     out["genuine_by_dataset"] = {d: {"n": int(((ds == d) & gen).sum()),
@@ -118,7 +128,7 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
                                  for d in sorted(set(ds[gen]))}
     # files are named relative to the corpus / cache (data.portable): results compare across checkouts
     out["files"] = [{"file": D.portable(r["orig"] if "orig" in r else r[key]), "label": r["label"],
-                     "family": r["family"],
+                     "family": r["family"], "system": r.get("system", "") or "?",
                      "dataset": r.get("dataset", "") or "?", "p": res[r[key]]["score"],
                      "verdict": res[r[key]]["verdict"], "rate": res[r[key]]["sample_rate_hz"]} for r in rows]
     return out
@@ -270,6 +280,20 @@ def markdown(R: dict) -> str:
                  f"{pct(m['genuine_flagged'])} | {pct(m['inconclusive_share'])} |")
         b = BASELINE[c]
         L.append(f"| {c} (README baseline) | {b['all']} % | {b['waveglow']} % | {b['vc']} % | {b['kokoro']} % | | | | |")
+    if "detection_by_system" in R["clean"]:
+        bs = {c: R[c]["detection_by_system"] for c in ("clean", "phone")}
+
+        def med(v):
+            return "–" if v is None else f"{v:.2f}"
+
+        L += ["", "Corpus dev synthetic files by system (every one held out from training), detected at the "
+              "threshold and median score, clean / G.711:", "",
+              "| family | system | n | detected clean | detected G.711 | median score clean | median score G.711 |",
+              "|---|---|---|---|---|---|---|"]
+        for sname, v in sorted(bs["clean"].items(), key=lambda kv: (kv[1]["family"], kv[1]["detected"], kv[0])):
+            ph = bs["phone"].get(sname, {})
+            L.append(f"| {v['family']} | {sname} | {v['n']} | {pct(v['detected'])} | {pct(ph.get('detected'))} | "
+                     f"{med(v['median_p'])} | {med(ph.get('median_p'))} |")
     L += ["", "Shortcut probes:", ""]
     for k in ("nb", "lead2s"):
         if k in R:

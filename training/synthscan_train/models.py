@@ -80,13 +80,16 @@ class OCHead(nn.Module):
 
 
 class LCNN(nn.Module):
-    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn"):
+    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn", fstride=2):
         super().__init__()
         self.head = head
         self.norm = norm
         c1, c2, c3, c4 = w
+        # fstride 4 (with a 7-bin kernel): a finer filterbank (160 bins) read by the first layer only, whose
+        # output then has the 80-bin layout's size, so every later layer costs what it does at 80 bins
+        stem = MFM2d(1, c1, 5, 2, 2) if fstride == 2 else MFM2d(1, c1, (5, 7), (2, fstride), (2, 3))
         self.net = nn.Sequential(
-            MFM2d(1, c1, 5, 2, 2),                 # [F/2, B/2]
+            stem,                                   # [F/2, B/fstride]
             nn.MaxPool2d(2),                        # [F/4, B/4]
             MFM2d(c1, c1, 1), MFM2d(c1, c2, 3, 1, 1),
             nn.MaxPool2d(2),                        # [F/8, B/8]
@@ -94,7 +97,7 @@ class LCNN(nn.Module):
             nn.MaxPool2d((1, 2)),                   # [F/8, B/16]
             MFM2d(c3, c3, 1), MFM2d(c3, c4, 3, 1, 1),
         )
-        fdim = c4 * (n_bins // 16)
+        fdim = c4 * (n_bins // (8 * fstride))
         self.drop = nn.Dropout(0.3)
         self.fc1 = nn.Linear(2 * fdim, 64)
         if head == "oc":
@@ -133,11 +136,11 @@ class DualLCNN(nn.Module):
     """
 
     def __init__(self, n_bins=80, frames=100, norm="cmn", band_norm=None,
-                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32)):
+                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2):
         super().__init__()
-        self.full = LCNN(n_bins, frames, w=full_w, norm=norm)
+        self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride)
         self.band_lo, self.band_hi = band_bins(n_bins)
-        self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm)
+        self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride)
         self.last = None
 
     def forward(self, x):
@@ -209,6 +212,12 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
         return LCNN(n_bins, frames, norm="global")
     if name == "dual":
         return DualLCNN(n_bins, frames)
+    if name == "dual_f4":
+        # for 160 bins: the first layer strides 4 bins, the rest of the network is the 80-bin one
+        return DualLCNN(n_bins, frames, fstride=4)
+    if name == "dual_w6":
+        # for 160 bins at full resolution: narrower layers (6/12/16/24 channels) to stay near the 80-bin cost
+        return DualLCNN(n_bins, frames, full_w=(6, 12, 16, 24), band_w=(6, 12, 16, 24))
     if name == "dual_slim":
         # the band branch at half width: ~1/4 of its convolution cost, to win back whole-pipeline speed
         return DualLCNN(n_bins, frames, band_w=(4, 8, 12, 16))
