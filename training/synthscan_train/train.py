@@ -120,13 +120,29 @@ def is_narrowband(row: dict) -> bool:
     return sf.info(row["path"]).samplerate <= 8000
 
 
-def load_stores(narrowband: bool = False):
+# corpus families whose systems without an acoustic model in their name ("tts+...") are vocoders driven by a
+# recording's own features (copy-synthesis)
+VOCODER_FAMILIES = {"hifigan", "melgan", "pwg", "wavenet", "wavernn", "clarinet", "parallel_wavenet"}
+
+
+def is_resynthesis(row: dict) -> bool:
+    """Synthetic speech that renders a natural recording's features: the copy-synthesis sets of vocode.py, the
+    corpus's vocoder-only systems, and voice conversion."""
+    fam, system = row["family"], row["system"]
+    return (fam.startswith("copysyn_") or (fam in VOCODER_FAMILIES and "+" not in system)
+            or system.endswith("_vc") or system.startswith("dnn_vc"))
+
+
+def load_stores(narrowband: bool = False, resynthesis_only: bool = False, other_share: float = 0.0):
     """Train and calibration features plus the dev stores. narrowband keeps only the narrowband train files
-    (is_narrowband)."""
+    (is_narrowband); resynthesis_only keeps every genuine file, the synthetic ones of is_resynthesis, and a fixed
+    other_share of the other synthetic units (drawn by a hash of the unit, so every variant of a unit goes together)."""
     variants = D.read_csv(D.VARIANTS)
     rows = [v for v in variants if v["role"] == "train"]
     if narrowband:
         rows = [v for v in rows if is_narrowband(v)]
+    if resynthesis_only:
+        rows = [v for v in rows if v["label"] == "bonafide" or is_resynthesis(v) or D.h01(v["unit"]) < other_share]
     train = S.Store(rows)
     calib = S.Store([v for v in variants if v["role"] == "calib"])
     return (train, calib, *dev_stores())
@@ -145,7 +161,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
           swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
-          narrowband: bool = False, wideband_share: float = 0.0) -> torch.nn.Module:
+          narrowband: bool = False, wideband_share: float = 0.0, resynthesis_only: bool = False,
+          other_share: float = 0.0) -> torch.nn.Module:
     torch.manual_seed(seed)
     threads = int(os.environ.get('SYNTHSCAN_THREADS', '2'))
     torch.set_num_threads(threads)
@@ -153,7 +170,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     if not 0.0 <= wideband_share < 1.0:
         raise ValueError(f"wideband_share must be in [0, 1), got {wideband_share}")
     # a mixed fine-tune reads every train file and draws its wideband part anew each epoch
-    train_s, calib_s, devc, devp = stores or load_stores(narrowband and wideband_share == 0.0)
+    train_s, calib_s, devc, devp = stores or load_stores(narrowband and wideband_share == 0.0, resynthesis_only,
+                                                          other_share)
     out.mkdir(parents=True, exist_ok=True)
     starts = [train_s.valid_starts(i) for i in range(len(train_s.rows))]
     usable = np.array([i for i in range(len(starts)) if len(starts[i])], np.int64)
@@ -193,6 +211,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         opts["train_files"] = ("narrowband only (read at <= 8 kHz)" if not n_wide else
                                f"narrowband (read at <= 8 kHz) plus a {wideband_share:.0%} share of wideband "
                                "files drawn anew each epoch")
+    if resynthesis_only:
+        opts["synthetic_files"] = ("resynthesis (vocoders driven by recordings, voice conversion)"
+                                   + (f" plus {other_share:.0%} of the other synthetic units" if other_share else " only"))
     teach = None
     if teacher is not None:
         # knowledge distillation: the teacher (an exported ONNX model over the same features, e.g. a
@@ -321,12 +342,20 @@ def main():
                     help="train only on the files read at <= 8 kHz (a phone-channel fine-tune, with --init)")
     ap.add_argument("--wideband-share", type=float, default=0.0,
                     help="with --narrowband: this share of each epoch's files are wideband ones, drawn anew each epoch")
+    ap.add_argument("--resynthesis-only", action="store_true",
+                    help="synthetic train files only of vocoders driven by recordings and voice conversion "
+                         "(is_resynthesis; a fine-tune, with --init)")
+    ap.add_argument("--other-share", type=float, default=0.0,
+                    help="with --resynthesis-only: keep this share of the other synthetic units too")
     a = ap.parse_args()
+    if a.other_share and not a.resynthesis_only:
+        ap.error("--other-share needs --resynthesis-only")
     if a.wideband_share and not a.narrowband:
         ap.error("--wideband-share needs --narrowband")
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
           mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
-          init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share)
+          init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share,
+          resynthesis_only=a.resynthesis_only, other_share=a.other_share)
 
 
 if __name__ == "__main__":
