@@ -112,13 +112,13 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
     # per synthesis system: a family's figure can hide systems it never catches (session 21: WaveGlow
     # resynthesis of natural recordings in a family whose TTS systems are caught)
     sysname = np.array([r.get("system", "") or "?" for r in rows])
-    raw_fam = np.array([r["family"] for r in rows])
-    out["detection_by_system"] = {
-        sname: {"family": str(raw_fam[sysname == sname][0]), "n": int(((sysname == sname) & spf).sum()),
-                "detected": float(np.mean(verdict[(sysname == sname) & spf] == "synthetic")),
-                "median_p": float(np.nanmedian(score[(sysname == sname) & spf]))
-                if (~np.isnan(score[(sysname == sname) & spf])).any() else None}
-        for sname in sorted(set(sysname[spf]))}
+    out["detection_by_system"] = {}
+    for sname in sorted(set(sysname[spf])):
+        m = (sysname == sname) & spf
+        out["detection_by_system"][sname] = {
+            "family": rows[int(np.flatnonzero(m)[0])]["family"], "n": int(m.sum()),
+            "detected": float(np.mean(verdict[m] == "synthetic")),
+            "median_p": float(np.nanmedian(score[m])) if (~np.isnan(score[m])).any() else None}
     out["n_genuine"], out["n_spoof"] = int(gen.sum()), int(spf.sum())
     ds = np.array([r.get("dataset", "") or "?" for r in rows])
     out["genuine_by_dataset"] = {d: {"n": int(((ds == d) & gen).sum()),

@@ -302,7 +302,10 @@ impl LiveStream {
                 continue;
             };
             track.alert = state == AlertState::Raised;
-            let level = if track.alert { raise_level } else { release_level };
+            let level = match state {
+                AlertState::Raised => raise_level,
+                AlertState::Cleared => release_level,
+            };
             events.push(LiveEvent::Alert(Alert {
                 time_s: round(time_s, 3),
                 channel: w.channel,

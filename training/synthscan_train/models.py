@@ -86,7 +86,8 @@ class LCNN(nn.Module):
         self.norm = norm
         c1, c2, c3, c4 = w
         # fstride 4 (with a 7-bin kernel): a finer filterbank (160 bins) read by the first layer only, whose
-        # output then has the 80-bin layout's size, so every later layer costs what it does at 80 bins
+        # output then has the 80-bin layout's size, so every later layer costs what it does at 80 bins (the
+        # shapes below are for fstride 2)
         stem = MFM2d(1, c1, 5, 2, 2) if fstride == 2 else MFM2d(1, c1, (5, 7), (2, fstride), (2, 3))
         self.net = nn.Sequential(
             stem,                                   # [F/2, B/fstride]
