@@ -79,6 +79,23 @@ class OCHead(nn.Module):
         return -OC_SCALE * (e * w).sum(dim=1)
 
 
+AM_SCALE, AM_MARGIN = 20.0, 0.2  # additive-margin softmax: scale s and margin m on the cosines
+
+
+class AMHead(nn.Module):
+    """Additive-margin softmax over two classes, exported as one logit: s * (cos(e, w_spoof) - cos(e, w_genuine)).
+    With two classes the AM-softmax loss is BCE on that logit moved by s * m against its label
+    (train.py), so the margin needs no second output."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, d) * 0.25)
+
+    def forward(self, e):
+        cos = F.normalize(e, dim=1) @ F.normalize(self.w, dim=1).T  # [B, 2]: genuine, spoof
+        return AM_SCALE * (cos[:, 1] - cos[:, 0])
+
+
 class LCNN(nn.Module):
     def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn", fstride=2):
         super().__init__()
@@ -103,6 +120,8 @@ class LCNN(nn.Module):
         self.fc1 = nn.Linear(2 * fdim, 64)
         if head == "oc":
             self.oc = OCHead(64)
+        elif head == "am":
+            self.am = AMHead(64)
         else:
             self.fc2 = nn.Linear(64, 1)
 
@@ -115,6 +134,8 @@ class LCNN(nn.Module):
         z = self.drop(torch.cat([mu, sd], dim=1))
         if self.head == "oc":
             return self.oc(self.fc1(z))            # embedding = fc1 output (no activation)
+        if self.head == "am":
+            return self.am(self.fc1(z))
         z = F.leaky_relu(self.fc1(z), 0.1)
         return self.fc2(self.drop(z)).squeeze(1)
 
@@ -137,11 +158,12 @@ class DualLCNN(nn.Module):
     """
 
     def __init__(self, n_bins=80, frames=100, norm="cmn", band_norm=None,
-                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2):
+                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2, head="bce"):
         super().__init__()
-        self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride)
+        self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride, head=head)
         self.band_lo, self.band_hi = band_bins(n_bins)
-        self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride)
+        self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride,
+                         head=head)
         self.last = None
 
     def forward(self, x):
@@ -213,6 +235,9 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
         return LCNN(n_bins, frames, norm="global")
     if name == "dual":
         return DualLCNN(n_bins, frames)
+    if name == "dual_am":
+        # both branches with an additive-margin softmax head
+        return DualLCNN(n_bins, frames, head="am")
     if name == "dual_f4":
         # for 160 bins: the first layer strides 4 bins, the rest of the network is the 80-bin one
         return DualLCNN(n_bins, frames, fstride=4)

@@ -201,6 +201,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         # fine-tuning: start from another run's weights (same arch and features)
         model.load_state_dict(torch.load(init))
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
+            else f"AM-softmax (s {M.AM_SCALE:g}, m {M.AM_MARGIN:g}), class-balanced" if arch.endswith("_am")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
             "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
@@ -267,7 +268,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                 z = model(xb)
                 # each branch of a dual model must stand on its own, not only their average
                 outs = [(z, 1.0)] + ([(part, 0.5) for part in model.last] if arch.startswith("dual") else [])
-                loss = sum(k * Fn.binary_cross_entropy_with_logits(o, yb, weight=wb) for o, k in outs)
+                # AM-softmax over two classes = BCE on the cosine logit moved by s * m against the label
+                shift = M.AM_SCALE * M.AM_MARGIN * (2 * yb - 1) if arch.endswith("_am") else 0.0
+                loss = sum(k * Fn.binary_cross_entropy_with_logits(o - shift, yb, weight=wb) for o, k in outs)
                 if soft is not None:
                     kd = sum(k * Fn.binary_cross_entropy_with_logits(o / kd_temp, soft, weight=wb) for o, k in outs)
                     loss = (1 - kd_alpha) * loss + kd_alpha * kd_temp ** 2 * kd
