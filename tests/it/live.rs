@@ -42,12 +42,17 @@ fn live_run_samples(
     (events, analysis)
 }
 
-/// The alerts raised.
-fn raised_alerts(events: &[LiveEvent]) -> impl Iterator<Item = &Alert> {
+/// The alert events, raised and cleared.
+fn alert_events(events: &[LiveEvent]) -> impl Iterator<Item = &Alert> {
     events.iter().filter_map(|e| match e {
-        LiveEvent::Alert(a) if a.state == AlertState::Raised => Some(a),
+        LiveEvent::Alert(a) => Some(a),
         _ => None,
     })
+}
+
+/// The alerts raised.
+fn raised_alerts(events: &[LiveEvent]) -> impl Iterator<Item = &Alert> {
+    alert_events(events).filter(|a| a.state == AlertState::Raised)
 }
 
 /// Stream times of the alerts raised.
@@ -98,12 +103,7 @@ fn live_summary_equals_file_analysis_and_ticks_do_not_depend_on_chunking() {
             (n_ticks - (whole.duration_s * 4.0).floor()).abs() <= 1.0,
             "{name}: {n_ticks} ticks"
         );
-        let alerts = |ev: &[LiveEvent]| -> Vec<LiveEvent> {
-            ev.iter()
-                .filter(|e| matches!(e, LiveEvent::Alert(_)))
-                .cloned()
-                .collect()
-        };
+        let alerts = |ev: &[LiveEvent]| alert_events(ev).cloned().collect::<Vec<_>>();
         assert_eq!(alerts(&ev_a), alerts(&ev_b), "{name}");
     }
 }
@@ -130,10 +130,7 @@ fn the_synthetic_sample_raises_an_alert_within_seconds_and_the_genuine_one_does_
     assert!(first <= 1.1, "first score at {first} s");
     for name in ["genuine_jfk.wav", "genuine_phone_prompt.wav"] {
         let (events, _) = live_run(&detector, &mut scorer, &sample(name), 320);
-        assert!(
-            !events.iter().any(|e| matches!(e, LiveEvent::Alert(_))),
-            "{name} raised an alert"
-        );
+        assert!(alert_events(&events).next().is_none(), "{name} raised an alert");
     }
 }
 
@@ -154,13 +151,7 @@ fn an_alert_clears_once_genuine_speech_follows_for_longer_than_the_hold() {
         live.push(piece, &mut scorer, &mut events).unwrap();
     }
     live.finish(&mut scorer, &mut events).unwrap();
-    let alerts: Vec<&Alert> = events
-        .iter()
-        .filter_map(|e| match e {
-            LiveEvent::Alert(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let alerts: Vec<&Alert> = alert_events(&events).collect();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[0].state, AlertState::Raised);
     assert!(alerts[0].time_s < synthetic_s);
