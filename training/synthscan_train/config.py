@@ -20,6 +20,9 @@ FEATURES = {
 WINDOW = {"frames": 100, "hop_frames": 50, "min_speech_fraction": 0.5}
 VAD = {"min_energy_db": -50.0, "max_tonality": 0.99, "noise_margin_db": 6.0}
 MIN_SPEECH_S = 1.0
+# EXPERIMENT (session 22, reassign.py): SYNTHSCAN_REASSIGN=1 adds two phase-derived channels per band (Python-side
+# only, never shipped); the feature rows become [log power | freq | time], IN_CH bands of n_bins each
+IN_CH = 3 if os.environ.get("SYNTHSCAN_REASSIGN", "0") == "1" else 1
 
 
 def manifest(sha256="0" * 64, scale=1.0, bias=0.0, threshold=0.5, training=None, description=None):

@@ -63,6 +63,8 @@ class MFM2d(nn.Module):
         return torch.max(a, b)
 
 
+PHASE_SCALE = 8.0  # reassignment channels (experiment): ~0.2 spread -> ~1.6, near the CMN log power's
+
 OC_SCALE = 20.0  # alpha of OC-softmax; logit = -alpha * cos
 
 
@@ -97,15 +99,19 @@ class AMHead(nn.Module):
 
 
 class LCNN(nn.Module):
-    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn", fstride=2):
+    def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn", fstride=2, in_ch=1,
+                 phase_hi=None):
         super().__init__()
         self.head = head
         self.norm = norm
+        self.in_ch, self.n_bins = in_ch, n_bins
+        # the phase channels of bins >= phase_hi are zeroed (None: all kept)
+        self.phase_hi = phase_hi
         c1, c2, c3, c4 = w
         # fstride 4 (with a 7-bin kernel): a finer filterbank (160 bins) read by the first layer only, whose
         # output then has the 80-bin layout's size, so every later layer costs what it does at 80 bins (the
         # shapes below are for fstride 2)
-        stem = MFM2d(1, c1, 5, 2, 2) if fstride == 2 else MFM2d(1, c1, (5, 7), (2, fstride), (2, 3))
+        stem = MFM2d(in_ch, c1, 5, 2, 2) if fstride == 2 else MFM2d(in_ch, c1, (5, 7), (2, fstride), (2, 3))
         self.net = nn.Sequential(
             stem,                                   # [F/2, B/fstride]
             nn.MaxPool2d(2),                        # [F/4, B/4]
@@ -125,8 +131,22 @@ class LCNN(nn.Module):
         else:
             self.fc2 = nn.Linear(64, 1)
 
+    def _image(self, x):
+        if self.in_ch == 1:
+            return (cmn(x) if self.norm == "cmn" else x - x.mean(dim=(1, 2), keepdim=True)).unsqueeze(1)  # [B,1,T,F]
+        # [B,T,C*F] with the log power first: normalise it as above; the phase channels are offsets already
+        # (~0.2 spread), scaled to about the spread of the normalised log power
+        B, T, _ = x.shape
+        x = x.reshape(B, T, self.in_ch, self.n_bins)
+        lp = x[:, :, 0]
+        lp = cmn(lp) if self.norm == "cmn" else lp - lp.mean(dim=(1, 2), keepdim=True)
+        ph = PHASE_SCALE * x[:, :, 1:]
+        if self.phase_hi is not None:
+            ph = torch.cat([ph[..., :self.phase_hi], torch.zeros_like(ph[..., self.phase_hi:])], dim=-1)
+        return torch.cat([lp.unsqueeze(2), ph], dim=2).permute(0, 2, 1, 3)  # [B,C,T,F]
+
     def forward(self, x):
-        x = (cmn(x) if self.norm == "cmn" else x - x.mean(dim=(1, 2), keepdim=True)).unsqueeze(1)  # [B,1,T,F]
+        x = self._image(x)
         h = self.net(x)                             # [B,C,T',F']
         h = h.permute(0, 2, 1, 3).flatten(2)        # [B,T',C*F']
         mu = h.mean(dim=1)
@@ -158,17 +178,24 @@ class DualLCNN(nn.Module):
     """
 
     def __init__(self, n_bins=80, frames=100, norm="cmn", band_norm=None,
-                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2, head="bce"):
+                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2, head="bce", in_ch=1, phase_hi=None):
         super().__init__()
-        self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride, head=head)
+        self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride, head=head, in_ch=in_ch,
+                         phase_hi=phase_hi)
         self.band_lo, self.band_hi = band_bins(n_bins)
         self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride,
-                         head=head)
+                         head=head, in_ch=in_ch)
+        self.in_ch, self.n_bins = in_ch, n_bins
         self.last = None
 
     def forward(self, x):
         a = self.full(x)
-        b = self.band(x[:, :, self.band_lo:self.band_hi])
+        if self.in_ch == 1:
+            xb = x[:, :, self.band_lo:self.band_hi]
+        else:
+            B, T, _ = x.shape
+            xb = x.reshape(B, T, self.in_ch, self.n_bins)[..., self.band_lo:self.band_hi].reshape(B, T, -1)
+        b = self.band(xb)
         if self.training:
             self.last = (a, b)
         return 0.5 * (a + b)
@@ -235,6 +262,13 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
         return LCNN(n_bins, frames, norm="global")
     if name == "dual":
         return DualLCNN(n_bins, frames)
+    if name == "dual_ra":
+        # EXPERIMENT (session 22): the shipped dual over [log power, reassignment freq, time] (reassign.py)
+        return DualLCNN(n_bins, frames, in_ch=3)
+    if name == "dual_ra_lo":
+        # the same with the full-band branch's phase channels kept in the telephone band only (bins < BAND[1]):
+        # with them everywhere it fitted high-band phase that G.711 removes
+        return DualLCNN(n_bins, frames, in_ch=3, phase_hi=band_bins(n_bins)[1])
     if name == "dual_am":
         # both branches with an additive-margin softmax head
         return DualLCNN(n_bins, frames, head="am")

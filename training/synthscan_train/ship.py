@@ -188,6 +188,10 @@ def main():
         return
     if a.run is None:
         ap.error("--run is required (unless --threshold-only)")
+    if C.IN_CH > 1:
+        # the Rust front end computes the log filterbank only; a model that reads more cannot run in the binary
+        ap.error("SYNTHSCAN_REASSIGN=1 runs are a Python-side trial (reassign.py): the binary cannot compute their "
+                 "phase channels, so they cannot ship")
     torch.set_num_threads(2)
     info = json.loads((a.run / "dev.json").read_text())
     arch = info["arch"]

@@ -44,6 +44,9 @@ class Store:
             if not sp.exists():
                 continue
             f = np.load(fp).astype(np.float16)
+            if C.IN_CH > 1:
+                ra = np.load(fp.with_name(D.stem(r["path"]) + ".reassign.npy"))
+                f = np.concatenate([f, ra.reshape(len(ra), -1)], axis=1)
             s = np.load(sp).astype(bool)
             feats.append(f)
             speech.append(s)
@@ -51,7 +54,7 @@ class Store:
             self.len.append(len(s))
             self.rows.append(r)
             o += len(s)
-        self.x = np.concatenate(feats) if feats else np.zeros((0, C.FEATURES["n_bins"]), np.float16)
+        self.x = np.concatenate(feats) if feats else np.zeros((0, C.IN_CH * C.FEATURES["n_bins"]), np.float16)
         self.speech = np.concatenate(speech) if speech else np.zeros(0, bool)
         self.off = np.array(self.off, np.int64)
         self.len = np.array(self.len, np.int64)

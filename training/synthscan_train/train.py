@@ -35,6 +35,8 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, kind: str = "base") 
     pf, nf, wf, pt, nt, wt = SPECAUG[kind]
     B, T, NB = x.shape
     mean = x.mean(dim=1, keepdim=True).expand_as(x)
+    # with several channels per band (C.IN_CH) a frequency mask covers the same bands in each
+    NB //= C.IN_CH
     mask = torch.zeros(B, T, NB, dtype=torch.bool)
     for b in range(B):
         if rng.random() < pf:
@@ -48,7 +50,7 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, kind: str = "base") 
                 w = int(rng.integers(1, wt + 1))
                 t0 = int(rng.integers(0, T - w))
                 mask[b, t0:t0 + w, :] = True
-    return torch.where(mask, mean, x)
+    return torch.where(mask.repeat(1, 1, C.IN_CH), mean, x)
 
 
 def mixup_within_class(x: torch.Tensor, y: np.ndarray, rng: np.random.Generator, p: float,
