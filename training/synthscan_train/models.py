@@ -100,13 +100,14 @@ class AMHead(nn.Module):
 
 class LCNN(nn.Module):
     def __init__(self, n_bins=80, frames=100, w=(8, 16, 24, 32), head="bce", norm="cmn", fstride=2, in_ch=1,
-                 phase_hi=None):
+                 phase_hi=None, phase_drop=0.0):
         super().__init__()
         self.head = head
         self.norm = norm
         self.in_ch, self.n_bins = in_ch, n_bins
-        # the phase channels of bins >= phase_hi are zeroed (None: all kept)
-        self.phase_hi = phase_hi
+        # the phase channels of bins >= phase_hi are zeroed (None: all kept); in training, each window's phase
+        # channels are zeroed with probability phase_drop, so the network must also decide from the power alone
+        self.phase_hi, self.phase_drop = phase_hi, phase_drop
         c1, c2, c3, c4 = w
         # fstride 4 (with a 7-bin kernel): a finer filterbank (160 bins) read by the first layer only, whose
         # output then has the 80-bin layout's size, so every later layer costs what it does at 80 bins (the
@@ -143,6 +144,9 @@ class LCNN(nn.Module):
         ph = PHASE_SCALE * x[:, :, 1:]
         if self.phase_hi is not None:
             ph = torch.cat([ph[..., :self.phase_hi], torch.zeros_like(ph[..., self.phase_hi:])], dim=-1)
+        if self.training and self.phase_drop > 0.0:
+            keep = (torch.rand(B, 1, 1, 1) >= self.phase_drop).to(ph.dtype)
+            ph = ph * keep
         return torch.cat([lp.unsqueeze(2), ph], dim=2).permute(0, 2, 1, 3)  # [B,C,T,F]
 
     def forward(self, x):
@@ -178,13 +182,14 @@ class DualLCNN(nn.Module):
     """
 
     def __init__(self, n_bins=80, frames=100, norm="cmn", band_norm=None,
-                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2, head="bce", in_ch=1, phase_hi=None):
+                 full_w=(8, 16, 24, 32), band_w=(8, 16, 24, 32), fstride=2, head="bce", in_ch=1, phase_hi=None,
+                 phase_drop=0.0):
         super().__init__()
         self.full = LCNN(n_bins, frames, w=full_w, norm=norm, fstride=fstride, head=head, in_ch=in_ch,
-                         phase_hi=phase_hi)
+                         phase_hi=phase_hi, phase_drop=phase_drop)
         self.band_lo, self.band_hi = band_bins(n_bins)
         self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride,
-                         head=head, in_ch=in_ch)
+                         head=head, in_ch=in_ch, phase_drop=phase_drop)
         self.in_ch, self.n_bins = in_ch, n_bins
         self.last = None
 
@@ -265,6 +270,9 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
     if name == "dual_ra":
         # EXPERIMENT (session 22): the shipped dual over [log power, reassignment freq, time] (reassign.py)
         return DualLCNN(n_bins, frames, in_ch=3)
+    if name == "dual_ra_pd":
+        # dual_ra with the phase channels of half the training windows zeroed (both branches)
+        return DualLCNN(n_bins, frames, in_ch=3, phase_drop=0.5)
     if name == "dual_ra_lo":
         # the same with the full-band branch's phase channels kept in the telephone band only (bins < BAND[1]):
         # with them everywhere it fitted high-band phase that G.711 removes

@@ -45,7 +45,8 @@ class Store:
                 continue
             f = np.load(fp).astype(np.float16)
             if C.IN_CH > 1:
-                ra = np.load(fp.with_name(D.stem(r["path"]) + ".reassign.npy"))
+                from .reassign import ra_path  # the experiment's module, only when its channels are read
+                ra = np.load(ra_path(r["path"]))
                 f = np.concatenate([f, ra.reshape(len(ra), -1)], axis=1)
             s = np.load(sp).astype(bool)
             feats.append(f)
