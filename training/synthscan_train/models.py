@@ -206,6 +206,21 @@ class DualLCNN(nn.Module):
         return 0.5 * (a + b)
 
 
+class BandLCNN(nn.Module):
+    """An LCNN over the telephone band (bins BAND) alone, trained on its own rather than as half of a dual
+    model's mean (EXPERIMENT, session 22: with the phase channels, a network for G.711 input)."""
+
+    def __init__(self, n_bins=80, frames=100, in_ch=1):
+        super().__init__()
+        self.band_lo, self.band_hi = band_bins(n_bins)
+        self.in_ch, self.n_bins = in_ch, n_bins
+        self.net = LCNN(self.band_hi - self.band_lo, frames, in_ch=in_ch)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        return self.net(x.reshape(B, T, self.in_ch, self.n_bins)[..., self.band_lo:self.band_hi].reshape(B, T, -1))
+
+
 class SE1d(nn.Module):
     def __init__(self, c, r=4):
         super().__init__()
@@ -270,6 +285,9 @@ def build(name: str, n_bins: int, frames: int) -> nn.Module:
     if name == "dual_ra":
         # EXPERIMENT (session 22): the shipped dual over [log power, reassignment freq, time] (reassign.py)
         return DualLCNN(n_bins, frames, in_ch=3)
+    if name == "band_ra":
+        # EXPERIMENT (session 22): the telephone band alone, log power and the two phase channels
+        return BandLCNN(n_bins, frames, in_ch=3)
     if name == "dual_ra_pd":
         # dual_ra with the phase channels of half the training windows zeroed (both branches)
         return DualLCNN(n_bins, frames, in_ch=3, phase_drop=0.5)
