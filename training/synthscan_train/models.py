@@ -173,6 +173,14 @@ def band_bins(n_bins: int) -> tuple[int, int]:
     return round(BAND[0] * n_bins / 80), round(BAND[1] * n_bins / 80)
 
 
+def band_view(x: torch.Tensor, in_ch: int, n_bins: int, lo: int, hi: int) -> torch.Tensor:
+    """Bins lo..hi of each channel of [B, T, in_ch * n_bins] rows, as [B, T, in_ch * (hi - lo)]."""
+    if in_ch == 1:
+        return x[:, :, lo:hi]
+    B, T, _ = x.shape
+    return x.reshape(B, T, in_ch, n_bins)[..., lo:hi].reshape(B, T, -1)
+
+
 class DualLCNN(nn.Module):
     """A full-band LCNN and a telephone-band LCNN (bins BAND only) whose logits are averaged.
 
@@ -190,17 +198,11 @@ class DualLCNN(nn.Module):
         self.band_lo, self.band_hi = band_bins(n_bins)
         self.band = LCNN(self.band_hi - self.band_lo, frames, w=band_w, norm=band_norm or norm, fstride=fstride,
                          head=head, in_ch=in_ch, phase_drop=phase_drop)
-        self.in_ch, self.n_bins = in_ch, n_bins
         self.last = None
 
     def forward(self, x):
         a = self.full(x)
-        if self.in_ch == 1:
-            xb = x[:, :, self.band_lo:self.band_hi]
-        else:
-            B, T, _ = x.shape
-            xb = x.reshape(B, T, self.in_ch, self.n_bins)[..., self.band_lo:self.band_hi].reshape(B, T, -1)
-        b = self.band(xb)
+        b = self.band(band_view(x, self.full.in_ch, self.full.n_bins, self.band_lo, self.band_hi))
         if self.training:
             self.last = (a, b)
         return 0.5 * (a + b)
@@ -217,8 +219,7 @@ class BandLCNN(nn.Module):
         self.net = LCNN(self.band_hi - self.band_lo, frames, in_ch=in_ch)
 
     def forward(self, x):
-        B, T, _ = x.shape
-        return self.net(x.reshape(B, T, self.in_ch, self.n_bins)[..., self.band_lo:self.band_hi].reshape(B, T, -1))
+        return self.net(band_view(x, self.in_ch, self.n_bins, self.band_lo, self.band_hi))
 
 
 class SE1d(nn.Module):

@@ -73,19 +73,20 @@ def ra_path(path: str):
 
 
 def _one(path: str) -> int:
+    """Writes one file's channels; returns how many frames its count differed from the Rust features' by."""
     out = ra_path(path)
-    fp, sp = D.feat_paths(path)
+    sp = D.feat_paths(path)[1]
     if out.exists() or not sp.exists():
         return 0
     cfg = dict(C.FEATURES)
     x = D.load16(path).astype(np.float64)
     ra = reassign(x, cfg, R.filterbank(cfg))
     T = np.load(sp, mmap_mode="r").shape[0]
-    if ra.shape[0] != T:  # the Rust resampler's length can differ by a frame from scipy's
-        ra = ra[:T] if ra.shape[0] > T else np.concatenate([ra, np.zeros((T - ra.shape[0],) + ra.shape[1:],
-                                                                         np.float32)])
+    off = ra.shape[0] - T
+    if off:  # the Rust resampler's length can differ from scipy's: trim, or pad with zero frames
+        ra = ra[:T] if off > 0 else np.concatenate([ra, np.zeros((-off,) + ra.shape[1:], np.float32)])
     np.save(out, ra.astype(np.float16))
-    return abs(ra.shape[0] - T)
+    return abs(off)
 
 
 def main() -> None:
@@ -93,11 +94,13 @@ def main() -> None:
     paths = [r["path"] for r in D.read_csv(D.VARIANTS)] + [r["path"] for r in D.read_csv(D.DEV_TABLE)]
     todo = [p for p in paths if not ra_path(p).exists()]
     print(f"reassign: {len(todo)} of {len(paths)} to compute", flush=True)
+    fitted = 0
     with ProcessPoolExecutor(2) as ex:
-        for i, _ in enumerate(ex.map(_one, todo, chunksize=32)):
+        for i, off in enumerate(ex.map(_one, todo, chunksize=32)):
+            fitted += off > 0
             if i % 2000 == 0:
                 print(f"  {i}  ({time.time() - t0:.0f}s)", flush=True)
-    print(f"done ({time.time() - t0:.0f}s)", flush=True)
+    print(f"done ({time.time() - t0:.0f}s); {fitted} files trimmed or padded to the Rust frame count", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import config as C
 from . import data as D
+from . import reassign as RA
 
 F = C.WINDOW["frames"]
 H = C.WINDOW["hop_frames"]
@@ -45,8 +46,7 @@ class Store:
                 continue
             f = np.load(fp).astype(np.float16)
             if C.IN_CH > 1:
-                from .reassign import ra_path  # the experiment's module, only when its channels are read
-                ra = np.load(ra_path(r["path"]))
+                ra = np.load(RA.ra_path(r["path"]))
                 f = np.concatenate([f, ra.reshape(len(ra), -1)], axis=1)
             s = np.load(sp).astype(bool)
             feats.append(f)
