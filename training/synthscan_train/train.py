@@ -73,6 +73,56 @@ def mixup_within_class(x: torch.Tensor, y: np.ndarray, rng: np.random.Generator,
     return out
 
 
+def freq_mixstyle(x: torch.Tensor, rng: np.random.Generator, p: float, groups: np.ndarray, alpha: float = 0.3,
+                  eps: float = 1e-6) -> torch.Tensor:
+    """Frequency-wise MixStyle (Kim et al. 2022, after Zhou et al. 2021): with probability p per window, its
+    per-band mean and spread over time are replaced by a Beta(alpha, alpha) mix of its own and those of another
+    window of the batch, of either class. The long-term spectrum (a microphone's or a channel's colour, and a
+    corpus's) then stops telling the classes apart, and the network must lean on what is left.
+
+    The partner comes from the same group (`groups`, one label per window: here whether the file is read at
+    <= 8 kHz). Mixing a phone-band window with a wideband one paints level and spread into bands that hold
+    only the noise floor, an input no channel produces. EXPERIMENT (session 23, card notes): at p 0.5, with
+    partners of any band or of the same band, dev EER was 2.5-6 points worse than without mixing by epoch 4."""
+    if p <= 0:
+        return x
+    if C.IN_CH != 1:
+        raise ValueError("freq_mixstyle works on the log power alone (C.IN_CH == 1)")
+    B = x.shape[0]
+    sel = torch.from_numpy(rng.random(B) < p).view(B, 1, 1)
+    perm_np = np.arange(B)
+    for g in np.unique(groups):
+        ids = np.nonzero(groups == g)[0]
+        perm_np[ids] = rng.permutation(ids)
+    perm = torch.from_numpy(perm_np)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, B).astype(np.float32)).view(B, 1, 1)
+    mu = x.mean(dim=1, keepdim=True)
+    sig = (x.var(dim=1, keepdim=True) + eps).sqrt()
+    mixed = (x - mu) / sig * (lam * sig + (1 - lam) * sig[perm]) + lam * mu + (1 - lam) * mu[perm]
+    return torch.where(sel, mixed, x)
+
+
+def sam_ascent(params: list[torch.nn.Parameter], rho: float) -> None:
+    """Sharpness-aware minimisation, first half (Foret et al. 2021): move the weights by rho along the
+    normalised gradient, to the worst nearby point, and keep the move in each parameter's state."""
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.norm(torch.stack([g.norm(2) for g in grads]), 2) + 1e-12
+        for p in params:
+            p.sam_e = p.grad * (rho / norm) if p.grad is not None else None
+            if p.sam_e is not None:
+                p.add_(p.sam_e)
+
+
+def sam_descent(params: list[torch.nn.Parameter]) -> None:
+    """Second half: back to the weights before the move; the optimiser then steps with the gradient taken there."""
+    with torch.no_grad():
+        for p in params:
+            if p.sam_e is not None:
+                p.sub_(p.sam_e)
+            p.sam_e = None
+
+
 def oc_softmax_loss(logit: torch.Tensor, y: torch.Tensor, w: torch.Tensor, m_real: float = 0.9,
                     m_fake: float = 0.2) -> torch.Tensor:
     """OC-softmax on the cosine recovered from the exported logit (logit = -alpha * cos)."""
@@ -161,7 +211,8 @@ def dev_eval(model, devc, devp) -> dict:
 
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
-          swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2, teacher: Path | None = None,
+          mixstyle: float = 0.0, sam: float = 0.0, swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2,
+          teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
           narrowband: bool = False, wideband_share: float = 0.0, resynthesis_only: bool = False,
           other_share: float = 0.0) -> torch.nn.Module:
@@ -185,6 +236,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         # wideband files per epoch so that they are wideband_share of the epoch's files
         n_wide = min(len(wide_pool), int(round(len(usable) * wideband_share / (1.0 - wideband_share))))
     y = train_s.y
+    # the partner group of freq_mixstyle
+    narrow = (np.array([is_narrowband(r) for r in train_s.rows], bool) if mixstyle > 0
+              else np.zeros(len(train_s.rows), bool))
     n_spoof = y[usable].sum()
     # the class balance of an epoch's files: the wideband draw is expected to hold the pool's share of spoof
     n_pos = n_spoof + n_wide * y[wide_pool].mean() if n_wide else n_spoof
@@ -207,6 +261,11 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
             "specaug_params": SPECAUG[specaug], "mixup_within_class_p": mixup, "swa_last_epochs": swa,
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
+    if mixstyle > 0:
+        opts["freq_mixstyle_p"] = mixstyle
+    if sam > 0:
+        # (BatchNorm running statistics see both passes of a step)
+        opts["sam_rho"] = sam
     if init is not None:
         # absolute, so that ship.py finds the base run's dev.json from any working directory
         opts["init"] = str(init.resolve())
@@ -228,7 +287,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         teach = ort.InferenceSession(str(teacher), so, providers=["CPUExecutionProvider"])
         opts["distill"] = {"teacher": teacher.name, "alpha": kd_alpha, "temperature": kd_temp}
     log(f"[{arch}] options {opts}")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     steps_per_epoch = int(np.ceil(n_all * per_file / bs))
     # one-cycle over the first epochs - swa epochs, then (SWA) a constant lr while averaging weights
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=(epochs - swa) * steps_per_epoch,
@@ -261,12 +321,13 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             soft = (torch.sigmoid(torch.from_numpy(teach.run(None, {"features": xnp})[0] / kd_temp))
                     if teach is not None else None)
             xb = mixup_within_class(xb, y[bi], rng, mixup)
+            xb = freq_mixstyle(xb, rng, mixstyle, narrow[bi])
             xb = spec_augment(xb, rng, specaug)
             yb = torch.from_numpy(y[bi])
             wb = torch.tensor([cw[float(v)] for v in y[bi]], dtype=torch.float32)
-            if arch.endswith("_oc"):
-                loss = oc_softmax_loss(model(xb), yb, wb)
-            else:
+            def batch_loss() -> torch.Tensor:
+                if arch.endswith("_oc"):
+                    return oc_softmax_loss(model(xb), yb, wb)
                 z = model(xb)
                 # each branch of a dual model must stand on its own, not only their average
                 outs = [(z, 1.0)] + ([(part, 0.5) for part in model.last] if arch.startswith("dual") else [])
@@ -276,8 +337,15 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                 if soft is not None:
                     kd = sum(k * Fn.binary_cross_entropy_with_logits(o / kd_temp, soft, weight=wb) for o, k in outs)
                     loss = (1 - kd_alpha) * loss + kd_alpha * kd_temp ** 2 * kd
+                return loss
             opt.zero_grad()
+            loss = batch_loss()
             loss.backward()
+            if sam > 0:
+                sam_ascent(params, sam)
+                opt.zero_grad()
+                batch_loss().backward()
+                sam_descent(params)
             opt.step()
             if not in_swa:
                 sched.step()
@@ -336,6 +404,10 @@ def main():
     ap.add_argument("--wd", type=float, default=1e-2)
     ap.add_argument("--specaug", default="base", choices=sorted(SPECAUG))
     ap.add_argument("--mixup", type=float, default=0.0, help="p of within-class mixup per window")
+    ap.add_argument("--mixstyle", type=float, default=0.0,
+                    help="p of frequency-wise MixStyle per window (band statistics mixed across the batch)")
+    ap.add_argument("--sam", type=float, default=0.0,
+                    help="rho of sharpness-aware minimisation (two forward/backward passes per step); 0 = off")
     ap.add_argument("--swa", type=int, default=0, help="average the weights of the last N epochs")
     ap.add_argument("--swa-lr", type=float, default=5e-4)
     ap.add_argument("--teacher", type=Path, default=None,
@@ -358,7 +430,8 @@ def main():
     if a.wideband_share and not a.narrowband:
         ap.error("--wideband-share needs --narrowband")
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
-          mixup=a.mixup, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher, kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
+          mixup=a.mixup, mixstyle=a.mixstyle, sam=a.sam, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher,
+          kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
           init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share,
           resynthesis_only=a.resynthesis_only, other_share=a.other_share)
 
