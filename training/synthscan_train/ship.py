@@ -160,6 +160,11 @@ def train_description(info: dict) -> dict:
                              "SpecAugment")
     if o.get("mixup_within_class_p"):
         d["mixup"] = f"within-class mixup of log features, p {o['mixup_within_class_p']} per window"
+    if o.get("freq_mixstyle_p"):
+        d["mixstyle"] = (f"frequency-wise MixStyle, p {o['freq_mixstyle_p']} per window: per-band mean and spread "
+                         "over time mixed (Beta(0.3, 0.3)) with another window's of the same input band")
+    if o.get("sam_rho"):
+        d["optimizer"] += f", sharpness-aware minimisation (rho {o['sam_rho']:g})"
     return d
 
 
