@@ -102,25 +102,23 @@ def freq_mixstyle(x: torch.Tensor, rng: np.random.Generator, p: float, groups: n
     return torch.where(sel, mixed, x)
 
 
-def sam_ascent(params: list[torch.nn.Parameter], rho: float) -> None:
+def sam_ascent(params: list[torch.nn.Parameter], rho: float) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
     """Sharpness-aware minimisation, first half (Foret et al. 2021): move the weights by rho along the
-    normalised gradient, to the worst nearby point, and keep the move in each parameter's state."""
+    normalised gradient, to the worst nearby point; returns each parameter's move."""
     with torch.no_grad():
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.norm(torch.stack([g.norm(2) for g in grads]), 2) + 1e-12
-        for p in params:
-            p.sam_e = p.grad * (rho / norm) if p.grad is not None else None
-            if p.sam_e is not None:
-                p.add_(p.sam_e)
+        moves = [(p, p.grad * (rho / norm)) for p in params if p.grad is not None]
+        for p, e in moves:
+            p.add_(e)
+    return moves
 
 
-def sam_descent(params: list[torch.nn.Parameter]) -> None:
+def sam_descent(moves: list[tuple[torch.nn.Parameter, torch.Tensor]]) -> None:
     """Second half: back to the weights before the move; the optimiser then steps with the gradient taken there."""
     with torch.no_grad():
-        for p in params:
-            if p.sam_e is not None:
-                p.sub_(p.sam_e)
-            p.sam_e = None
+        for p, e in moves:
+            p.sub_(e)
 
 
 def oc_softmax_loss(logit: torch.Tensor, y: torch.Tensor, w: torch.Tensor, m_real: float = 0.9,
@@ -230,15 +228,16 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     usable = np.array([i for i in range(len(starts)) if len(starts[i])], np.int64)
     wide_pool = np.zeros(0, np.int64)
     n_wide = 0
+    # whether each train file is read at <= 8 kHz (one header read per file): the wideband draw of a mixed
+    # fine-tune and freq_mixstyle's partner groups both need it
+    narrow = (np.array([is_narrowband(r) for r in train_s.rows], bool)
+              if mixstyle > 0 or (narrowband and wideband_share > 0.0) else None)
     if narrowband and wideband_share > 0.0:
-        nb_mask = np.array([is_narrowband(train_s.rows[i]) for i in usable], bool)
+        nb_mask = narrow[usable]
         usable, wide_pool = usable[nb_mask], usable[~nb_mask]
         # wideband files per epoch so that they are wideband_share of the epoch's files
         n_wide = min(len(wide_pool), int(round(len(usable) * wideband_share / (1.0 - wideband_share))))
     y = train_s.y
-    # the partner group of freq_mixstyle
-    narrow = (np.array([is_narrowband(r) for r in train_s.rows], bool) if mixstyle > 0
-              else np.zeros(len(train_s.rows), bool))
     n_spoof = y[usable].sum()
     # the class balance of an epoch's files: the wideband draw is expected to hold the pool's share of spoof
     n_pos = n_spoof + n_wide * y[wide_pool].mean() if n_wide else n_spoof
@@ -287,7 +286,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         teach = ort.InferenceSession(str(teacher), so, providers=["CPUExecutionProvider"])
         opts["distill"] = {"teacher": teacher.name, "alpha": kd_alpha, "temperature": kd_temp}
     log(f"[{arch}] options {opts}")
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     steps_per_epoch = int(np.ceil(n_all * per_file / bs))
     # one-cycle over the first epochs - swa epochs, then (SWA) a constant lr while averaging weights
@@ -321,7 +320,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             soft = (torch.sigmoid(torch.from_numpy(teach.run(None, {"features": xnp})[0] / kd_temp))
                     if teach is not None else None)
             xb = mixup_within_class(xb, y[bi], rng, mixup)
-            xb = freq_mixstyle(xb, rng, mixstyle, narrow[bi])
+            if mixstyle > 0:
+                xb = freq_mixstyle(xb, rng, mixstyle, narrow[bi])
             xb = spec_augment(xb, rng, specaug)
             yb = torch.from_numpy(y[bi])
             wb = torch.tensor([cw[float(v)] for v in y[bi]], dtype=torch.float32)
@@ -342,10 +342,10 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             loss = batch_loss()
             loss.backward()
             if sam > 0:
-                sam_ascent(params, sam)
+                moves = sam_ascent(params, sam)
                 opt.zero_grad()
                 batch_loss().backward()
-                sam_descent(params)
+                sam_descent(moves)
             opt.step()
             if not in_swa:
                 sched.step()
