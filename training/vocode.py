@@ -31,6 +31,10 @@ wheels are optional. Each has randomised parameters per clip:
             draw per clip (sigma 0.05-0.25 of each tensor's spread): many generators of one architecture instead
             of three checkpoints, so that what is learnt is not one checkpoint's fingerprint.
             --out .cache/vocoded_hifiganpert, read with SYNTHSCAN_HIFIGANPERT=1 (a trial; not in run.sh).
+  istft     a vocoder of another kind trained here (vocoder_train.py: log-mel -> ConvNeXt -> STFT magnitude and
+            phase -> inverse STFT, reconstruction losses only), from the same three kinds of mel. Without a
+            discriminator its output is easy: the shipped model scores it 1.000 (card notes, session 24).
+            --out .cache/vocoded_istft, read with SYNTHSCAN_ISTFT=1 (a trial; not in run.sh).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
@@ -337,8 +341,32 @@ def hifiganpert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y[:len(x)])
 
 
+_istft = None
+
+
+def _istft_model():
+    global _istft
+    if _istft is None:
+        import torch
+        from vocoder_train import IstftVocoder
+        torch.set_num_threads(1)
+        path = D.CACHE / "istft_vocoder" / "model.pt"
+        if not path.is_file():
+            raise RuntimeError(f"no {path}: train it first (python training/vocoder_train.py)")
+        _istft = IstftVocoder()
+        _istft.load_state_dict(torch.load(path, map_location="cpu"))
+        _istft.eval()
+    return _istft
+
+
+def istft(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # frames centred as torch.stft(center=True) centres them in training (pad n_fft / 2)
+    logmel = _acoustic_logmel(x, SR, 640, 160, 320, 1e-5, rng)
+    return _run_vocoder(_istft_model(), logmel)[:len(x)]
+
+
 VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22,
-            "hifiganpert": hifiganpert}
+            "hifiganpert": hifiganpert, "istft": istft}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

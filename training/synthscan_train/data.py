@@ -59,6 +59,8 @@ OPTIONAL_SETS = [
     ("SYNTHSCAN_HIFIGAN22", "vocoded_hifigan22", "_hifigan22"),
     # HiFi-GAN copy-synthesis through perturbed weights (vocode.py --vocoders hifiganpert --out .cache/vocoded_hifiganpert)
     ("SYNTHSCAN_HIFIGANPERT", "vocoded_hifiganpert", "_hifiganpert"),
+    # copy-synthesis through the vocoder vocoder_train.py trains (vocode.py --vocoders istft --out .cache/vocoded_istft)
+    ("SYNTHSCAN_ISTFT", "vocoded_istft", "_istft"),
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]

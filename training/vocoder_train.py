@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Train a small vocoder of our own on genuine TRAIN speech, for copy-synthesis data (vocode.py --vocoders istft).
+
+    python training/vocoder_train.py --minutes 20 --out training/.cache/istft_vocoder
+
+Why: the registries carry only three vocoder checkpoints (all HiFi-GAN), and the dev systems the detector misses
+are vocoders of other kinds. A vocoder trained here adds one: log-mel (the 80 Slaney bands HiFi-GAN reads) ->
+ConvNeXt blocks over frames -> a log-magnitude and a phase per STFT bin -> inverse STFT, the way Vocos and
+iSTFTNet make their waveform (no upsampling layers, so none of their periodic traces). It is trained with
+reconstruction losses only (multi-resolution STFT and log-mel), no discriminator: cheap on two cores, but its
+phase is what those losses allow, so it is a weaker vocoder than a published one.
+
+Only genuine clips whose role is train (never dev speakers, nor the calibration slice) are read. Output: model.pt
+and config.json in --out. Seeded, but torch on CPU threads is not bit-exact across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthscan_train import data as D  # noqa: E402
+
+SR, N_FFT, HOP, N_MELS = 16000, 640, 160, 80
+
+
+def mel_basis() -> torch.Tensor:
+    from vocode import mel_fb
+    return torch.tensor(mel_fb(N_FFT, N_MELS, 8000.0, SR, slaney=True), dtype=torch.float32)
+
+
+class Block(nn.Module):
+    """ConvNeXt block over frames: depthwise conv, layer norm, pointwise MLP, scaled residual."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dw = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.up = nn.Linear(dim, 3 * dim)
+        self.down = nn.Linear(3 * dim, dim)
+        self.gain = nn.Parameter(torch.full((dim,), 1e-2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(x).transpose(1, 2)
+        y = self.down(F.gelu(self.up(self.norm(y)))) * self.gain
+        return x + y.transpose(1, 2)
+
+
+class IstftVocoder(nn.Module):
+    def __init__(self, dim: int = 192, blocks: int = 6):
+        super().__init__()
+        self.inp = nn.Conv1d(N_MELS, dim, 7, padding=3)
+        self.norm_in = nn.LayerNorm(dim)
+        self.blocks = nn.Sequential(*[Block(dim) for _ in range(blocks)])
+        self.norm_out = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, N_FFT + 2)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, 80, frames) natural-log mel, frames centred every HOP samples -> (batch, HOP * (frames - 1))."""
+        x = self.norm_in(self.inp(logmel).transpose(1, 2)).transpose(1, 2)
+        x = self.blocks(x)
+        y = self.out(self.norm_out(x.transpose(1, 2))).transpose(1, 2)
+        bins = N_FFT // 2 + 1
+        mag = torch.exp(torch.clamp(y[:, :bins], max=6.0))  # clamped so an early step cannot overflow
+        return torch.istft(torch.polar(mag, y[:, bins:]), N_FFT, HOP, window=self.window, center=True)
+
+
+def logmel(x: torch.Tensor, basis: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    spec = torch.stft(x, N_FFT, HOP, window=window, center=True, return_complex=True).abs()
+    return torch.log(torch.clamp(basis @ spec, min=1e-5))
+
+
+def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1 at three resolutions (Yamamoto et al., Parallel WaveGAN)."""
+    total = y.new_zeros(())
+    for n in (256, 512, 1024):
+        w = torch.hann_window(n)
+        ys = torch.stft(y, n, n // 4, window=w, return_complex=True).abs() + 1e-5
+        xs = torch.stft(x, n, n // 4, window=w, return_complex=True).abs() + 1e-5
+        total = total + torch.linalg.norm(xs - ys) / torch.linalg.norm(xs) + F.l1_loss(ys.log(), xs.log())
+    return total / 3
+
+
+def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |log magnitude| difference of 256-, 512- and 1024-point STFTs (the distance vocode.py's notes use)."""
+    out = []
+    for n in (256, 512, 1024):
+        def mags(v):
+            frames = np.lib.stride_tricks.sliding_window_view(v, n)[::n // 4] * np.hanning(n)
+            return np.abs(np.fft.rfft(frames, axis=1))
+        ma, mb = mags(a), mags(b)
+        m = min(len(ma), len(mb))
+        out.append(float(np.mean(np.abs(np.log(ma[:m] + 1e-5) - np.log(mb[:m] + 1e-5)))))
+    return float(np.mean(out))
+
+
+def normalised(path: str) -> np.ndarray:
+    x = D.load16(path).astype(np.float32)
+    return x / (np.abs(x).max() + 1e-6) * 0.5
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=D.CACHE / "istft_vocoder")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training time (wall clock)")
+    ap.add_argument("--clips", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    rows = [r for r in D.all_rows() if r["source"] in ("corpus", "genuine") and r["label"] == "bonafide"
+            and r["role"] == "train" and float(r["duration_s"] or 0) >= 2.0]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    probe, rows = rows[:6], rows[6:6 + a.clips]
+    print(f"{len(rows)} genuine train clips; {len(probe)} more to measure reconstruction", flush=True)
+    wav = [normalised(r["path"]) for r in rows]
+    probe_wav = [torch.from_numpy(normalised(r["path"])) for r in probe]
+    basis, window = mel_basis(), torch.hann_window(N_FFT)
+    net = IstftVocoder()
+    opt = torch.optim.AdamW(net.parameters(), 5e-4)
+    seg, batch = SR, 16
+    t0, step, dist = time.time(), 0, float("nan")
+    while time.time() - t0 < a.minutes * 60:
+        chunks = []
+        for _ in range(batch):
+            w = wav[rng.integers(len(wav))]
+            s = int(rng.integers(0, max(1, len(w) - seg)))
+            chunks.append(np.pad(w[s:s + seg], (0, max(0, seg - len(w[s:s + seg])))))
+        x = torch.from_numpy(np.stack(chunks))
+        with torch.no_grad():
+            m = logmel(x, basis, window)
+        y = net(m)[:, :seg]
+        loss = stft_loss(y, x) + F.l1_loss(logmel(y, basis, window), m)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 500 == 0:
+            with torch.no_grad():
+                dist = float(np.mean([log_spectral_distance(p.numpy(), net(logmel(p[None], basis, window))[0, :len(p)].numpy())
+                                      for p in probe_wav]))
+            print(f"step {step} ({time.time() - t0:.0f} s) loss {loss.item():.3f} probe distance {dist:.3f}", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), a.out / "model.pt")
+    (a.out / "config.json").write_text(json.dumps({
+        "sample_rate": SR, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "steps": step, "batch": batch,
+        "minutes": a.minutes, "seed": a.seed, "clips": len(rows), "probe_distance": round(dist, 4)}, indent=1))
+    print(f"wrote {a.out / 'model.pt'} after {step} steps", flush=True)
+
+
+if __name__ == "__main__":
+    main()
