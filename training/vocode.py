@@ -35,6 +35,9 @@ wheels are optional. Each has randomised parameters per clip:
             phase -> inverse STFT, reconstruction losses only), from the same three kinds of mel. Without a
             discriminator its output is easy: the shipped model scores it 1.000 (card notes, session 24).
             --out .cache/vocoded_istft, read with SYNTHSCAN_ISTFT=1 (a trial; not in run.sh).
+  istftgan  the same network fine-tuned against period and resolution discriminators (vocoder_train.py
+            --adversarial --init, .cache/istft_gan_vocoder). --out .cache/vocoded_istftgan, read with
+            SYNTHSCAN_ISTFTGAN=1 (a trial; not in run.sh).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
@@ -339,32 +342,37 @@ def hifiganpert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y)
 
 
-_istft = None
+_own_models: dict[str, object] = {}
 
 
-def _istft_model():
-    global _istft
-    if _istft is None:
+def _own_model(folder: str):
+    """A vocoder vocoder_train.py wrote to .cache/<folder>, loaded once per worker."""
+    if folder not in _own_models:
         import torch
         from vocoder_train import IstftVocoder
         torch.set_num_threads(1)
-        path = D.CACHE / "istft_vocoder" / "model.pt"
+        path = D.CACHE / folder / "model.pt"
         if not path.is_file():
-            raise RuntimeError(f"no {path}: train it first (python training/vocoder_train.py)")
-        _istft = IstftVocoder()
-        _istft.load_state_dict(torch.load(path, map_location="cpu"))
-        _istft.eval()
-    return _istft
+            raise RuntimeError(f"no {path}: train it first (python training/vocoder_train.py, see README.md)")
+        model = IstftVocoder()
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        model.eval()
+        _own_models[folder] = model
+    return _own_models[folder]
 
 
-def istft(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def istft(x: np.ndarray, rng: np.random.Generator, folder: str = "istft_vocoder") -> np.ndarray:
     # frames centred as torch.stft(center=True) centres them in training (pad n_fft / 2)
     logmel = _acoustic_logmel(x, SR, 640, 160, 320, 1e-5, rng)
-    return _run_vocoder(_istft_model(), logmel)[:len(x)]
+    return _run_vocoder(_own_model(folder), logmel)[:len(x)]
+
+
+def istftgan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return istft(x, rng, "istft_gan_vocoder")
 
 
 VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22,
-            "hifiganpert": hifiganpert, "istft": istft}
+            "hifiganpert": hifiganpert, "istft": istft, "istftgan": istftgan}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

@@ -61,6 +61,8 @@ OPTIONAL_SETS = [
     ("SYNTHSCAN_HIFIGANPERT", "vocoded_hifiganpert", "_hifiganpert"),
     # copy-synthesis through the vocoder vocoder_train.py trains (vocode.py --vocoders istft --out .cache/vocoded_istft)
     ("SYNTHSCAN_ISTFT", "vocoded_istft", "_istft"),
+    # the same vocoder after adversarial fine-tuning (vocode.py --vocoders istftgan --out .cache/vocoded_istftgan)
+    ("SYNTHSCAN_ISTFTGAN", "vocoded_istftgan", "_istftgan"),
 ]
 ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
 EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
