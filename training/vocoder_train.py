@@ -15,7 +15,8 @@ its output 1.000). --adversarial adds what HiFi-GAN and Vocos train against: per
 2-11) and STFT-resolution sub-discriminators, least-squares GAN loss, feature matching and 45 x mel L1, both
 discriminator families narrowed so a step of 6 half-second segments takes about a second on two cores. Started
 from the reconstruction-only checkpoint (--init), it has minutes of GAN training where published vocoders have days:
-its output is nearer a real vocoder's, not equal to one.
+its output is nearer a real vocoder's, not equal to one. An adversarial run also writes discriminators.pt, and
+--init from its model.pt continues with them; --device cuda runs the same training on a GPU where one is lent.
 
 Only genuine clips whose role is train (never dev speakers, nor the calibration slice) are read. Output: model.pt
 and config.json in --out. Seeded, but torch on CPU threads is not bit-exact across machines.
@@ -91,7 +92,7 @@ def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Spectral convergence + log-magnitude L1 at three resolutions (Yamamoto et al., Parallel WaveGAN)."""
     total = y.new_zeros(())
     for n in (256, 512, 1024):
-        w = torch.hann_window(n)
+        w = torch.hann_window(n, device=y.device)
         ys = torch.stft(y, n, n // 4, window=w, return_complex=True).abs() + 1e-5
         xs = torch.stft(x, n, n // 4, window=w, return_complex=True).abs() + 1e-5
         total = total + torch.linalg.norm(xs - ys) / torch.linalg.norm(xs) + F.l1_loss(ys.log(), xs.log())
@@ -195,10 +196,12 @@ def normalised(path: str) -> np.ndarray:
     return x / (np.abs(x).max() + 1e-6) * 0.5
 
 
-def save(net: nn.Module, out: Path, config: dict) -> None:
+def save(out: Path, config: dict, **modules: nn.Module) -> None:
+    """<name>.pt per module, written whole or not at all: a run cut off mid-write leaves the last checkpoint."""
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), out / "model.pt.tmp")
-    (out / "model.pt.tmp").replace(out / "model.pt")  # a run cut off mid-write leaves the last whole checkpoint
+    for name, module in modules.items():
+        torch.save({k: v.cpu() for k, v in module.state_dict().items()}, out / f"{name}.pt.tmp")
+        (out / f"{name}.pt.tmp").replace(out / f"{name}.pt")
     (out / "config.json").write_text(json.dumps(config, indent=1))
 
 
@@ -209,12 +212,14 @@ def main():
     ap.add_argument("--clips", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--init", type=Path, help="start the vocoder from this model.pt (e.g. a reconstruction-only run)")
+    ap.add_argument("--init", type=Path, help="start the vocoder from this model.pt (e.g. a reconstruction-only run); "
+                    "with --adversarial, the discriminators too if discriminators.pt lies beside it")
     ap.add_argument("--adversarial", action="store_true",
                     help="train against period and resolution discriminators (HiFi-GAN's loss weights)")
     ap.add_argument("--segment", type=int, default=SR, help="samples per training segment")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--save-minutes", type=float, default=10.0, help="write a checkpoint this often")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda where a GPU is lent")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -226,12 +231,18 @@ def main():
     print(f"{len(rows)} genuine train clips; {len(probe)} more to measure reconstruction", flush=True)
     wav = [normalised(r["path"]) for r in rows]
     probe_wav = [torch.from_numpy(normalised(r["path"])) for r in probe]
-    basis, window = mel_basis(), torch.hann_window(N_FFT)
+    dev = torch.device(a.device)
+    basis, window = mel_basis().to(dev), torch.hann_window(N_FFT, device=dev)
     net = IstftVocoder()
     if a.init:
         net.load_state_dict(torch.load(a.init, map_location="cpu"))
+    net.to(dev)
     if a.adversarial:
         disc = Discriminators()
+        if a.init and (a.init.parent / "discriminators.pt").is_file():
+            # continuing an adversarial run: fresh discriminators would first have to relearn what the old ones knew
+            disc.load_state_dict(torch.load(a.init.parent / "discriminators.pt", map_location="cpu"))
+        disc.to(dev)
         # HiFi-GAN's optimiser settings for both players
         opt = torch.optim.AdamW(net.parameters(), 2e-4, betas=(0.8, 0.99))
         opt_d = torch.optim.AdamW(disc.parameters(), 2e-4, betas=(0.8, 0.99))
@@ -254,7 +265,7 @@ def main():
             s = int(rng.integers(0, max(1, len(w) - seg)))
             chunk = w[s:s + seg]
             chunks.append(np.pad(chunk, (0, seg - len(chunk))))
-        x = torch.from_numpy(np.stack(chunks))
+        x = torch.from_numpy(np.stack(chunks)).to(dev)
         with torch.no_grad():
             m = logmel(x, basis, window)
         y = net(m)[:, :seg]
@@ -272,19 +283,21 @@ def main():
             loss = stft_loss(y, x) + F.l1_loss(logmel(y, basis, window), m)
         opt.zero_grad()
         loss.backward()
+        # the reconstruction run clips at 1 (its first steps overflow otherwise); HiFi-GAN clips nothing, so the
+        # adversarial run only guards against a blow-up
         nn.utils.clip_grad_norm_(net.parameters(), 1.0 if not a.adversarial else 100.0)
         opt.step()
         step += 1
         if step % 500 == 0:
             with torch.no_grad():
-                dist = float(np.mean([log_spectral_distance(p.numpy(), net(logmel(p[None], basis, window))[0, :len(p)].numpy())
-                                      for p in probe_wav]))
+                dist = float(np.mean([log_spectral_distance(
+                    p.numpy(), net(logmel(p[None].to(dev), basis, window))[0, :len(p)].cpu().numpy()) for p in probe_wav]))
             extra = f" (discriminator {d_loss.item():.3f}, adversarial {adv.item():.3f}, feature {fm.item():.3f}, mel {mel.item():.3f})" if a.adversarial else ""
             print(f"step {step} ({time.time() - t0:.0f} s) loss {loss.item():.3f}{extra} probe distance {dist:.3f}", flush=True)
         if time.time() - saved > a.save_minutes * 60:
-            save(net, a.out, config(step, dist))
+            save(a.out, config(step, dist), model=net, **({"discriminators": disc} if a.adversarial else {}))
             saved = time.time()
-    save(net, a.out, config(step, dist))
+    save(a.out, config(step, dist), model=net, **({"discriminators": disc} if a.adversarial else {}))
     print(f"wrote {a.out / 'model.pt'} after {step} steps", flush=True)
 
 
