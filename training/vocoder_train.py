@@ -100,8 +100,8 @@ def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class PeriodDiscriminator(nn.Module):
-    """HiFi-GAN's period sub-discriminator (samples folded into rows of `period`), at a quarter of its width so a
-    step fits two CPU cores."""
+    """HiFi-GAN's period sub-discriminator (samples folded into rows of `period`), narrowed (16-256 channels where
+    HiFi-GAN has 32-1024) so a step fits two CPU cores."""
 
     def __init__(self, period: int, widths=(16, 64, 128, 256, 256)):
         super().__init__()
