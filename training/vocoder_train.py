@@ -99,6 +99,17 @@ def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return total / 3
 
 
+def _feature_maps(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A sub-discriminator's score map (flattened) and every layer's output, which feature matching compares."""
+    maps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        maps.append(x)
+    x = post(x)
+    maps.append(x)
+    return x.flatten(1), maps
+
+
 class PeriodDiscriminator(nn.Module):
     """HiFi-GAN's period sub-discriminator (samples folded into rows of `period`), narrowed (16-256 channels where
     HiFi-GAN has 32-1024) so a step fits two CPU cores."""
@@ -118,13 +129,7 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), mode="reflect")
         x = x.view(b, 1, -1, self.period)
-        maps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            maps.append(x)
-        x = self.post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _feature_maps(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -145,13 +150,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = torch.stft(x, self.n_fft, self.n_fft // 4, window=self.window, center=True, return_complex=True)
         x = spec.abs().transpose(1, 2).unsqueeze(1)  # (batch, 1, frames, bins)
-        maps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            maps.append(x)
-        x = self.post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _feature_maps(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
