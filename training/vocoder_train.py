@@ -248,6 +248,7 @@ def main():
     else:
         opt = torch.optim.AdamW(net.parameters(), 5e-4)
     seg, batch = a.segment, a.batch
+    checkpoint = {"model": net, **({"discriminators": disc} if a.adversarial else {})}
 
     def config(steps: int, dist: float) -> dict:
         return {"sample_rate": SR, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "steps": steps, "batch": batch,
@@ -279,6 +280,8 @@ def main():
             mel = F.l1_loss(logmel(y, basis, window), m)
             loss = adv + 2.0 * fm + 45.0 * mel
         else:
+            # each branch builds its mel term last: moving it (to share it between the branches) changes the order
+            # in which autograd sums gradients, and with it the weights in their last bits
             loss = stft_loss(y, x) + F.l1_loss(logmel(y, basis, window), m)
         opt.zero_grad()
         loss.backward()
@@ -291,12 +294,13 @@ def main():
             with torch.no_grad():
                 dist = float(np.mean([log_spectral_distance(
                     p.numpy(), net(logmel(p[None].to(dev), basis, window))[0, :len(p)].cpu().numpy()) for p in probe_wav]))
-            extra = f" (discriminator {d_loss.item():.3f}, adversarial {adv.item():.3f}, feature {fm.item():.3f}, mel {mel.item():.3f})" if a.adversarial else ""
+            extra = (f" (discriminator {d_loss.item():.3f}, adversarial {adv.item():.3f}, feature {fm.item():.3f}, "
+                     f"mel {mel.item():.3f})" if a.adversarial else "")
             print(f"step {step} ({time.time() - t0:.0f} s) loss {loss.item():.3f}{extra} probe distance {dist:.3f}", flush=True)
         if time.time() - saved > a.save_minutes * 60:
-            save(a.out, config(step, dist), model=net, **({"discriminators": disc} if a.adversarial else {}))
+            save(a.out, config(step, dist), **checkpoint)
             saved = time.time()
-    save(a.out, config(step, dist), model=net, **({"discriminators": disc} if a.adversarial else {}))
+    save(a.out, config(step, dist), **checkpoint)
     print(f"wrote {a.out / 'model.pt'} after {step} steps", flush=True)
 
 
