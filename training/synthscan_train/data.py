@@ -96,13 +96,21 @@ _COPIES_ON = [c for c in COPY_SWITCHES if os.environ.get(c[0]) == "1"]
 ENABLED_COPIES = [(tag, p, process, stage, CACHE / f"aud_{tag}{_SALT_TAG}")
                   for _, _, tag, p, process, stage in _COPIES_ON]
 VARIANTS = VARIANTS.with_name(VARIANTS.stem + "".join(suffix for _, suffix, *_ in _COPIES_ON) + ".csv")
+# SYNTHSCAN_DEV_SPOOF_TRAIN=vc (corpus families, comma-separated): a leave-one-family-out trial. That held-out
+# family's synthetic dev clips become training data (train or calib, by system, as the train split's are); its
+# genuine dev speakers and every other dev clip stay held out. It asks whether one more unseen family in training
+# helps on another the network never saw. Such a run's dev numbers for that family are training numbers, so
+# ship.py refuses it, and its variants and dev tables get names of their own.
+DEV_SPOOF_TRAIN = tuple(sorted({f for f in os.environ.get("SYNTHSCAN_DEV_SPOOF_TRAIN", "").split(",") if f}))
+_DEV_SPOOF_TAG = "_devspoof-" + "-".join(DEV_SPOOF_TRAIN) if DEV_SPOOF_TRAIN else ""
+VARIANTS = VARIANTS.with_name(VARIANTS.stem + _DEV_SPOOF_TAG + ".csv")
 # SYNTHSCAN_KDE_TRAIN=1 (run.sh sets it by default since session 19): genuine.py's KDE home recordings of half of
 # the languages (by a hash of the language code, so one language's speakers stay on one side) become genuine TRAIN
 # speech (and its Vorbis copies above are made)
 KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
 KDE_DATASETS = ("klettres_", "ktuberling_")
 # the dev table prepare writes (clean and G.711 dev copies, roles dev / dev_extra); read it with read_dev_table
-DEV_TABLE = CACHE / "dev.csv"
+DEV_TABLE = CACHE / f"dev{_DEV_SPOOF_TAG}.csv"
 FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
 # SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
 BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
@@ -163,6 +171,14 @@ def is_kde(r: dict) -> bool:
 
 def all_rows() -> list[dict]:
     rows = read_manifest(CORPUS / "manifest.csv", "corpus")
+    dev_spoof_families = {r["family"] for r in rows if r["split"] == "dev" and r["label"] == "spoof"}
+    unknown = sorted(set(DEV_SPOOF_TRAIN) - dev_spoof_families)
+    if unknown:
+        raise SystemExit(f"SYNTHSCAN_DEV_SPOOF_TRAIN names {', '.join(unknown)}; the corpus dev synthetic families "
+                         f"are {', '.join(sorted(dev_spoof_families))}")
+    for r in rows:
+        if r["split"] == "dev" and r["label"] == "spoof" and r["family"] in DEV_SPOOF_TRAIN:
+            r["split"] = "train"
     for d in EXTRA:
         m = d / "manifest.csv"
         if m.exists():

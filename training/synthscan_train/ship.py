@@ -199,6 +199,10 @@ def main():
                  "phase channels, so they cannot ship")
     torch.set_num_threads(2)
     info = json.loads((a.run / "dev.json").read_text())
+    for run in [a.run, *a.ensemble]:
+        if D.DEV_SPOOF_TRAIN or json.loads((run / "dev.json").read_text()).get("dev_spoof_train"):
+            ap.error(f"{run} trained on dev synthetic clips (SYNTHSCAN_DEV_SPOOF_TRAIN), so its dev numbers are not "
+                     "held out: it is a leave-one-family-out trial and cannot ship")
     arch = info["arch"]
     # the run's front-end config is the one shipped (and the one whose cached features are read)
     C.FEATURES.update(info.get("features", {}))

@@ -255,6 +255,12 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     if init is not None:
         # fine-tuning: start from another run's weights (same arch and features)
         model.load_state_dict(torch.load(init))
+        # a fine-tune under another dev split than its base would score the base's training clips as dev
+        base_info = init.parent / "dev.json"
+        base_split = json.loads(base_info.read_text()).get("dev_spoof_train", []) if base_info.exists() else []
+        if base_split != list(D.DEV_SPOOF_TRAIN):
+            raise SystemExit(f"{init} was trained with SYNTHSCAN_DEV_SPOOF_TRAIN={','.join(base_split)}; run the "
+                             "fine-tune with the same setting")
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
             else f"AM-softmax (s {M.AM_SCALE:g}, m {M.AM_MARGIN:g}), class-balanced" if arch.endswith("_am")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
@@ -298,6 +304,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     def save_history():
         (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file,
                                                   "features": C.FEATURES, "vad": C.VAD, "train_opts": opts,
+                                                  "dev_spoof_train": list(D.DEV_SPOOF_TRAIN),
                                                   "history": hist}, indent=1))
     for ep in range(epochs):
         in_swa = ep >= epochs - swa
