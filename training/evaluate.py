@@ -384,6 +384,9 @@ def main():
     if kde_train != D.KDE_TRAIN:
         raise SystemExit(f"{a.model.name} was trained {'with' if kde_train else 'without'} SYNTHSCAN_KDE_TRAIN=1: "
                          "measure it under the same setting (and a prepare run under it)")
+    if D.DEV_SPOOF_TRAIN:
+        # ship.py refuses such runs, and the dev table under it lacks the moved family
+        raise SystemExit("SYNTHSCAN_DEV_SPOOF_TRAIN is for leave-one-family-out trials; unset it to evaluate")
     dev_all = ensure_dev()
     dev = [r for r in dev_all if r["role"] == "dev"]
     clean = [r for r in dev if r["condition"] == "clean"]
