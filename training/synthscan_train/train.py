@@ -259,8 +259,9 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
         base_info = init.parent / "dev.json"
         base_split = json.loads(base_info.read_text()).get("dev_spoof_train", []) if base_info.exists() else []
         if base_split != list(D.DEV_SPOOF_TRAIN):
-            raise SystemExit(f"{init} was trained with SYNTHSCAN_DEV_SPOOF_TRAIN={','.join(base_split)}; run the "
-                             "fine-tune with the same setting")
+            raise SystemExit(f"{init} was trained with SYNTHSCAN_DEV_SPOOF_TRAIN={','.join(base_split) or '(unset)'} "
+                             f"and this fine-tune runs with {','.join(D.DEV_SPOOF_TRAIN) or '(unset)'}: run it with "
+                             "the base's setting")
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
             else f"AM-softmax (s {M.AM_SCALE:g}, m {M.AM_MARGIN:g}), class-balanced" if arch.endswith("_am")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
