@@ -176,15 +176,15 @@ def all_rows() -> list[dict]:
     if unknown:
         raise SystemExit(f"SYNTHSCAN_DEV_SPOOF_TRAIN names {', '.join(unknown)}; the corpus dev synthetic families "
                          f"are {', '.join(sorted(dev_spoof_families))}")
-    for r in rows:
-        if r["split"] == "dev" and r["label"] == "spoof" and r["family"] in DEV_SPOOF_TRAIN:
-            r["split"] = "train"
     for d in EXTRA:
         m = d / "manifest.csv"
         if m.exists():
             rows += read_manifest(m, d.name)
     for r in rows:
         if KDE_TRAIN and is_kde(r) and h01("kde:" + r["language"]) < 0.5:
+            r["split"] = "train"
+        if (r["source"] == "corpus" and r["split"] == "dev" and r["label"] == "spoof"
+                and r["family"] in DEV_SPOOF_TRAIN):
             r["split"] = "train"
         if r["split"] == "dev":
             r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
