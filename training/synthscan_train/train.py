@@ -220,6 +220,15 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     rng = np.random.default_rng(seed)
     if not 0.0 <= wideband_share < 1.0:
         raise ValueError(f"wideband_share must be in [0, 1), got {wideband_share}")
+    if init is not None:
+        # a fine-tune under another dev split than its base would score the base's training clips as dev (checked
+        # before the stores load, which takes a minute)
+        base_info = init.parent / "dev.json"
+        base_split = json.loads(base_info.read_text()).get("dev_spoof_train", []) if base_info.exists() else []
+        if base_split != list(D.DEV_SPOOF_TRAIN):
+            raise SystemExit(f"{init} was trained with SYNTHSCAN_DEV_SPOOF_TRAIN={','.join(base_split) or '(unset)'} "
+                             f"and this fine-tune runs with {','.join(D.DEV_SPOOF_TRAIN) or '(unset)'}: run it with "
+                             "the base's setting")
     # a mixed fine-tune reads every train file and draws its wideband part anew each epoch
     train_s, calib_s, devc, devp = stores or load_stores(narrowband and wideband_share == 0.0, resynthesis_only,
                                                           other_share)
@@ -255,13 +264,6 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     if init is not None:
         # fine-tuning: start from another run's weights (same arch and features)
         model.load_state_dict(torch.load(init))
-        # a fine-tune under another dev split than its base would score the base's training clips as dev
-        base_info = init.parent / "dev.json"
-        base_split = json.loads(base_info.read_text()).get("dev_spoof_train", []) if base_info.exists() else []
-        if base_split != list(D.DEV_SPOOF_TRAIN):
-            raise SystemExit(f"{init} was trained with SYNTHSCAN_DEV_SPOOF_TRAIN={','.join(base_split) or '(unset)'} "
-                             f"and this fine-tune runs with {','.join(D.DEV_SPOOF_TRAIN) or '(unset)'}: run it with "
-                             "the base's setting")
     opts = {"arch": arch, "loss": "OC-softmax (alpha 20, m 0.9/0.2), class-balanced" if arch.endswith("_oc")
             else f"AM-softmax (s {M.AM_SCALE:g}, m {M.AM_MARGIN:g}), class-balanced" if arch.endswith("_am")
             else "class-balanced BCE", "lr": lr, "weight_decay": wd, "specaug": specaug,
