@@ -53,6 +53,34 @@ def spec_augment(x: torch.Tensor, rng: np.random.Generator, kind: str = "base") 
     return torch.where(mask.repeat(1, 1, C.IN_CH), mean, x)
 
 
+def moving_average(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """K-point moving average along dim; the ends average over the points that exist (no zero padding)."""
+    x = x.movedim(dim, -1)
+    n = x.shape[-1]
+    c = torch.nn.functional.pad(torch.cumsum(x.double(), dim=-1), (1, 0))
+    i = torch.arange(n)
+    lo = (i - k // 2).clamp(0, n)
+    hi = (i + (k - 1 - k // 2) + 1).clamp(0, n)
+    return ((c[..., hi] - c[..., lo]) / (hi - lo)).to(x.dtype).movedim(-1, dim)
+
+
+def smooth_augment(x: torch.Tensor, rng: np.random.Generator, p: float, widths=(2, 3)) -> torch.Tensor:
+    """With probability p per window, a 2- or 3-point moving average over its frames or over its bands (a coin
+    decides), of either class. EXPERIMENT (session 27, occlusion.py): a 2-frame or 2-band average of the input
+    raises the shipped model's logit by 3.5-7 on every dev class, genuine included, so its level of "synthetic"
+    rests on fine texture that noise suppression and low-rate codecs smooth away; this asks the network to rank
+    the classes without it."""
+    if p <= 0:
+        return x
+    out = x.clone()
+    for b in range(x.shape[0]):
+        if rng.random() < p:
+            k = int(rng.choice(widths))
+            dim = 0 if rng.random() < 0.5 else 1
+            out[b] = moving_average(x[b], k, dim)
+    return out
+
+
 def mixup_within_class(x: torch.Tensor, y: np.ndarray, rng: np.random.Generator, p: float,
                        alpha: float = 0.4) -> torch.Tensor:
     """With probability p per window, mix its log features with another window of the SAME class
@@ -209,7 +237,7 @@ def dev_eval(model, devc, devp) -> dict:
 
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
-          mixstyle: float = 0.0, sam: float = 0.0, swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2,
+          mixstyle: float = 0.0, smooth: float = 0.0, sam: float = 0.0, swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2,
           teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
           narrowband: bool = False, wideband_share: float = 0.0, resynthesis_only: bool = False,
@@ -271,6 +299,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             "swa_lr": swa_lr if swa else None, "seed": seed, "batch": bs}
     if mixstyle > 0:
         opts["freq_mixstyle_p"] = mixstyle
+    if smooth > 0:
+        opts["smooth_p"] = smooth
     if sam > 0:
         # (BatchNorm running statistics see both passes of a step)
         opts["sam_rho"] = sam
@@ -332,6 +362,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
             xb = mixup_within_class(xb, y[bi], rng, mixup)
             if mixstyle > 0:
                 xb = freq_mixstyle(xb, rng, mixstyle, narrow[bi])
+            xb = smooth_augment(xb, rng, smooth)
             xb = spec_augment(xb, rng, specaug)
             yb = torch.from_numpy(y[bi])
             wb = torch.tensor([cw[float(v)] for v in y[bi]], dtype=torch.float32)
@@ -416,6 +447,8 @@ def main():
     ap.add_argument("--mixup", type=float, default=0.0, help="p of within-class mixup per window")
     ap.add_argument("--mixstyle", type=float, default=0.0,
                     help="p of frequency-wise MixStyle per window (band statistics mixed across the batch)")
+    ap.add_argument("--smooth", type=float, default=0.0,
+                    help="p per window of a 2- or 3-point moving average over frames or bands (EXPERIMENT)")
     ap.add_argument("--sam", type=float, default=0.0,
                     help="rho of sharpness-aware minimisation (two forward/backward passes per step); 0 = off")
     ap.add_argument("--swa", type=int, default=0, help="average the weights of the last N epochs")
@@ -440,7 +473,7 @@ def main():
     if a.wideband_share and not a.narrowband:
         ap.error("--wideband-share needs --narrowband")
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
-          mixup=a.mixup, mixstyle=a.mixstyle, sam=a.sam, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher,
+          mixup=a.mixup, mixstyle=a.mixstyle, smooth=a.smooth, sam=a.sam, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher,
           kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
           init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share,
           resynthesis_only=a.resynthesis_only, other_share=a.other_share)
