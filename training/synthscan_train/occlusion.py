@@ -54,17 +54,6 @@ def band_groups(n_groups: int) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def moving_average(x: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """K-point moving average along axis; the ends average over the points that exist (no zero padding)."""
-    c = np.cumsum(np.moveaxis(x, axis, -1).astype(np.float64), axis=-1)
-    c = np.concatenate([np.zeros(c.shape[:-1] + (1,)), c], axis=-1)
-    n = c.shape[-1] - 1
-    lo = np.clip(np.arange(n) - k // 2, 0, n)
-    hi = np.clip(np.arange(n) + (k - 1 - k // 2) + 1, 0, n)
-    out = (c[..., hi] - c[..., lo]) / (hi - lo)
-    return np.moveaxis(out, -1, axis).astype(np.float32)
-
-
 def operation(name: str, arg, rng: np.random.Generator):
     """A function [N, F, B] -> [N, F, B] (a new array; the store is never written). arg: the band indices of
     `flat` and `only`, the width of the smoothings."""
@@ -72,6 +61,10 @@ def operation(name: str, arg, rng: np.random.Generator):
         x = x.copy()
         x[:, :, idx] = x[:, :, idx].mean(axis=1, keepdims=True)
         return x
+
+    def smooth(x, k, dim):
+        import torch
+        return T.moving_average(torch.from_numpy(x), k, dim).numpy()
 
     def shuffle(x):
         perm = np.argsort(rng.random(x.shape[:2]), axis=1)
@@ -81,8 +74,8 @@ def operation(name: str, arg, rng: np.random.Generator):
             "flat": lambda x: flat(x, arg),
             "only": lambda x: flat(x, np.setdiff1d(np.arange(x.shape[2]), arg)),
             "shuffle": shuffle,
-            "fsmooth": lambda x: moving_average(x, arg, 2),
-            "tsmooth": lambda x: moving_average(x, arg, 1)}[name]
+            "fsmooth": lambda x: smooth(x, arg, 2),
+            "tsmooth": lambda x: smooth(x, arg, 1)}[name]
 
 
 def onnx_predictor(path: Path):
