@@ -91,6 +91,9 @@ COPY_SWITCHES = [
     # RawBoost-style distortion and signal-dependent clicks (augment.nonlinear_channel), as a handset or a
     # converter adds before the codec
     ("SYNTHSCAN_NONLIN", "_nonlin", "nonlin", 0.25, A.nonlinear_channel, "before"),
+    # spectral noise reduction of the finished copy (augment.noise_reduction), as the receiving side's software or
+    # a recorder cleans a call
+    ("SYNTHSCAN_DENOISE", "_denoise", "denoise", 0.2, A.noise_reduction, "after"),
 ]
 _COPIES_ON = [c for c in COPY_SWITCHES if os.environ.get(c[0]) == "1"]
 ENABLED_COPIES = [(tag, p, process, stage, CACHE / f"aud_{tag}{_SALT_TAG}")
