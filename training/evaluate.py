@@ -90,15 +90,13 @@ def variant_files(dev: list[dict], kind: str) -> dict[str, str]:
     m = {}
     for r in dev:
         p = d / (D.stem(r["path"]) + ".wav")
-        if not p.exists():
-            if kind == "denoise":
-                # written under a temporary name first, so that an interrupted run leaves no short file behind
-                tmp = p.with_suffix(".part.wav")
-                subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", r["path"], "-ac", "1",
-                                "-af", "afftdn", "-c:a", "pcm_s16le", str(tmp)], check=True)
-                tmp.rename(p)
-                m[r["path"]] = str(p)
-                continue
+        if not p.exists() and kind == "denoise":
+            # written under a temporary name first, so that an interrupted run leaves no short file behind
+            tmp = p.with_suffix(".part.wav")
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", r["path"], "-ac", "1",
+                            "-af", "afftdn", "-c:a", "pcm_s16le", str(tmp)], check=True)
+            tmp.rename(p)
+        elif not p.exists():
             x = D.load16(r["path"])
             if kind == "nb":
                 sf.write(p, A.resample(x, 16000, 8000), 8000, subtype="PCM_16")

@@ -114,13 +114,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     predict = run_predictor(a.run) if a.run else onnx_predictor(a.onnx)
     groups = band_groups(a.groups)
+    plan = [("none", None, "as is")]
+    plan += [("flat", idx, label) for idx, label in groups]
+    plan += [("only", idx, label) for idx, label in groups]
+    plan += [("shuffle", None, "all bands")]
+    plan += [(op, k, f"{k} {unit}") for op, unit in (("fsmooth", "bands"), ("tsmooth", "frames"))
+             for k in (2, 3, 5)]
     results = {}
     for cond, st in zip(("clean", "phone"), T.dev_stores()):
-        plan = [("none", None, "as is")]
-        plan += [("flat", idx, label) for idx, label in groups]
-        plan += [("only", idx, label) for idx, label in groups]
-        plan += [("shuffle", None, "all bands")]
-        plan += [(op, k, f"{k} {unit}") for op, unit in (("fsmooth", "bands"), ("tsmooth", "frames")) for k in (2, 3, 5)]
         base = None
         rows_out = []
         for op, arg, label in plan:

@@ -237,7 +237,8 @@ def dev_eval(model, devc, devp) -> dict:
 
 def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, bs: int = 64,
           lr: float = 2e-3, stores=None, log=print, specaug: str = "base", mixup: float = 0.0,
-          mixstyle: float = 0.0, smooth: float = 0.0, sam: float = 0.0, swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2,
+          mixstyle: float = 0.0, smooth: float = 0.0, sam: float = 0.0, swa: int = 0, swa_lr: float = 5e-4,
+          wd: float = 1e-2,
           teacher: Path | None = None,
           kd_alpha: float = 0.5, kd_temp: float = 2.0, init: Path | None = None,
           narrowband: bool = False, wideband_share: float = 0.0, resynthesis_only: bool = False,
@@ -473,7 +474,8 @@ def main():
     if a.wideband_share and not a.narrowband:
         ap.error("--wideband-share needs --narrowband")
     train(a.arch, a.epochs, a.out, a.seed, a.per_file, lr=a.lr, wd=a.wd, specaug=a.specaug,
-          mixup=a.mixup, mixstyle=a.mixstyle, smooth=a.smooth, sam=a.sam, swa=a.swa, swa_lr=a.swa_lr, teacher=a.teacher,
+          mixup=a.mixup, mixstyle=a.mixstyle, smooth=a.smooth, sam=a.sam, swa=a.swa, swa_lr=a.swa_lr,
+          teacher=a.teacher,
           kd_alpha=a.kd_alpha, kd_temp=a.kd_temp,
           init=a.init, narrowband=a.narrowband, wideband_share=a.wideband_share,
           resynthesis_only=a.resynthesis_only, other_share=a.other_share)
