@@ -27,6 +27,8 @@ CANDIDATES=${CANDIDATES:-"linear:dual:8:3"}
 PYTHON="$PY" scripts/setup-ort.sh
 cargo build --release
 cd training
+# is the data the recorded data (training/data_sums)? A difference is reported, not fatal: other data make another model
+"$PY" -m synthscan_train.datasums check
 # 1. tables, augmented copies (shared), phone-channel dev copies, Rust features per front-end config
 for fb in $(for c in $CANDIDATES; do echo "${c%%:*}"; done | sort -u); do
   SYNTHSCAN_FILTERBANK=$fb nice -n 5 "$PY" -m synthscan_train.prepare

@@ -16,6 +16,7 @@ import soundfile as sf
 from . import augment as A
 from . import config as C
 from . import data as D
+from . import datasums as S
 
 PHONE = D.CACHE / "devphone"
 
@@ -58,6 +59,8 @@ def main() -> None:
     rows = D.all_rows()
     units = D.make_units(rows)
     print(f"rows {len(rows)}  units {len(units)}", flush=True)
+    # the caches are keyed by path: drop what was made from a clip regenerated in place since the last run
+    S.refresh_caches(rows, units)
     variants = D.build_variants(units)
     D.write_csv(D.VARIANTS, variants)
     print(f"variants {len(variants)}  ({time.time() - t0:.0f}s)", flush=True)
