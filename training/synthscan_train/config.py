@@ -25,6 +25,12 @@ MIN_SPEECH_S = 1.0
 IN_CH = 3 if os.environ.get("SYNTHSCAN_REASSIGN", "0") == "1" else 1
 
 
+def threads() -> int:
+    """Threads for torch and onnxruntime in training and the diagnostics (SYNTHSCAN_THREADS, default 2: this machine
+    kind's cores). A run on one thread is another run (card notes, session 20)."""
+    return int(os.environ.get("SYNTHSCAN_THREADS", "2"))
+
+
 def manifest(sha256="0" * 64, scale=1.0, bias=0.0, threshold=0.5, training=None, description=None):
     return {
         "name": "synthscan",

@@ -17,6 +17,9 @@ calibration / threshold mechanism is unchanged.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -335,3 +338,15 @@ class MeanLogit(nn.Module):
 
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+def load_run(run: Path, n_bins: int, frames: int) -> tuple[nn.Module, dict]:
+    """A training run's network with its trained weights (model.pt), and the run's dev.json (arch, front end,
+    per-epoch dev figures)."""
+    info = run / "dev.json"
+    if not info.exists():
+        raise SystemExit(f"{run} is not a training run (no dev.json)")
+    run_info = json.loads(info.read_text())
+    net = build(run_info["arch"], n_bins, frames)
+    net.load_state_dict(torch.load(run / "model.pt"))
+    return net, run_info

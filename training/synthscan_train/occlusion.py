@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def operation(name: str, arg, rng: np.random.Generator):
 def onnx_predictor(path: Path):
     if not path.exists():
         raise SystemExit(f"occlusion: no model at {path}")
-    sess = SH.session(path, int(os.environ.get("SYNTHSCAN_THREADS", "2")))
+    sess = SH.session(path, C.threads())
     return lambda xb: sess.run(None, {"features": xb})[0].reshape(-1)
 
 
@@ -89,14 +88,9 @@ def run_predictor(run: Path):
     import torch
 
     from . import models as M
-    info = run / "dev.json"
-    if not info.exists():
-        raise SystemExit(f"occlusion: {run} is not a training run (no dev.json)")
-    arch = json.loads(info.read_text())["arch"]
-    net = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"])
-    net.load_state_dict(torch.load(run / "model.pt"))
-    torch.set_num_threads(int(os.environ.get("SYNTHSCAN_THREADS", "2")))
-    return T.predictor(net.full if arch.startswith("dual") else net)
+    net, info = M.load_run(run, C.FEATURES["n_bins"], C.WINDOW["frames"])
+    torch.set_num_threads(C.threads())
+    return T.predictor(net.full if info["arch"].startswith("dual") else net)
 
 
 def group_means(scores: np.ndarray, rows: list[dict]) -> dict:

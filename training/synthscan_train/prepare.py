@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 from . import augment as A

@@ -210,14 +210,12 @@ def main():
     print(f"front end: {C.FEATURES['filterbank']} x {C.FEATURES['n_bins']}, vad {C.VAD}; features {D.FEAT}")
     members = []
     for run in [a.run, *a.ensemble]:
-        run_info = json.loads((run / "dev.json").read_text())
+        net, run_info = M.load_run(run, C.FEATURES["n_bins"], C.WINDOW["frames"])
         if run_info.get("dev_spoof_train"):
             ap.error(f"{run} trained on dev synthetic clips (SYNTHSCAN_DEV_SPOOF_TRAIN), so its dev numbers are not "
                      "held out: it is a leave-one-family-out trial and cannot ship")
         if run_info.get("features", {}) != info.get("features", {}):
             raise SystemExit(f"{run} has another front end than {a.run}; an ensemble shares one")
-        net = M.build(run_info["arch"], C.FEATURES["n_bins"], C.WINDOW["frames"])
-        net.load_state_dict(torch.load(run / "model.pt"))
         if a.branch:
             if not run_info["arch"].startswith("dual"):
                 raise SystemExit(f"--branch needs a dual model; {run} is {run_info['arch']}")

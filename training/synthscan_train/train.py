@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -244,7 +243,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
           narrowband: bool = False, wideband_share: float = 0.0, resynthesis_only: bool = False,
           other_share: float = 0.0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    threads = int(os.environ.get('SYNTHSCAN_THREADS', '2'))
+    threads = C.threads()
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     if not 0.0 <= wideband_share < 1.0:
