@@ -9,7 +9,7 @@ Two jobs:
    how many clips are the recorded ones:
 
        python -m synthscan_train.datasums check [--strict]     (from training/; --strict: exit 1 on a difference)
-       python -m synthscan_train.datasums write                (record the data now in .cache as the reference)
+       python -m synthscan_train.datasums write --note "..."   (record the data now in .cache as the reference)
 
 2. The caches under training/.cache are keyed by path, not content: augmented copies (aud*/<unit>__vN.wav),
    Rust features (feat_*/<path stem>.*.npy), G.711 dev copies (devphone/) and evaluate.py's probe copies
@@ -92,7 +92,8 @@ def write(note: str) -> None:
         _write_tsv(SUMS_DIR / f"{name}.tsv", f"# sha256[:{SHORT}]\tfile\tsystem  ({name}; {note})\n", rows)
         print(f"{name}: {len(rows)} clips recorded")
     rows = corpus_sums(D.CORPUS)
-    _write_tsv(SUMS_DIR / "corpus.tsv", f"# digest\tsystem\tclips  (the corpus as read with the sets above: {note})\n", rows)
+    header = f"# digest\tsystem\tclips  (the corpus as read with the sets above: {note})\n"
+    _write_tsv(SUMS_DIR / "corpus.tsv", header, rows)
     print(f"corpus: {len(rows)} systems recorded")
 
 
