@@ -133,6 +133,12 @@ def main():
           "~12 % of train (grouped by speaker / system) is held out for calibration.", "",
           "## Augmentation (both classes, same probabilities; 4 augmented copies per clip + the clean one)", "",
           t.get("augmentation", ""), "", "## Training", "", json.dumps(t.get("train", {})), ""]
+    if t.get("data_sources"):
+        src = t["data_sources"]
+        L += [f"Source clips read: {src['clips']} (corpus and generated, train and dev), sha256 over their paths and "
+              f"contents `{src['sha256'][:16]}…`; the generated sets "
+              f"{'matched' if src['matches_data_sums'] else 'did NOT match'} training/data_sums "
+              "(`python -m synthscan_train.datasums check`).", ""]
     notes = D.TRAIN_DIR / "card_notes.md"
     if notes.exists():
         L += [notes.read_text()]

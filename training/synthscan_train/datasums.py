@@ -111,8 +111,9 @@ def compare_set(recorded: list[list[str]], now: list[tuple[str, str, str]]) -> d
     return dict(sorted(out.items()))
 
 
-def check() -> bool:
-    """Prints a per-system table of how the data in .cache matches the record; True when it all matches."""
+def check(print=print) -> bool:
+    """Prints (through `print`) a per-system table of how the data in .cache matches the record; True when it all
+    matches."""
     ok = True
     print("data against training/data_sums (clips: same / differ / missing / new)")
     for name in RECORDED_SETS:
@@ -167,10 +168,10 @@ def derived_files(sources: list[str], units: list[dict]) -> list[Path]:
     return made + [f for f in feats if f.exists()]
 
 
-def refresh_caches(rows: list[dict], units: list[dict]) -> int:
+def refresh_caches(rows: list[dict], units: list[dict]) -> dict[str, str]:
     """Deletes what the caches hold of every source clip whose content changed since the last call, then records
-    the sources' sha256 in .cache/sources.sha256. Returns the number of changed clips. The first call on a cache
-    has nothing to compare with: it records the sources and trusts the cache."""
+    the sources' sha256 in .cache/sources.sha256. Returns {portable path: sha256} of the rows' clips. The first call
+    on a cache has nothing to compare with: it records the sources and trusts the cache."""
     now = {D.portable(r["path"]): (r["path"], sha256(r["path"])) for r in rows}
     old = {}
     if STAMP.exists():
@@ -189,7 +190,21 @@ def refresh_caches(rows: list[dict], units: list[dict]) -> int:
     tmp = STAMP.with_suffix(".part")
     tmp.write_text("".join(f"{k}\t{h}\n" for k, h in sorted(merged.items())))
     tmp.rename(STAMP)
-    return len(changed)
+    return {key: h for key, (_, h) in now.items()}
+
+
+def provenance_path(variants: Path) -> Path:
+    """Where prepare describes the source clips behind a variants table (read by train.py into its dev.json)."""
+    return variants.with_name(variants.stem + ".sources.json")
+
+
+def provenance(sums: dict[str, str]) -> dict:
+    """What a run was trained and measured on: the number of source clips (corpus and generated, train and dev), one
+    sha256 over their paths and contents, and whether the generated sets in .cache are the recorded ones. Two runs
+    with the same digest read the same audio."""
+    lines = "".join(f"{k}\t{h}\n" for k, h in sorted(sums.items()))
+    return {"clips": len(sums), "sha256": hashlib.sha256(lines.encode()).hexdigest(),
+            "matches_data_sums": check(print=lambda *_: None)}
 
 
 def main() -> None:

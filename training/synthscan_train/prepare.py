@@ -59,9 +59,10 @@ def main() -> None:
     units = D.make_units(rows)
     print(f"rows {len(rows)}  units {len(units)}", flush=True)
     # the caches are keyed by path: drop what was made from a clip regenerated in place since the last run
-    S.refresh_caches(rows, units)
+    sums = S.refresh_caches(rows, units)
     variants = D.build_variants(units)
     D.write_csv(D.VARIANTS, variants)
+    S.provenance_path(D.VARIANTS).write_text(json.dumps(S.provenance(sums), indent=1) + "\n")
     print(f"variants {len(variants)}  ({time.time() - t0:.0f}s)", flush=True)
     dev = dev_tables(rows)
     D.write_csv(D.DEV_TABLE, dev)

@@ -259,6 +259,8 @@ def main():
     training = {
         **summary,
         "data": data_stats(D.all_rows()),
+        # the audio the run read (datasums.provenance, through its dev.json), when prepare recorded it
+        **({"data_sources": info["data_sources"]} if info.get("data_sources") else {}),
         "augmentation": AUGMENTATION,
         "train": train_description(info),
         "dev_python_final_epoch": {"clean": ev["clean"], "phone": ev["phone"]},

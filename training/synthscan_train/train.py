@@ -17,6 +17,7 @@ import torch.nn.functional as Fn
 
 from . import config as C
 from . import data as D
+from . import datasums as DS
 from . import models as M
 from . import store as S
 
@@ -333,11 +334,15 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
                                                 pct_start=0.15)
     swa_state, swa_n = None, 0
     hist = []
+    # the source clips behind the variants table (prepare writes it; None for a table made before session 28)
+    prov = DS.provenance_path(D.VARIANTS)
+    data_sources = json.loads(prov.read_text()) if prov.exists() else None
 
     def save_history():
         (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file,
                                                   "features": C.FEATURES, "vad": C.VAD, "train_opts": opts,
                                                   "dev_spoof_train": list(D.DEV_SPOOF_TRAIN),
+                                                  "data_sources": data_sources,
                                                   "history": hist}, indent=1))
     for ep in range(epochs):
         in_swa = ep >= epochs - swa
