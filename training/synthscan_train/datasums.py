@@ -37,7 +37,10 @@ STAMP = D.CACHE / "sources.sha256"
 SHORT = 16
 
 
-def sha256(path: Path | str) -> str:
+def sha256(path: Path | str, known: dict[str, str] | None = None) -> str:
+    """The file's sha256; `known` (absolute resolved path -> sha256) holds files already hashed by this process."""
+    if known and str(path) in known:
+        return known[str(path)]
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -47,24 +50,24 @@ def _manifest_rows(manifest: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def set_sums(folder: Path) -> list[tuple[str, str, str]]:
+def set_sums(folder: Path, known: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(short sha256, file, system) of every clip a set's manifest lists and that exists, sorted by file."""
     out = []
     for r in _manifest_rows(folder / "manifest.csv"):
-        p = folder / r["file"]
+        p = (folder / r["file"]).resolve()
         if p.exists():
-            out.append((sha256(p)[:SHORT], r["file"], r["system"]))
+            out.append((sha256(p, known)[:SHORT], r["file"], r["system"]))
     return sorted(out, key=lambda t: t[1])
 
 
-def corpus_sums(corpus: Path) -> list[tuple[str, str, str]]:
+def corpus_sums(corpus: Path, known: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(digest, system, clip count) per corpus system: the corpus is shared and read-only, so one line a system is
     enough to tell whether it is the corpus the record was made from."""
     per = defaultdict(list)
     for r in _manifest_rows(corpus / "manifest.csv"):
-        p = corpus / r["file"]
+        p = (corpus / r["file"]).resolve()
         if p.exists():
-            per[r["system"]].append(f"{r['file']} {sha256(p)}")
+            per[r["system"]].append(f"{r['file']} {sha256(p, known)}")
     return [(hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:SHORT], s, str(len(v)))
             for s, v in sorted(per.items())]
 
@@ -111,9 +114,9 @@ def compare_set(recorded: list[list[str]], now: list[tuple[str, str, str]]) -> d
     return dict(sorted(out.items()))
 
 
-def check(print=print) -> bool:
+def check(print=print, known: dict[str, str] | None = None) -> bool:
     """Prints (through `print`) a per-system table of how the data in .cache matches the record; True when it all
-    matches."""
+    matches. `known`: files already hashed (sha256's), so that prepare does not read them twice."""
     ok = True
     print("data against training/data_sums (clips: same / differ / missing / new)")
     for name in RECORDED_SETS:
@@ -125,7 +128,7 @@ def check(print=print) -> bool:
             print(f"  {name}: not generated (training/README.md section 1)")
             ok = False
             continue
-        per = compare_set(_read_tsv(tsv), set_sums(folder))
+        per = compare_set(_read_tsv(tsv), set_sums(folder, known))
         bad = {s: c for s, c in per.items() if c["same"] == 0 or c["differ"] or c["missing"] or c["new"]}
         same = sum(c["same"] for c in per.values())
         total = sum(c["same"] + c["differ"] + c["missing"] for c in per.values())
@@ -139,7 +142,7 @@ def check(print=print) -> bool:
         ok = False
     elif tsv.exists():
         rec = {s: (h, n) for h, s, n in _read_tsv(tsv)}
-        cur = {s: (h, n) for h, s, n in corpus_sums(D.CORPUS)}
+        cur = {s: (h, n) for h, s, n in corpus_sums(D.CORPUS, known)}
         differ = sorted(s for s in rec.keys() | cur.keys() if rec.get(s) != cur.get(s))
         print(f"  corpus: {len(rec) - len(set(differ) & rec.keys())} of {len(rec)} systems the same"
               + (f"; differ: {', '.join(differ)}" if differ else ""))
@@ -170,7 +173,7 @@ def derived_files(sources: list[str], units: list[dict]) -> list[Path]:
 
 def refresh_caches(rows: list[dict], units: list[dict]) -> dict[str, str]:
     """Deletes what the caches hold of every source clip whose content changed since the last call, then records
-    the sources' sha256 in .cache/sources.sha256. Returns {portable path: sha256} of the rows' clips. The first call
+    the sources' sha256 in .cache/sources.sha256. Returns {path: sha256} of the rows' clips. The first call
     on a cache has nothing to compare with: it records the sources and trusts the cache."""
     now = {D.portable(r["path"]): (r["path"], sha256(r["path"])) for r in rows}
     old = {}
@@ -190,7 +193,7 @@ def refresh_caches(rows: list[dict], units: list[dict]) -> dict[str, str]:
     tmp = STAMP.with_suffix(".part")
     tmp.write_text("".join(f"{k}\t{h}\n" for k, h in sorted(merged.items())))
     tmp.rename(STAMP)
-    return {key: h for key, (_, h) in now.items()}
+    return {path: h for path, h in now.values()}
 
 
 def provenance_path(variants: Path) -> Path:
@@ -201,10 +204,10 @@ def provenance_path(variants: Path) -> Path:
 def provenance(sums: dict[str, str]) -> dict:
     """What a run was trained and measured on: the number of source clips (corpus and generated, train and dev), one
     sha256 over their paths and contents, and whether the generated sets in .cache are the recorded ones. Two runs
-    with the same digest read the same audio."""
-    lines = "".join(f"{k}\t{h}\n" for k, h in sorted(sums.items()))
+    with the same digest read the same audio. `sums`: refresh_caches' {path: sha256}."""
+    lines = "".join(sorted(f"{D.portable(path)}\t{h}\n" for path, h in sums.items()))
     return {"clips": len(sums), "sha256": hashlib.sha256(lines.encode()).hexdigest(),
-            "matches_data_sums": check(print=lambda *_: None)}
+            "matches_data_sums": check(print=lambda *_: None, known=sums)}
 
 
 def main() -> None:
