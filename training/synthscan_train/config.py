@@ -1,18 +1,17 @@
-"""Front-end and windowing configuration shared by training, export and evaluation.
-
-SYNTHSCAN_FILTERBANK=mel|linear selects the filterbank (default below); run.sh sets it for the shipped model.
-SYNTHSCAN_N_BINS sets the number of filterbank bins (default 80, the shipped model's); each value has its own
-feature cache.
+"""Front-end and windowing configuration shared by training, export and evaluation. The filterbank and its
+number of bins come from recipe.toml [features]; each setting has its own feature cache.
 """
 import os
+
+from . import recipe
 
 FEATURES = {
     "sample_rate_hz": 16000,
     "n_fft": 512,
     "win_len": 400,
     "hop_len": 160,
-    "filterbank": os.environ.get("SYNTHSCAN_FILTERBANK", "linear"),
-    "n_bins": int(os.environ.get("SYNTHSCAN_N_BINS", "80")),
+    "filterbank": recipe.get("features.filterbank"),
+    "n_bins": int(recipe.get("features.n_bins")),
     "f_min_hz": 20.0,
     "f_max_hz": 8000.0,
     "log_floor": 1e-6,
@@ -20,9 +19,6 @@ FEATURES = {
 WINDOW = {"frames": 100, "hop_frames": 50, "min_speech_fraction": 0.5}
 VAD = {"min_energy_db": -50.0, "max_tonality": 0.99, "noise_margin_db": 6.0}
 MIN_SPEECH_S = 1.0
-# EXPERIMENT (session 22, reassign.py): SYNTHSCAN_REASSIGN=1 adds two phase-derived channels per band (Python-side
-# only, never shipped); the feature rows become [log power | freq | time], IN_CH bands of n_bins each
-IN_CH = 3 if os.environ.get("SYNTHSCAN_REASSIGN", "0") == "1" else 1
 
 
 def threads() -> int:

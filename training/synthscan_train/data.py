@@ -1,19 +1,15 @@
 """Data tables, augmented copies and Rust feature extraction (all under training/.cache/).
 
 Sources (same columns, `file` relative to the manifest's folder):
-  /work/shared/corpus/manifest.csv      the shared corpus (train/dev as given)
-  training/.cache/gen/manifest.csv      locally generated TTS (spoof), if present
-  training/.cache/genuine/manifest.csv  genuine speech from packages, if present
-  training/.cache/vocoded/manifest.csv  copy-synthesis of genuine TRAIN clips (spoof; vocode.py), if
-                                        present AND SYNTHSCAN_VOCODED=1
-  training/.cache/vocoded_world/manifest.csv  the same through WORLD (vocode.py --vocoders world), if
-                                        present AND SYNTHSCAN_WORLD=1
-  training/.cache/gen_mix/manifest.csv  Kokoro with blended voice styles (generate.py --engines kokoromix),
-                                        if present AND SYNTHSCAN_KMIX=1
-  training/.cache/vocoded_hifigan{,22}/manifest.csv  copy-synthesis through HiFi-GAN (vocode.py --vocoders
-                                        hifigan / hifigan22), if present AND SYNTHSCAN_HIFIGAN{,22}=1
+  ../shared/corpus/manifest.csv         the shared corpus (train/dev as given), beside the repository
+  training/.cache/<set>/manifest.csv    each data set recipe.toml [data] sets names, when it has been made:
+                                        gen (generate.py: offline TTS engines), genuine (genuine.py: speech
+                                        shipped in packages), vocoded, vocoded_hifigan, vocoded_hifigan22
+                                        (vocode.py: copy-synthesis of genuine TRAIN clips), demo (clipstore.py:
+                                        labelled public demo audio)
 
-Roles: corpus dev -> "dev"; extra dev -> "dev_extra" (reported separately); train rows -> "train",
+Roles: corpus dev -> "dev"; the clip store's dev repositories -> "dev_demo"; other extra dev -> "dev_extra" (each
+reported separately); train rows -> "train",
 or "calib" (~12 % of train, grouped by speaker for genuine and copy-synthesis, by system for synthetic) which is kept
 out of model training and used only to fit Platt scaling.
 
@@ -28,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import zlib
@@ -39,87 +34,34 @@ import numpy as np
 import soundfile as sf
 
 from . import augment as A
+from . import recipe
 
 TRAIN_DIR = Path(__file__).resolve().parents[1]
 REPO = TRAIN_DIR.parent
 CACHE = (TRAIN_DIR / ".cache").resolve()  # resolved: the cache may be a symlink shared by worktrees
-CORPUS = Path(os.environ.get("SYNTHSCAN_CORPUS", "/work/shared/corpus"))
-EXTRA = [CACHE / "gen", CACHE / "genuine"]
-# optional data sets, each read only when its switch is "1": (switch, folder under .cache, variants-table tag)
-OPTIONAL_SETS = [
-    # copy-synthesis (vocode.py); run.sh sets it: the shipped model uses it
-    ("SYNTHSCAN_VOCODED", "vocoded", "_vocoded"),
-    # WORLD copy-synthesis (vocode.py --vocoders world --out .cache/vocoded_world)
-    ("SYNTHSCAN_WORLD", "vocoded_world", "_world"),
-    # blended-voice Kokoro speech (generate.py --engines kokoromix --out .cache/gen_mix)
-    ("SYNTHSCAN_KMIX", "gen_mix", "_kmix"),
-    # HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan --out .cache/vocoded_hifigan)
-    ("SYNTHSCAN_HIFIGAN", "vocoded_hifigan", "_hifigan"),
-    # 22.05 kHz HiFi-GAN copy-synthesis (vocode.py --vocoders hifigan22 --out .cache/vocoded_hifigan22)
-    ("SYNTHSCAN_HIFIGAN22", "vocoded_hifigan22", "_hifigan22"),
-    # HiFi-GAN copy-synthesis through perturbed weights (vocode.py --vocoders hifiganpert --out .cache/vocoded_hifiganpert)
-    ("SYNTHSCAN_HIFIGANPERT", "vocoded_hifiganpert", "_hifiganpert"),
-    # copy-synthesis through the vocoder vocoder_train.py trains (vocode.py --vocoders istft --out .cache/vocoded_istft)
-    ("SYNTHSCAN_ISTFT", "vocoded_istft", "_istft"),
-    # the same vocoder after adversarial fine-tuning (vocode.py --vocoders istftgan --out .cache/vocoded_istftgan)
-    ("SYNTHSCAN_ISTFTGAN", "vocoded_istftgan", "_istftgan"),
-]
-ENABLED_SETS = [(folder, tag) for switch, folder, tag in OPTIONAL_SETS if os.environ.get(switch) == "1"]
-EXTRA += [CACHE / folder for folder, _ in ENABLED_SETS]
-# SYNTHSCAN_AUG_SALT draws another set of augmentation chains (same units, same probabilities), written to
-# their own audio folder and variants table, to measure how much a model depends on the particular draw
-AUG_SALT = os.environ.get("SYNTHSCAN_AUG_SALT", "")
-_SALT_TAG = f"_salt{AUG_SALT}" if AUG_SALT else ""
-# the table of train/calib variants (one per data set); SYNTHSCAN_VARIANTS picks another name
-VARIANTS = CACHE / os.environ.get(
-    "SYNTHSCAN_VARIANTS", "variants" + "".join(tag for _, tag in ENABLED_SETS) + _SALT_TAG + ".csv")
-AUD = CACHE / ("aud" + _SALT_TAG)
-# Experiment switches that replace a share of the augmented copies of both classes by a processed copy, the share
-# drawn on its own per unit, variant and tag (so every other copy stays as it was), in .cache/aud_<tag>/ and with a
-# variants table of its own (the suffix). A "before" process takes the unit's audio, which then goes through the
-# chain of the copy it replaces; an "after" process takes the finished copy. Befores run first, then afters, each
-# in table order (a copy drawn by two befores is the later one's).
-#   (switch, variants-table suffix, tag, share, process, stage)
-COPY_SWITCHES = [
-    # pauses cut to digital zero or faint comfort noise (augment.noise_gate): an editor, VoIP silence suppression
-    ("SYNTHSCAN_GATE", "_gate", "gate", 0.2, A.noise_gate, "after"),
-    # with KDE_TRAIN (below) an Ogg Vorbis round trip: the KDE files are Vorbis, and without it the codec would mark
-    # the new genuine speech
-    ("SYNTHSCAN_KDE_TRAIN", "_kdetrain", "vorbis", 0.1, A.vorbis, "after"),
-    # pitch and formants raised (augment.voice_shift): children's and high voices, for both classes alike
-    ("SYNTHSCAN_SHIFT", "_shift", "shift", 0.15, A.voice_shift, "before"),
-    # RawBoost-style distortion and signal-dependent clicks (augment.nonlinear_channel), as a handset or a
-    # converter adds before the codec
-    ("SYNTHSCAN_NONLIN", "_nonlin", "nonlin", 0.25, A.nonlinear_channel, "before"),
-    # spectral noise reduction of the finished copy (augment.noise_reduction), as the receiving side's software or
-    # a recorder cleans a call
-    ("SYNTHSCAN_DENOISE", "_denoise", "denoise", 0.2, A.noise_reduction, "after"),
-]
-_COPIES_ON = [c for c in COPY_SWITCHES if os.environ.get(c[0]) == "1"]
-ENABLED_COPIES = [(tag, p, process, stage, CACHE / f"aud_{tag}{_SALT_TAG}")
-                  for _, _, tag, p, process, stage in _COPIES_ON]
-VARIANTS = VARIANTS.with_name(VARIANTS.stem + "".join(suffix for _, suffix, *_ in _COPIES_ON) + ".csv")
-# SYNTHSCAN_DEV_SPOOF_TRAIN=vc (corpus families, comma-separated): a leave-one-family-out trial. That held-out
-# family's synthetic dev clips become training data (train or calib, by system, as the train split's are); its
-# genuine dev speakers and every other dev clip stay held out. It asks whether one more unseen family in training
-# helps on another the network never saw. Such a run's dev numbers for that family are training numbers, so
-# ship.py refuses it, and its variants and dev tables get names of their own.
-DEV_SPOOF_TRAIN = tuple(sorted({f for f in os.environ.get("SYNTHSCAN_DEV_SPOOF_TRAIN", "").split(",") if f}))
-_DEV_SPOOF_TAG = "_devspoof-" + "-".join(DEV_SPOOF_TRAIN) if DEV_SPOOF_TRAIN else ""
-VARIANTS = VARIANTS.with_name(VARIANTS.stem + _DEV_SPOOF_TAG + ".csv")
-# SYNTHSCAN_KDE_TRAIN=1 (run.sh sets it by default since session 19): genuine.py's KDE home recordings of half of
-# the languages (by a hash of the language code, so one language's speakers stay on one side) become genuine TRAIN
-# speech (and its Vorbis copies above are made)
-KDE_TRAIN = os.environ.get("SYNTHSCAN_KDE_TRAIN") == "1"
+# the shared corpus lies beside the repository (its README: never copied into it)
+CORPUS = REPO.parent / "shared" / "corpus"
+_DATA = recipe.get("data")
+# the data sets beside the corpus, folders under .cache, each read when it has been made (generate.py, genuine.py,
+# vocode.py, clipstore.py; training/README.md)
+EXTRA = [CACHE / name for name in _DATA["sets"]]
+# the clip store of public demo audio (clipstore.py): its dev repositories are a dev table of their own
+DEMO = CACHE / "demo"
+VARIANTS = CACHE / "variants.csv"
+AUD = CACHE / "aud"
+# genuine.py's KDE home recordings of half of the languages (by a hash of the language code, so one language's
+# speakers stay on one side) are genuine TRAIN speech; the KDE files are Ogg Vorbis, so a share of the augmented
+# copies of both classes goes through a Vorbis round trip after its channel, or the codec would mark them
+KDE_TRAIN = bool(_DATA["kde_train"])
 KDE_DATASETS = ("klettres_", "ktuberling_")
-# the dev table prepare writes (clean and G.711 dev copies, roles dev / dev_extra); read it with read_dev_table
-DEV_TABLE = CACHE / f"dev{_DEV_SPOOF_TAG}.csv"
-FEAT = CACHE / "feat"  # + "_<config hash>" (set below, after imports)
-# SYNTHSCAN_BIN overrides the binary (e.g. a copy outside a tree where cargo is rebuilding it)
-BIN = Path(os.environ.get("SYNTHSCAN_BIN", str(REPO / "target" / "release" / "synthscan")))
+VORBIS_SHARE = float(_DATA["vorbis_share"]) if KDE_TRAIN else 0.0
+VORBIS_AUD = CACHE / "aud_vorbis"
+# the dev table prepare writes (clean and G.711 dev copies, roles dev / dev_extra / dev_demo)
+DEV_TABLE = CACHE / "dev.csv"
+BIN = REPO / "target" / "release" / "synthscan"
 SR = 16000
-N_AUG = 4
-CALIB_FRac = 0.12
+N_AUG = int(_DATA["n_aug"])
+CALIB_FRAC = float(_DATA["calib_fraction"])
 SHORT_S = 1.6
 
 
@@ -151,19 +93,16 @@ def read_manifest(path: Path, source: str) -> list[dict]:
 
 
 def read_dev_table() -> list[dict]:
-    """DEV_TABLE's rows; stops when it was written under the other SYNTHSCAN_KDE_TRAIN setting: prepare rewrites it
-    on each run, so after a KDE_TRAIN prepare a plain run would lose half of the KDE dev recordings, and after a
-    plain prepare a KDE_TRAIN run would score its own training languages as dev."""
+    """DEV_TABLE's rows; stops when they hold other KDE recordings than the recipe holds out (a table written
+    under another kde_train setting would score training languages as dev, or lose dev recordings)."""
     dev = read_csv(DEV_TABLE)
     def kde(rows):
         return {r["dataset"] for r in rows if is_kde(r)}
     want = kde(r for r in all_rows() if r["role"] == "dev_extra")
     have = kde(dev)
     if want != have:
-        setting = "with SYNTHSCAN_KDE_TRAIN=1" if KDE_TRAIN else "without SYNTHSCAN_KDE_TRAIN"
-        raise SystemExit(f"{DEV_TABLE} holds KDE recordings of {len(have)} folders where a run {setting} "
-                         f"holds out {len(want)}: it was written by a prepare run under the other setting; run "
-                         f"`{'SYNTHSCAN_KDE_TRAIN=1 ' if KDE_TRAIN else ''}python -m synthscan_train.prepare` first")
+        raise SystemExit(f"{DEV_TABLE} holds KDE recordings of {len(have)} folders where the recipe holds out "
+                         f"{len(want)}: it was written under another recipe; run `python -m synthscan_train.prepare`")
     return dev
 
 
@@ -174,11 +113,6 @@ def is_kde(r: dict) -> bool:
 
 def all_rows() -> list[dict]:
     rows = read_manifest(CORPUS / "manifest.csv", "corpus")
-    dev_spoof_families = {r["family"] for r in rows if r["split"] == "dev" and r["label"] == "spoof"}
-    unknown = sorted(set(DEV_SPOOF_TRAIN) - dev_spoof_families)
-    if unknown:
-        raise SystemExit(f"SYNTHSCAN_DEV_SPOOF_TRAIN names {', '.join(unknown)}; the corpus dev synthetic families "
-                         f"are {', '.join(sorted(dev_spoof_families))}")
     for d in EXTRA:
         m = d / "manifest.csv"
         if m.exists():
@@ -186,15 +120,13 @@ def all_rows() -> list[dict]:
     for r in rows:
         if KDE_TRAIN and is_kde(r) and h01("kde:" + r["language"]) < 0.5:
             r["split"] = "train"
-        if (r["source"] == "corpus" and r["split"] == "dev" and r["label"] == "spoof"
-                and r["family"] in DEV_SPOOF_TRAIN):
-            r["split"] = "train"
         if r["split"] == "dev":
-            r["role"] = "dev" if r["source"] == "corpus" else "dev_extra"
+            # the store's held-out repositories are the leave-repositories-out dev table of their own
+            r["role"] = {"corpus": "dev", DEMO.name: "dev_demo"}.get(r["source"], "dev_extra")
         else:
             # vocoded = copy-synthesis of genuine train speakers (vocode.py): grouped by speaker like them
             key = r["speaker"] if (r["label"] == "bonafide" or r["source"].startswith("vocoded")) else r["system"]
-            r["role"] = "calib" if h01("calib:" + r["source"] + ":" + key) < CALIB_FRac else "train"
+            r["role"] = "calib" if h01("calib:" + r["source"] + ":" + key) < CALIB_FRAC else "train"
     return rows
 
 
@@ -278,26 +210,25 @@ def _unit_audio(u: dict, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _drawn(u: dict, v: int, tag: str, p: float) -> np.random.Generator | None:
-    """The generator of augmented copy v's processed copy `tag`, or None when that copy is not drawn (probability
-    1 - p; a draw of its own per unit, variant and tag, so that the other copies stay as they were)."""
-    rng = np.random.default_rng(zlib.crc32(f"{tag}:{v}:{u['id']}{_SALT_TAG}".encode()))
-    return rng if rng.random() < p else None
-
-
 def _augmented(x: np.ndarray, u: dict, v: int):
-    """Augmented copy v of unit u's audio x: (audio, rate, channel). The chain is drawn from the unit and variant
-    alone, so a copy made from processed audio (a "before" switch of COPY_SWITCHES) goes through the chain of the copy
-    it replaces."""
-    rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}{_SALT_TAG}".encode()))
+    """Augmented copy v of unit u's audio x: (audio, rate, channel), the chain drawn from the unit and variant."""
+    rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}".encode()))
     return A.augment(x, rng, _POOL)
+
+
+def _vorbis_drawn(u: dict, v: int) -> np.random.Generator | None:
+    """The generator of augmented copy v's Vorbis round trip, or None when it is not drawn (a draw of its own per
+    unit and variant, so that the other copies stay as they are)."""
+    rng = np.random.default_rng(zlib.crc32(f"vorbis:{v}:{u['id']}".encode()))
+    return rng if rng.random() < VORBIS_SHARE else None
 
 
 def _do_unit(u: dict) -> list[dict]:
     out = []
     rng0 = np.random.default_rng(zlib.crc32(("clean:" + u["id"]).encode()))
     x = None
-    for v in range(N_AUG + 1):
+    n_aug = recipe.get("demo.n_aug") if u["source"] == DEMO.name else N_AUG
+    for v in range(n_aug + 1):
         path = AUD / f"{u['id']}__v{v}.wav"
         # the chain is known only when the file is made here; a file from an earlier run is not re-drawn
         ch = "clean" if v == 0 else "cached"
@@ -311,24 +242,12 @@ def _do_unit(u: dict) -> list[dict]:
             else:
                 y, osr, ch = _augmented(x, u, v)
                 sf.write(path, y, osr, subtype="PCM_16")
-        for tag, p, process, stage, folder in (ENABLED_COPIES if v > 0 else []):
-            if stage != "before" or (rng := _drawn(u, v, tag, p)) is None:
-                continue
-            path, ch = folder / path.name, f"cached+{tag}"
-            if not path.exists():
-                if x is None:
-                    x = _unit_audio(u, rng0)
-                y, osr, ch = _augmented(process(x, rng, SR), u, v)
-                sf.write(path, y, osr, subtype="PCM_16")
-                ch += f"+{tag}"
-        for tag, p, process, stage, folder in (ENABLED_COPIES if v > 0 else []):
-            if stage != "after" or (rng := _drawn(u, v, tag, p)) is None:
-                continue
-            done = folder / path.name
+        if v > 0 and (rng := _vorbis_drawn(u, v)) is not None:
+            done = VORBIS_AUD / path.name
             if not done.exists():
                 y, osr = sf.read(path, dtype="float32")
-                sf.write(done, process(y, rng, osr), osr, subtype="PCM_16")
-            path, ch = done, f"{ch}+{tag}"
+                sf.write(done, A.vorbis(y, rng, osr), osr, subtype="PCM_16")
+            path, ch = done, f"{ch}+vorbis"
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
                     "family": u["family"], "system": u["system"], "speaker": u["speaker"],
                     "role": u["role"], "source": u["source"], "dataset": u["dataset"], "channel": ch})
@@ -337,8 +256,7 @@ def _do_unit(u: dict) -> list[dict]:
 
 def build_variants(units: list[dict], workers: int = 2) -> list[dict]:
     AUD.mkdir(parents=True, exist_ok=True)
-    for *_, folder in ENABLED_COPIES:
-        folder.mkdir(parents=True, exist_ok=True)
+    VORBIS_AUD.mkdir(parents=True, exist_ok=True)
     gen = [m["path"] for u in units if u["label"] == "bonafide" and u["role"] == "train"
            and u["source"] == "corpus" for m in u["members"]]
     rng = np.random.default_rng(7)

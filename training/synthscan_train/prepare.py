@@ -35,7 +35,7 @@ def _phone_one(path: str) -> None:
 
 def dev_tables(rows: list[dict]) -> list[dict]:
     PHONE.mkdir(parents=True, exist_ok=True)
-    dev = [r for r in rows if r["role"] in ("dev", "dev_extra")]
+    dev = [r for r in rows if r["role"] in ("dev", "dev_extra", "dev_demo")]
     with ProcessPoolExecutor(2) as ex:
         list(ex.map(_phone_one, [r["path"] for r in dev], chunksize=16))
     out = []

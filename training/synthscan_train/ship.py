@@ -40,6 +40,7 @@ from scipy.optimize import minimize
 from . import config as C
 from . import data as D
 from . import models as M
+from . import recipe
 from . import store as S
 from . import rust
 
@@ -47,7 +48,8 @@ MODELS = D.REPO / "models"
 ONNX = MODELS / "synthscan.onnx"
 JSON = MODELS / "synthscan.json"
 AUGMENTATION = (
-    "Per clip: the clean copy plus 4 random chains (seeded by clip id), same probabilities for both "
+    "Per clip: the clean copy plus 4 random chains (2 for the clip store's clips; seeded by clip id), same "
+    "probabilities for both "
     "classes: trim + random leading/trailing silence 0-1.5 s of digital zero or faint noise (p 0.6); "
     "synthetic exponential RIR reverb, RT60 0.15-0.8 s (p 0.25); white/pink/babble noise at 5-30 dB SNR "
     "(p 0.4); peak level -30..-1 dBFS; clipping +3..+12 dB (p 0.08); then one channel: G.711 mu/A-law at "
@@ -173,20 +175,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path)
     ap.add_argument("--out-dir", type=Path, default=None)
-    ap.add_argument("--threshold-on", choices=("clean", "both", "split"), default="clean",
+    ap.add_argument("--threshold-on", choices=("clean", "both", "split"), default=recipe.get("ship.threshold_on"),
                     help="split: a wideband threshold and one for telephone-rate input (store.split_thresholds)")
-    ap.add_argument("--threshold-genuine", choices=("corpus", "wide"), default="corpus",
+    ap.add_argument("--threshold-genuine", choices=("corpus", "wide"), default=recipe.get("ship.threshold_genuine"),
                     help="which genuine dev files set the threshold: the corpus dev, or it plus genuine.py's dev")
-    ap.add_argument("--branch", choices=("full",), default=None,
+    ap.add_argument("--branch", choices=("full",), default=recipe.get("ship.branch") or None,
                     help="export one branch of a dual model (trained jointly) instead of the branches' mean")
-    ap.add_argument("--ensemble", type=Path, nargs="+", default=[],
-                    help="more runs of the same front end (and --branch) whose logits are averaged with --run's")
     ap.add_argument("--threshold-only", action="store_true",
                     help="keep the shipped network and calibration; only choose the threshold again")
     a = ap.parse_args()
-    if D.DEV_SPOOF_TRAIN:
-        # its dev table lacks the moved family, so neither a threshold nor a model's numbers would be chosen on dev
-        ap.error("SYNTHSCAN_DEV_SPOOF_TRAIN is for leave-one-family-out trials; unset it to ship")
     if a.out_dir is not None:
         MODELS = a.out_dir.resolve()
         ONNX, JSON = MODELS / "synthscan.onnx", MODELS / "synthscan.json"
@@ -196,10 +193,6 @@ def main():
         return
     if a.run is None:
         ap.error("--run is required (unless --threshold-only)")
-    if C.IN_CH > 1:
-        # the Rust front end computes the log filterbank only; a model that reads more cannot run in the binary
-        ap.error("SYNTHSCAN_REASSIGN=1 runs are a Python-side trial (reassign.py): the binary cannot compute their "
-                 "phase channels, so they cannot ship")
     torch.set_num_threads(2)
     info = json.loads((a.run / "dev.json").read_text())
     arch = info["arch"]
@@ -208,27 +201,16 @@ def main():
     C.VAD.update(info.get("vad", {}))
     D.FEAT = D._feat_dir()
     print(f"front end: {C.FEATURES['filterbank']} x {C.FEATURES['n_bins']}, vad {C.VAD}; features {D.FEAT}")
-    members = []
-    for run in [a.run, *a.ensemble]:
-        net, run_info = M.load_run(run, C.FEATURES["n_bins"], C.WINDOW["frames"])
-        if run_info.get("dev_spoof_train"):
-            ap.error(f"{run} trained on dev synthetic clips (SYNTHSCAN_DEV_SPOOF_TRAIN), so its dev numbers are not "
-                     "held out: it is a leave-one-family-out trial and cannot ship")
-        if run_info.get("features", {}) != info.get("features", {}):
-            raise SystemExit(f"{run} has another front end than {a.run}; an ensemble shares one")
-        if a.branch:
-            if not run_info["arch"].startswith("dual"):
-                raise SystemExit(f"--branch needs a dual model; {run} is {run_info['arch']}")
-            # dual models are trained with a loss on each branch, so either one is a whole classifier
-            net = getattr(net, a.branch)
-        members.append(net)
+    model, run_info = M.load_run(a.run, C.FEATURES["n_bins"], C.WINDOW["frames"])
+    if run_info.get("dev_spoof_train"):
+        # (runs of the removed leave-one-family-out trials)
+        ap.error(f"{a.run} trained on dev synthetic clips, so its dev numbers are not held out: it cannot ship")
     if a.branch:
+        # dual models are trained with a loss on each branch, so either one is a whole classifier
+        model = getattr(model, a.branch)
         arch = f"{arch}:{a.branch}"
-    model = members[0] if len(members) == 1 else M.MeanLogit(members)
-    if a.ensemble:
-        arch = f"mean of {len(members)}: {arch}"
     model.eval()
-    out_onnx = a.run / ("ensemble.onnx" if a.ensemble else "model.onnx")
+    out_onnx = a.run / "model.onnx"
     export(model, out_onnx)
     size = out_onnx.stat().st_size
     n_par = M.n_params(model)
@@ -255,7 +237,7 @@ def main():
     from .card import data_stats
     # scored here rather than read from the run's history, which scored the branches' mean of a dual run
     from .train import dev_eval, dev_stores
-    ev = dev_eval(model, *dev_stores())
+    ev = dev_eval(model, dev_stores())
     training = {
         **summary,
         "data": data_stats(D.all_rows()),
@@ -265,7 +247,6 @@ def main():
         "train": train_description(info),
         "dev_python_final_epoch": {"clean": ev["clean"], "phone": ev["phone"]},
         "architecture": arch,
-        **({"ensemble_of": [r.name for r in [a.run, *a.ensemble]]} if a.ensemble else {}),
         "params": n_par,
         "onnx_bytes": size,
         "latency_ms_per_window_1thread_b32": round(lat, 4),
@@ -284,7 +265,7 @@ def main():
 def set_threshold(a, size: int) -> None:
     # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
     conds = ("clean",) if a.threshold_on == "clean" else ("clean", "phone")
-    roles = ("dev", "dev_extra") if a.threshold_genuine == "wide" else ("dev",)
+    roles = ("dev", "dev_extra", "dev_demo") if a.threshold_genuine == "wide" else ("dev",)
     dev = [d for d in D.read_dev_table() if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
     n_extra = sum(d["role"] == "dev_extra" for d in dev if d["condition"] == "clean")
     if a.threshold_genuine == "wide" and not n_extra:
@@ -296,8 +277,10 @@ def set_threshold(a, size: int) -> None:
         def scored(files):
             return tuple([(S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"]),
                            res[d["path"]]["sample_rate_hz"]) for d in files if d["condition"] == c] for c in conds)
-        # with the wide set, the corpus dev on its own is bounded too (store.bounded_split_thresholds)
-        sets = [scored(dev)] + ([scored([d for d in dev if d["role"] == "dev"])]
+        # with the wide set, the corpus dev and the clip store's dev pages on their own are bounded too
+        # (store.bounded_split_thresholds): a pool dominated by one kind of source guarantees neither
+        sets = [scored(dev)] + ([scored([d for d in dev if d["role"] == role]) for role in ("dev", "dev_demo")
+                                 if any(d["role"] == role for d in dev)]
                                 if a.threshold_genuine == "wide" else [])
         thr, thr_nb = S.bounded_split_thresholds(sets)
         print(f"threshold wideband {thr:.6f}, narrowband {thr_nb:.6f}")
@@ -313,14 +296,17 @@ def set_threshold(a, size: int) -> None:
         man.pop("threshold_narrowband", None)
     man["threshold"] = thr
     n_gen = sum(d["condition"] == "clean" for d in dev)
-    which = (f"genuine dev files ({n_gen}: the corpus dev and {n_extra} held-out genuine package clips)"
+    n_demo = sum(d["role"] == "dev_demo" for d in dev if d["condition"] == "clean")
+    which = (f"genuine dev files ({n_gen}: the corpus dev, {n_extra} held-out genuine package clips and {n_demo} "
+             "clips of the clip store's dev pages)"
              if a.threshold_genuine == "wide" else "genuine dev files")
     man["training"]["threshold_rule"] = (
         f"lowest threshold with <= 2 % of {which} flagged clean (chosen on dev)" if a.threshold_on == "clean"
         else f"lowest thresholds with <= 2 % of {which} flagged among the inputs each judges: one for input at "
              "<= 8 kHz (every G.711 dev copy, and the clean files recorded at 8 kHz), one for wideband input (the "
              "other clean files), the wideband one never below the narrowband one"
-             + ("; the same holds for the corpus dev genuine files on their own" if a.threshold_genuine == "wide"
+             + ("; the same holds for the corpus dev and for the clip store's dev genuine files on their own"
+                if a.threshold_genuine == "wide"
                 else "") + " (chosen on dev)"
         if a.threshold_on == "split"
         else f"lowest threshold with <= 2 % of {which} flagged both clean and through the G.711 dev "

@@ -8,7 +8,6 @@ import numpy as np
 
 from . import config as C
 from . import data as D
-from . import reassign as RA
 
 F = C.WINDOW["frames"]
 H = C.WINDOW["hop_frames"]
@@ -45,9 +44,6 @@ class Store:
             if not sp.exists():
                 continue
             f = np.load(fp).astype(np.float16)
-            if C.IN_CH > 1:
-                ra = np.load(RA.ra_path(r["path"]))
-                f = np.concatenate([f, ra.reshape(len(ra), -1)], axis=1)
             s = np.load(sp).astype(bool)
             feats.append(f)
             speech.append(s)
@@ -55,7 +51,7 @@ class Store:
             self.len.append(len(s))
             self.rows.append(r)
             o += len(s)
-        self.x = np.concatenate(feats) if feats else np.zeros((0, C.IN_CH * C.FEATURES["n_bins"]), np.float16)
+        self.x = np.concatenate(feats) if feats else np.zeros((0, C.FEATURES["n_bins"]), np.float16)
         self.speech = np.concatenate(speech) if speech else np.zeros(0, bool)
         self.off = np.array(self.off, np.int64)
         self.len = np.array(self.len, np.int64)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthscan_train import data as D  # noqa: E402
 
 SR, N_FFT, HOP, N_MELS = 16000, 640, 160, 80

@@ -3,22 +3,25 @@ dev files, clean and through a G.711 channel. The file-level threshold rule (<= 
 about the live policy (alerts on a 3 s mean of overlapping windows once it has held at or above the threshold plus
 a margin of 0.02 for 1 s), so it is measured here.
 
-    python training/live_eval.py                                  # the shipped model
-    python training/live_eval.py --model M=path/to/synthscan.json --model E=models/synthscan.json
-    python training/live_eval.py --model 1s=models/synthscan.json --model 2s=models/synthscan.json:--alert-hold-seconds=2
+    python training/experiments/live_eval.py                      # the shipped model
+    python training/experiments/live_eval.py --model M=path/to/synthscan.json --model E=models/synthscan.json
+    python training/experiments/live_eval.py --model 1s=models/synthscan.json --model 2s=models/synthscan.json:--alert-hold-seconds=2
 
-The files are evaluate.py's dev table (the corpus dev split plus the held-out generated and package clips, clean
+The files are synthscan_train.evaluate's dev table (the corpus dev split plus the held-out generated and package clips, clean
 and through its deterministic G.711 channel), each decoded by ffmpeg to 16-bit PCM at 16 kHz (clean) or 8 kHz
 (phone) and piped to `target/release/synthscan monitor -`. A monitor run that fails stops the measurement.
 """
 import argparse
 import json
 import subprocess
+import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from evaluate import ensure_dev
-from synthscan_train import data as D
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthscan_train import data as D  # noqa: E402
+from synthscan_train.evaluate import ensure_dev  # noqa: E402
 
 BIN = D.REPO / "target" / "release" / "synthscan"
 RATE = {"clean": 16000, "phone": 8000}

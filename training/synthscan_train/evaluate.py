@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Evaluate the SHIPPED model through the Rust binary, exactly as users run it.
 
-    cd /work/main && cargo build --release
-    /work/venv/bin/python training/evaluate.py [--model models/synthscan.json]
+    cargo build --release
+    cd training && python -m synthscan_train.evaluate [--model models/synthscan.json]
 
 Runs `target/release/synthscan analyze --model models/synthscan.json --format jsonl FILES...` on
   clean  the corpus dev split as stored (16 kHz FLAC)
@@ -15,8 +14,9 @@ files (verdict genuine/synthetic); inconclusive ones are counted separately.
 
 Also runs shortcut probes (silence-only and noise-only inputs; narrowband-only dev; dev with 2 s
 of leading silence), a channel probe (dev through ffmpeg's afftdn noise reduction, as handsets and
-conferencing software clean speech; training never applies it) and, when present, the held-out generated TTS
-systems (training/.cache/gen dev).
+conferencing software clean speech; training never applies it), when present, the held-out generated TTS
+systems (training/.cache/gen dev), and the leave-repositories-out table of the clip store's dev pages
+(clipstore.py), clean and through the same G.711 channel.
 
 Writes training/results/dev_eval.json and training/results/dev_eval.md.
 """
@@ -28,17 +28,15 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthscan_train import augment as A  # noqa: E402
-from synthscan_train import data as D  # noqa: E402
-from synthscan_train import rust  # noqa: E402
-from synthscan_train.store import (  # noqa: E402
+from . import augment as A
+from . import data as D
+from . import rust
+from .store import (
     NARROWBAND_MAX_RATE_HZ, bounded_split_thresholds, choose_threshold, eer, family_group, rank_score, threshold_at)
 
 RESULTS = D.TRAIN_DIR / "results"
@@ -384,6 +382,60 @@ def markdown(R: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def store_table(rows: list[dict], res: dict[str, dict]) -> dict:
+    """The leave-repositories-out dev table: the clip store's dev pages (clipstore.py), whose pages, recording
+    chains and mostly systems are never trained on. Per family (each family's synthetic files against every
+    genuine file of these pages), per page, and detection at the shipped thresholds; inconclusive files count as
+    not flagged and not detected, and are left out of EER."""
+    def one(rs: list[dict]) -> dict:
+        sc = np.array([np.nan if res[r["path"]]["verdict"] == "inconclusive" or res[r["path"]]["score"] is None
+                       else res[r["path"]]["score"] for r in rs], dtype=float)
+        y = np.array([r["label"] == "spoof" for r in rs], dtype=float)
+        flagged = np.array([res[r["path"]]["verdict"] == "synthetic" for r in rs])
+        out = {"n_genuine": int((y == 0).sum()), "n_spoof": int(y.sum()), "eer": eer(sc, y),
+               "inconclusive_share": float(np.isnan(sc).mean()) if len(rs) else None}
+        out["genuine_flagged"] = float(flagged[y == 0].mean()) if (y == 0).any() else None
+        out["detected"] = float(flagged[y == 1].mean()) if y.any() else None
+        return out
+    out = {}
+    for c in ("clean", "phone"):
+        rc = [r for r in rows if r["condition"] == c]
+        gen = [r for r in rc if r["label"] == "bonafide"]
+        t = {"all": one(rc), "family": {}, "page": {}}
+        for fam in sorted({r["family"] for r in rc if r["label"] == "spoof"}):
+            t["family"][fam] = one(gen + [r for r in rc if r["family"] == fam and r["label"] == "spoof"])
+            t["family"][fam]["systems"] = len({r["system"] for r in rc if r["family"] == fam})
+        for page in sorted({r["dataset"] for r in rc}):
+            t["page"][page] = one([r for r in rc if r["dataset"] == page])
+        out[c] = t
+    return out
+
+
+def store_markdown(T: dict) -> str:
+    def pct(v):
+        return "–" if v is None or v != v else f"{100 * v:.1f}"
+    L = ["", "### Leave-repositories-out dev (the clip store's held-out pages)", "",
+         "| family | systems | genuine / synthetic files | EER clean | EER G.711 | detected clean | detected G.711 |",
+         "|---|---|---|---|---|---|---|"]
+    cl, ph = T["clean"], T["phone"]
+    for fam in cl["family"]:
+        a, b = cl["family"][fam], ph["family"][fam]
+        L.append(f"| {fam} | {a['systems']} | {a['n_genuine']} / {a['n_spoof']} | {pct(a['eer'])} | {pct(b['eer'])} | "
+                 f"{pct(a['detected'])} | {pct(b['detected'])} |")
+    a, b = cl["all"], ph["all"]
+    L.append(f"| **all** | | {a['n_genuine']} / {a['n_spoof']} | **{pct(a['eer'])}** | **{pct(b['eer'])}** | "
+             f"{pct(a['detected'])} | {pct(b['detected'])} |")
+    L += ["", f"Genuine files flagged at the shipped thresholds: {pct(a['genuine_flagged'])} % clean, "
+          f"{pct(b['genuine_flagged'])} % through G.711.", "",
+          "| page | genuine / synthetic | EER clean | EER G.711 | genuine flagged clean / G.711 | detected clean / G.711 |",
+          "|---|---|---|---|---|---|"]
+    for page in cl["page"]:
+        a, b = cl["page"][page], ph["page"][page]
+        L.append(f"| {page} | {a['n_genuine']} / {a['n_spoof']} | {pct(a['eer'])} | {pct(b['eer'])} | "
+                 f"{pct(a['genuine_flagged'])} / {pct(b['genuine_flagged'])} | {pct(a['detected'])} / {pct(b['detected'])} |")
+    return "\n".join(L) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=D.REPO / "models" / "synthscan.json")
@@ -398,11 +450,8 @@ def main():
     # a model trained on half of the KDE languages must be measured without them (and one trained without, with)
     kde_train = bool(man.get("training", {}).get("kde_train", False))
     if kde_train != D.KDE_TRAIN:
-        raise SystemExit(f"{a.model.name} was trained {'with' if kde_train else 'without'} SYNTHSCAN_KDE_TRAIN=1: "
-                         "measure it under the same setting (and a prepare run under it)")
-    if D.DEV_SPOOF_TRAIN:
-        # ship.py refuses such runs, and the dev table under it lacks the moved family
-        raise SystemExit("SYNTHSCAN_DEV_SPOOF_TRAIN is for leave-one-family-out trials; unset it to evaluate")
+        raise SystemExit(f"{a.model.name} was trained {'with' if kde_train else 'without'} the KDE home recordings "
+                         "in training: measure it under a recipe with the same kde_train (and a prepare run under it)")
     dev_all = ensure_dev()
     dev = [r for r in dev_all if r["role"] == "dev"]
     clean = [r for r in dev if r["condition"] == "clean"]
@@ -447,6 +496,9 @@ def main():
         # speech from packages, generated TTS); more genuine speakers and channels than the corpus dev alone
         res_all = {**res, **xres}
         R["wide"] = {c: metrics([r for r in dev + extra if r["condition"] == c], res_all) for c in ("clean", "phone")}
+    store_dev = [r for r in dev_all if r["role"] == "dev_demo"]
+    if store_dev:
+        R["store_dev"] = store_table(store_dev, rust.analyze([r["path"] for r in store_dev], a.model))
     wide_rule, bound_corpus = threshold_selection(man.get("training", {}))
     if "wide" in R:
         R["source_transfer"] = source_transfer(R, bound_corpus)
@@ -455,7 +507,7 @@ def main():
     R["threshold_stability"] = threshold_stability(R, "wide" if wide_rule else "corpus", bound_corpus)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "dev_eval.json").write_text(compact_json(R) + "\n")
-    md = markdown(R)
+    md = markdown(R) + (store_markdown(R["store_dev"]) if "store_dev" in R else "")
     (a.out / "dev_eval.md").write_text(md)
     print(md)
 

@@ -19,8 +19,8 @@ each group (genuine, each dev family) against the unaltered input. A large drop 
 operation on group G means the model reads that family's synthetic cue there; a change that moves genuine as much
 means the band only sets the overall level.
 
-usage (from training/, with the feature env of the model, as evaluate.py):
-  python -m synthscan_train.occlusion [--onnx ../models/synthscan.onnx | --run RUN] [--groups 8] [--json OUT]
+usage (from training/):
+  python experiments/occlusion.py [--onnx ../models/synthscan.onnx | --run RUN] [--groups 8] [--json OUT]
 --run scores a training run's model.pt as ship.py would export it (a dual run's full-band branch alone).
 """
 from __future__ import annotations
@@ -31,11 +31,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from . import config as C
-from . import ship as SH
-from . import store as S
-from . import train as T
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthscan_train import config as C  # noqa: E402
+from synthscan_train import ship as SH  # noqa: E402
+from synthscan_train import store as S  # noqa: E402
+from synthscan_train import train as T  # noqa: E402
+
+
+def moving_average(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """K-point moving average along dim; the ends average over the points that exist (no zero padding)."""
+    x = x.movedim(dim, -1)
+    n = x.shape[-1]
+    c = torch.nn.functional.pad(torch.cumsum(x.double(), dim=-1), (1, 0))
+    i = torch.arange(n)
+    lo = (i - k // 2).clamp(0, n)
+    hi = (i + (k - 1 - k // 2) + 1).clamp(0, n)
+    return ((c[..., hi] - c[..., lo]) / (hi - lo)).to(x.dtype).movedim(-1, dim)
 
 GROUPS = ("genuine", "waveglow", "vc", "kokoro", "others")
 
@@ -63,7 +76,7 @@ def operation(name: str, arg, rng: np.random.Generator):
 
     def smooth(x, k, dim):
         import torch
-        return T.moving_average(torch.from_numpy(x), k, dim).numpy()
+        return moving_average(torch.from_numpy(x), k, dim).numpy()
 
     def shuffle(x):
         perm = np.argsort(rng.random(x.shape[:2]), axis=1)
@@ -87,7 +100,7 @@ def onnx_predictor(path: Path):
 def run_predictor(run: Path):
     import torch
 
-    from . import models as M
+    from synthscan_train import models as M
     net, info = M.load_run(run, C.FEATURES["n_bins"], C.WINDOW["frames"])
     torch.set_num_threads(C.threads())
     return T.predictor(net.full if info["arch"].startswith("dual") else net)
@@ -115,7 +128,7 @@ def main(argv=None) -> int:
     plan += [(op, k, f"{k} {unit}") for op, unit in (("fsmooth", "bands"), ("tsmooth", "frames"))
              for k in (2, 3, 5)]
     results = {}
-    for cond, st in zip(("clean", "phone"), T.dev_stores()):
+    for cond, st in zip(("clean", "phone"), T.dev_stores()[:2]):
         base = None
         rows_out = []
         for op, arg, label in plan:

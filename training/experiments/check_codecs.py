@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthscan_train import augment as A  # noqa: E402
 
 BITRATE_TOL = 0.35  # relative; Opus is variable-bitrate and speech with pauses undershoots
