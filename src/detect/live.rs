@@ -32,15 +32,15 @@ pub struct LivePolicy {
     /// the end of the newest). Without it, one synthetic-sounding phrase in the first seconds
     /// of a genuine call raised an alert on 2.5-3.1 % of genuine dev files (3.7-5.0 % over
     /// G.711; the two models it was tuned on); with 1 s, on 0.0-0.6 % (0.6 % over G.711), and
-    /// the models shipped in sessions 16 and 17 on 0.1 % (0.9 % over G.711). See training/live_eval.py.
+    /// two later shipped models on 0.1 % (0.9 % over G.711). See training/experiments/live_eval.py.
     pub raise_hold_s: f64,
     /// The smoothed score must reach the threshold plus this margin (in probability) to raise
     /// an alert. A live stream judges every 3 s stretch of a call, where the file verdict judges
     /// the call's mean once, so the threshold alone lets a genuine call's most
     /// synthetic-sounding stretch raise an alert more often than its verdict is `synthetic`:
-    /// with the model shipped in session 19, on 2.4 % of the corpus's genuine dev files clean
+    /// with the model it was tuned on, on 2.4 % of the corpus's genuine dev files clean
     /// (1.6 % over G.711). 0.02 brought that to 1.6 % (0.8 %) at 1-2 points of synthetic files
-    /// alerted; a longer hold bought the same for more (training/live_eval.py).
+    /// alerted; a longer hold bought the same for more (training/experiments/live_eval.py).
     pub raise_margin: f64,
     /// An alert clears only when the smoothed score falls this far (in probability) below the
     /// threshold, so a score hovering at the threshold does not flap.

@@ -393,7 +393,7 @@ fn raw_format(q: &StreamQuery) -> Result<Option<(RawFormat, u32, usize)>> {
 const MAX_IN_FLIGHT: usize = 16;
 
 /// Per-connection protocol state.
-struct Session {
+struct Connection {
     conn: u64,
     label: String,
     media_format: RawFormat,
@@ -403,7 +403,7 @@ struct Session {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Session {
+impl Connection {
     /// Queues decoded audio for the worker that owns this connection, with the connection's
     /// in-flight permit.
     fn queue_audio(
@@ -440,7 +440,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
     let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut incoming) = socket.split();
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
-    let mut session = Session {
+    let mut connection = Connection {
         conn,
         label: format!("stream-{conn}"),
         media_format: RawFormat::Ulaw,
@@ -456,18 +456,18 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
     let mut idle_deadline = tokio::time::Instant::now() + idle;
     loop {
         tokio::select! {
-            permit = Arc::clone(&in_flight).acquire_owned(), if !finishing && session.permit.is_none() => {
-                session.permit = permit.ok();
+            permit = Arc::clone(&in_flight).acquire_owned(), if !finishing && connection.permit.is_none() => {
+                connection.permit = permit.ok();
                 // Time spent waiting for the scorer is not the client's silence.
                 idle_deadline = tokio::time::Instant::now() + idle;
             }
-            msg = incoming.next(), if !finishing && session.permit.is_some() => {
+            msg = incoming.next(), if !finishing && connection.permit.is_some() => {
                 idle_deadline = tokio::time::Instant::now() + idle;
                 let step = match msg {
                     None | Some(Err(_)) => { peer_gone = true; Step::Finish }
                     Some(Ok(Message::Close(_))) => Step::Finish,
-                    Some(Ok(Message::Binary(bytes))) => on_binary(&app, &mut session, &bytes, &reply_tx),
-                    Some(Ok(Message::Text(text))) => on_text(&app, &mut session, &text, &reply_tx),
+                    Some(Ok(Message::Binary(bytes))) => on_binary(&app, &mut connection, &bytes, &reply_tx),
+                    Some(Ok(Message::Text(text))) => on_text(&app, &mut connection, &text, &reply_tx),
                     Some(Ok(_)) => Step::Continue,
                 };
                 if matches!(step, Step::Finish) {
@@ -476,7 +476,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
                         break;
                     }
                     finishing = true;
-                    app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+                    app.engine.send(conn, Job::Finish { conn, label: connection.label.clone(), reply: reply_tx.clone() });
                 }
             }
             () = tokio::time::sleep_until(idle_deadline), if !finishing => {
@@ -484,14 +484,14 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
                 let e = json!({"event": "error", "error": format!("no data for {:.0} s: closing the stream", idle.as_secs_f64())});
                 let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
                 finishing = true;
-                app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+                app.engine.send(conn, Job::Finish { conn, label: connection.label.clone(), reply: reply_tx.clone() });
             }
             changed = finish_now.changed(), if !finishing => {
                 if changed.is_ok() && *finish_now.borrow() {
                     let e = json!({"event": "error", "error": "the server is shutting down: closing the stream"});
                     let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
                     finishing = true;
-                    app.engine.send(conn, Job::Finish { conn, label: session.label.clone(), reply: reply_tx.clone() });
+                    app.engine.send(conn, Job::Finish { conn, label: connection.label.clone(), reply: reply_tx.clone() });
                 }
             }
             reply = reply_rx.recv() => {
@@ -517,7 +517,7 @@ fn send_error(app: &App, reply: &mpsc::UnboundedSender<Reply>, e: &Error) {
     let _ = reply.send(Reply::Event(json!({"event": "error", "error": e.to_string()})));
 }
 
-fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSender<Reply>) -> Step {
+fn on_binary(app: &App, s: &mut Connection, bytes: &[u8], reply: &mpsc::UnboundedSender<Reply>) -> Step {
     let Some((format, rate, channels)) = s.raw else {
         send_error(
             app,
@@ -546,7 +546,7 @@ fn on_binary(app: &App, s: &mut Session, bytes: &[u8], reply: &mpsc::UnboundedSe
     Step::Continue
 }
 
-fn on_text(app: &App, s: &mut Session, text: &str, reply: &mpsc::UnboundedSender<Reply>) -> Step {
+fn on_text(app: &App, s: &mut Connection, text: &str, reply: &mpsc::UnboundedSender<Reply>) -> Step {
     let msg: media::MediaMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {

@@ -117,7 +117,7 @@ fn the_synthetic_sample_raises_an_alert_within_seconds_and_the_genuine_one_does_
     let raised = raised(&events);
     assert_eq!(raised.len(), 1, "one alert, no flapping: {raised:?}");
     // 4.0 s with the shipped wideband threshold (0.9625): the 3 s mean dips under it at 2.75 s and
-    // the 1 s hold starts again (2.5 s at the 0.8504 shipped before session 14).
+    // the 1 s hold starts again (2.5 s at an earlier single threshold of 0.8504).
     assert!(raised[0] < 4.5, "alert at {} s", raised[0]);
     // The first score comes as soon as the first 1 s window is complete.
     let first = events

@@ -305,7 +305,7 @@ def noise_reduction(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndar
     spectral gain from a noise estimate per bin (a low percentile of the bin's power over the clip, as minimum-
     statistics trackers do), over-subtracted by 1-3x, floored at 6-25 dB of attenuation and smoothed over frames by a
     one-pole filter (a slower gain leaves less "musical noise"). It replaces the texture of the noise floor between
-    harmonics and in pauses, which the shipped model reads (card notes, session 27: ffmpeg's afftdn on the dev split
+    harmonics and in pauses, which the shipped model reads (docs/experiments.md: ffmpeg's afftdn on the dev split
     lifts genuine scores and lowers synthetic ones). Applied to both classes alike. Not afftdn itself, so that
     evaluate.py's afftdn probe stays a method training never saw."""
     n_fft = 512 if sr > 8000 else 256

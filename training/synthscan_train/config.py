@@ -23,7 +23,7 @@ MIN_SPEECH_S = 1.0
 
 def threads() -> int:
     """Threads for torch and onnxruntime in training and the diagnostics (SYNTHSCAN_THREADS, default 2: this machine
-    kind's cores). A run on one thread is another run (card notes, session 20)."""
+    kind's cores). A run on one thread is another run: the thread count changes the result."""
     return int(os.environ.get("SYNTHSCAN_THREADS", "2"))
 
 

@@ -4,15 +4,15 @@ Two jobs:
 
 1. training/data_sums/<set>.tsv (committed) records the sha256 of every clip of the generated data sets that
    run.sh trains on (gen, genuine, vocoded, vocoded_hifigan, vocoded_hifigan22) and a digest per system of the
-   corpus. Data regenerated on another machine can differ (float rounding in the neural engines: card notes,
-   sessions 18 and 26), and a model rebuilt from other data is another model. `check` says, per set and system,
+   corpus. Data regenerated on another machine can differ (float rounding in the neural engines differs between
+   CPUs), and a model rebuilt from other data is another model. `check` says, per set and system,
    how many clips are the recorded ones:
 
        python -m synthscan_train.datasums check [--strict]     (from training/; --strict: exit 1 on a difference)
        python -m synthscan_train.datasums write --note "..."   (record the data now in .cache as the reference)
 
 2. The caches under training/.cache are keyed by path, not content: augmented copies (aud*/<unit>__vN.wav),
-   Rust features (feat_*/<path stem>.*.npy), G.711 dev copies (devphone/) and evaluate.py's probe copies
+   Rust features (feat_*/<path stem>.*.npy), G.711 dev copies (devphone/) and the evaluation's probe copies
    (probe/<kind>/). A data set regenerated in place keeps its file names, so without a content check prepare
    would silently reuse what was made from the old audio. prepare calls `refresh_caches`, which keeps the sha256
    of every source file in .cache/sources.sha256 and deletes what was derived from a file whose content changed.

@@ -82,7 +82,7 @@ VARIANTS = {"nb": "8 kHz PCM, no codec", "lead2s": "2 s leading digital silence"
 def variant_files(dev: list[dict], kind: str) -> dict[str, str]:
     """Deterministic dev variants: 'nb' (8 kHz PCM, no codec), 'lead2s' (2 s digital silence first), 'denoise'
     (ffmpeg's FFT noise reduction at its defaults: 12 dB less of the noise it tracks, which smooths the low-level
-    texture between harmonics and in pauses that card notes session 27 found the model reads)."""
+    texture between harmonics and in pauses that the occlusion diagnostic found the model reads)."""
     d = PROBE / kind
     d.mkdir(parents=True, exist_ok=True)
     m = {}
@@ -123,7 +123,7 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
                                         if (spf & (verdict != "inconclusive")).any() else None)
     out["detection_by_family"] = {f: float(np.mean(verdict[fam == f] == "synthetic"))
                                   for f in ("waveglow", "vc", "kokoro", "others") if (fam == f).any()}
-    # per synthesis system: a family's figure can hide systems it never catches (session 21: WaveGlow
+    # per synthesis system: a family's figure can hide systems it never catches (e.g. WaveGlow
     # resynthesis of natural recordings in a family whose TTS systems are caught)
     sysname = np.array([r.get("system", "") or "?" for r in rows])
     out["detection_by_system"] = {}
