@@ -4,7 +4,8 @@
 //! unreadable model, or any input that could not be analysed; the other inputs are still
 //! analysed and reported).
 
-#![forbid(unsafe_code)]
+// One unsafe block below, at the start of `main` (see there); nothing else may use unsafe.
+#![deny(unsafe_code)]
 
 mod cli;
 
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    disable_runtime_telemetry();
     synthscan::audio::install_decoder_panic_hook();
     let args = cli::Cli::parse();
     match cli::run(args) {
@@ -22,4 +24,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// ONNX Runtime records usage events (process information, OS, CPU, a device id) in a database
+/// under the user's cache directory on every run unless `ORT_DISABLE_TELEMETRY` is set when it
+/// starts; the ort builder's telemetry switch does not stop that. Nothing may be written or
+/// sent, so the variable is set for this process before anything else runs.
+#[allow(unsafe_code)]
+fn disable_runtime_telemetry() {
+    // SAFETY: called first thing in `main`, before any other thread exists, so no thread can
+    // read the environment while it changes.
+    unsafe { std::env::set_var("ORT_DISABLE_TELEMETRY", "1") };
 }

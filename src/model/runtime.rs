@@ -4,6 +4,13 @@
 //! shared. The library is looked up, in order: an explicit path set with
 //! [`set_library_path`], `$ORT_DYLIB_PATH`, next to the executable, the project's `.ort/`
 //! folder (where `scripts/setup-ort.sh` puts it), then the system loader's search path.
+//!
+//! ONNX Runtime records usage events (process information, OS, CPU, a device id) under the
+//! user's cache directory unless the process environment holds `ORT_DISABLE_TELEMETRY=1` when
+//! the runtime starts; the environment is built with telemetry off as well, but that alone does
+//! not stop the records. The `synthscan` binary sets the variable first thing in `main`; a
+//! program embedding the library must set it itself before its first model load (changing the
+//! environment is only sound while the process has one thread).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -74,8 +81,11 @@ pub fn environment() -> Result<&'static Environment> {
         for path in candidates() {
             match ort::init_from(&path) {
                 Ok(builder) => {
+                    // ONNX Runtime records usage events (process, OS, CPU, a device id) under the
+                    // user's cache directory unless told not to; nothing may be written or sent.
                     return builder
                         .with_name("synthscan")
+                        .with_telemetry(false)
                         .build()
                         .map(|env| (env, path))
                         .map_err(|e| format!("ONNX Runtime failed to start: {e}"));

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::{assert_one_clear_error, fixture, path_str, synthscan, test_model};
+use crate::{assert_one_clear_error, fixture, path_str, shipped_model, synthscan, test_model};
 
 /// Runs `analyze --format jsonl` with the test model; returns (exit code, parsed lines, stderr).
 fn analyze(files: &[String], extra: &[&str]) -> (i32, Vec<Value>, String) {
@@ -283,4 +283,38 @@ fn info_reports_the_verified_model() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("(verified)") && text.contains("synthscan"), "{text}");
+}
+
+/// Issue 40: ONNX Runtime writes usage events (a device id and a database) under the user's
+/// cache directory unless told not to; the README promises nothing is written to disk.
+#[test]
+fn a_run_leaves_nothing_in_the_users_home_or_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let out = synthscan()
+        .args([
+            "analyze",
+            "--model",
+            &path_str(&shipped_model()),
+            &f("speech_16000.wav"),
+        ])
+        .env("HOME", home.path())
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("ORT_DISABLE_TELEMETRY")
+        .output()
+        .unwrap();
+    assert!(out.status.success() || out.status.code() == Some(1), "{out:?}");
+    let left = walk(home.path());
+    assert!(left.is_empty(), "files written under HOME: {left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }
