@@ -277,9 +277,11 @@ def set_threshold(a, size: int) -> None:
         def scored(files):
             return tuple([(S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"]),
                            res[d["path"]]["sample_rate_hz"]) for d in files if d["condition"] == c] for c in conds)
-        # with the wide set, the corpus dev and the clip store's dev pages on their own are bounded too
-        # (store.bounded_split_thresholds): a pool dominated by one kind of source guarantees neither
-        sets = [scored(dev)] + ([scored([d for d in dev if d["role"] == role]) for role in ("dev", "dev_demo")
+        # with the wide set, each dev table on its own is bounded too (store.bounded_split_thresholds): the corpus
+        # dev, the held-out package speech and the clip store's dev pages; a pool dominated by one kind of source
+        # guarantees none of them
+        sets = [scored(dev)] + ([scored([d for d in dev if d["role"] == role])
+                                 for role in ("dev", "dev_extra", "dev_demo")
                                  if any(d["role"] == role for d in dev)]
                                 if a.threshold_genuine == "wide" else [])
         thr, thr_nb = S.bounded_split_thresholds(sets)
@@ -305,7 +307,7 @@ def set_threshold(a, size: int) -> None:
         else f"lowest thresholds with <= 2 % of {which} flagged among the inputs each judges: one for input at "
              "<= 8 kHz (every G.711 dev copy, and the clean files recorded at 8 kHz), one for wideband input (the "
              "other clean files), the wideband one never below the narrowband one"
-             + ("; the same holds for the corpus dev and for the clip store's dev genuine files on their own"
+             + ("; the same holds for each of the three on its own"
                 if a.threshold_genuine == "wide"
                 else "") + " (chosen on dev)"
         if a.threshold_on == "split"
