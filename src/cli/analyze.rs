@@ -1,16 +1,16 @@
 //! `synthscan analyze`: recorded calls in, scores and verdicts out.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use synthscan::OnnxScorer;
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
-use synthscan::{Detector, OnnxScorer};
 
-use super::{ModelArgs, RawArgs, input, output};
+use super::output::{ColorArg, use_color};
+use super::{DetectorArgs, RawArgs, input, output};
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -20,10 +20,6 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Probability at or above which speech is called synthetic, for every input rate (default:
-    /// the model's, one for wideband input and one for input at <= 8 kHz).
-    #[arg(long, value_name = "P")]
-    threshold: Option<f64>,
     /// Draw the score timeline over the waveform (.png or .svg). With several inputs, the
     /// input's name is added to each plot's file name.
     #[arg(long, value_name = "FILE")]
@@ -40,7 +36,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     allow_truncated: bool,
     #[command(flatten)]
-    model: ModelArgs,
+    detector: DetectorArgs,
     #[command(flatten)]
     raw: RawArgs,
 }
@@ -53,22 +49,11 @@ enum FormatArg {
     Csv,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(super) enum ColorArg {
-    Auto,
-    Always,
-    Never,
-}
-
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     if args.threads == 0 || args.threads > 256 {
         anyhow::bail!("--threads must be in 1..=256");
     }
-    let model = args.model.load()?;
-    let mut detector = Detector::new(model.manifest.clone())?;
-    if let Some(t) = args.threshold {
-        detector = detector.with_threshold(t)?;
-    }
+    let (model, detector) = args.detector.build()?;
     let mut scorer = OnnxScorer::new(&model, args.threads)?;
     let model_info = ModelInfo::from(&model.manifest);
     let format = match args.format {
@@ -124,15 +109,6 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Whether to colour standard output.
-pub(super) fn use_color(arg: ColorArg) -> bool {
-    match arg {
-        ColorArg::Always => true,
-        ColorArg::Never => false,
-        ColorArg::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    }
 }
 
 /// `calls.png` + `a/b/x.wav` -> `calls.x.png` when several inputs share one --plot.

@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
 use synthscan::{Detector, FileSource, LoadedModel, OnnxScorer};
 
-use super::{ModelArgs, input, output};
+use super::{DetectorArgs, input, output};
 
 /// File name patterns taken from directories when no --glob is given.
 const DEFAULT_GLOBS: &[&str] = &[
@@ -55,10 +55,6 @@ pub struct BatchArgs {
     /// run loses nothing; files that failed are tried again).
     #[arg(long, value_name = "OUT.jsonl")]
     resume: Option<PathBuf>,
-    /// Probability at or above which speech is called synthetic, for every input rate (default:
-    /// the model's, one for wideband input and one for input at <= 8 kHz).
-    #[arg(long, value_name = "P")]
-    threshold: Option<f64>,
     /// Analyse files that hold less audio than their header says instead of refusing them.
     #[arg(long)]
     allow_truncated: bool,
@@ -66,7 +62,7 @@ pub struct BatchArgs {
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
     #[command(flatten)]
-    model: ModelArgs,
+    detector: DetectorArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,49 +97,19 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
         bail!("--jobs must be in 1..=256");
     }
     let globs = build_globs(&args.glob)?;
-    let model = Arc::new(args.model.load()?);
-    let mut detector = Detector::new(model.manifest.clone())?;
-    if let Some(t) = args.threshold {
-        detector = detector.with_threshold(t)?;
-    }
+    let (model, detector) = args.detector.build()?;
+    let model = Arc::new(model);
     // Sessions are made up front so a broken runtime fails before any work is queued.
     let scorers = (0..jobs)
         .map(|_| OnnxScorer::new(&model, 1))
         .collect::<synthscan::Result<Vec<_>>>()?;
-
     let done = match &args.resume {
         Some(path) => already_scored(path)?,
         None => HashSet::new(),
     };
-    let out: Box<dyn Write> = match (&args.resume, &args.output) {
-        (Some(path), _) => Box::new(std::io::BufWriter::new(open_for_append(path)?)),
-        (None, Some(path)) => Box::new(std::io::BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        (None, None) => Box::new(output::Stdout::new()),
-    };
-    let format = match args.format {
-        BatchFormat::Jsonl => Format::Jsonl,
-        BatchFormat::Csv => Format::Csv,
-    };
-    let mut reporter = report::reporter(format, out, false);
+    let mut reporter = open_reporter(&args)?;
     reporter.begin()?;
-
-    let show_progress = match args.progress {
-        ProgressArg::Always => true,
-        ProgressArg::Never => false,
-        ProgressArg::Auto => std::io::stderr().is_terminal(),
-    };
-    let bar = if show_progress {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(args.progress);
 
     // Walker -> workers -> main, all through bounded queues.
     let (path_tx, path_rx) = mpsc::sync_channel::<String>(jobs * 4);
@@ -168,37 +134,7 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
         .collect();
     drop(result_tx);
 
-    let started = Instant::now();
-    let (mut files, mut flagged, mut errors, mut audio_s) = (0u64, 0u64, 0u64, 0f64);
-    for outcome in result_rx {
-        while let Ok(n) = count_rx.try_recv() {
-            bar.inc_length(n);
-        }
-        files += 1;
-        match outcome {
-            Outcome::Scored { report, audio_s: a } => {
-                audio_s += a;
-                if report.verdict == synthscan::Verdict::Synthetic {
-                    flagged += 1;
-                }
-                for w in &report.warnings {
-                    bar.suspend(|| eprintln!("synthscan: {}: warning: {w}", report.file));
-                }
-                reporter.file(&report)?;
-            }
-            Outcome::Failed(e) => {
-                errors += 1;
-                bar.suspend(|| eprintln!("synthscan: {}: {}", e.file, e.error));
-                reporter.error(&e)?;
-            }
-        }
-        bar.inc(1);
-        let secs = started.elapsed().as_secs_f64();
-        bar.set_message(format!(
-            "{flagged} flagged, {errors} errors, {:.0}x real time",
-            if secs > 0.0 { audio_s / secs } else { 0.0 }
-        ));
-    }
+    let tally = collect(result_rx, &count_rx, reporter.as_mut(), &bar)?;
     reporter.finish()?;
     bar.finish_and_clear();
     for w in workers {
@@ -206,29 +142,132 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
             bail!("a worker thread panicked");
         }
     }
-    let walk_result = walker
+    let (walk_errors, skipped) = walker
         .join()
-        .map_err(|_| anyhow::anyhow!("the input walker panicked"))?;
-    let (walk_errors, skipped) = walk_result?;
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "synthscan: batch: {files} files analysed ({flagged} flagged, {errors} errors{}), {:.1} min of audio in {secs:.1} s \
-         ({:.0}x real time, {jobs} jobs)",
-        if skipped > 0 {
-            format!(", {skipped} skipped as already scored")
-        } else {
-            String::new()
-        },
-        audio_s / 60.0,
-        if secs > 0.0 { audio_s / secs } else { 0.0 },
-    );
-    Ok(if errors > 0 || walk_errors > 0 {
+        .map_err(|_| anyhow::anyhow!("the input walker panicked"))??;
+    tally.print(skipped, jobs);
+    Ok(if tally.errors > 0 || walk_errors > 0 {
         ExitCode::from(2)
-    } else if flagged > 0 {
+    } else if tally.flagged > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The results' destination: appended to the --resume file, written to -o, or standard output.
+fn open_reporter(args: &BatchArgs) -> Result<Box<dyn report::Reporter>> {
+    let out: Box<dyn Write> = match (&args.resume, &args.output) {
+        (Some(path), _) => Box::new(std::io::BufWriter::new(open_for_append(path)?)),
+        (None, Some(path)) => Box::new(std::io::BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        (None, None) => Box::new(output::Stdout::new()),
+    };
+    let format = match args.format {
+        BatchFormat::Jsonl => Format::Jsonl,
+        BatchFormat::Csv => Format::Csv,
+    };
+    Ok(report::reporter(format, out, false))
+}
+
+fn progress_bar(arg: ProgressArg) -> ProgressBar {
+    let show = match arg {
+        ProgressArg::Always => true,
+        ProgressArg::Never => false,
+        ProgressArg::Auto => std::io::stderr().is_terminal(),
+    };
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Counts over the files a batch analysed.
+struct Tally {
+    files: u64,
+    flagged: u64,
+    errors: u64,
+    audio_s: f64,
+    started: Instant,
+}
+
+impl Tally {
+    fn real_time_factor(&self) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        if secs > 0.0 { self.audio_s / secs } else { 0.0 }
+    }
+
+    /// The summary line on standard error (standard output carries nothing but results).
+    fn print(&self, skipped: u64, jobs: usize) {
+        eprintln!(
+            "synthscan: batch: {} files analysed ({} flagged, {} errors{}), {:.1} min of audio in {:.1} s \
+             ({:.0}x real time, {jobs} jobs)",
+            self.files,
+            self.flagged,
+            self.errors,
+            if skipped > 0 {
+                format!(", {skipped} skipped as already scored")
+            } else {
+                String::new()
+            },
+            self.audio_s / 60.0,
+            self.started.elapsed().as_secs_f64(),
+            self.real_time_factor(),
+        );
+    }
+}
+
+/// Writes each result as it arrives (completion order) and keeps the progress bar current.
+fn collect(
+    results: Receiver<Outcome>,
+    counts: &Receiver<u64>,
+    reporter: &mut dyn report::Reporter,
+    bar: &ProgressBar,
+) -> Result<Tally> {
+    let mut tally = Tally {
+        files: 0,
+        flagged: 0,
+        errors: 0,
+        audio_s: 0.0,
+        started: Instant::now(),
+    };
+    for outcome in results {
+        while let Ok(n) = counts.try_recv() {
+            bar.inc_length(n);
+        }
+        tally.files += 1;
+        match outcome {
+            Outcome::Scored { report, audio_s } => {
+                tally.audio_s += audio_s;
+                if report.verdict == synthscan::Verdict::Synthetic {
+                    tally.flagged += 1;
+                }
+                for w in &report.warnings {
+                    bar.suspend(|| eprintln!("synthscan: {}: warning: {w}", report.file));
+                }
+                reporter.file(&report)?;
+            }
+            Outcome::Failed(e) => {
+                tally.errors += 1;
+                bar.suspend(|| eprintln!("synthscan: {}: {}", e.file, e.error));
+                reporter.error(&e)?;
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!(
+            "{} flagged, {} errors, {:.0}x real time",
+            tally.flagged,
+            tally.errors,
+            tally.real_time_factor()
+        ));
+    }
+    Ok(tally)
 }
 
 fn build_globs(patterns: &[String]) -> Result<GlobSet> {

@@ -13,10 +13,11 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use synthscan::model::{LoadedModel, runtime};
+use synthscan::{Detector, LivePolicy};
 
 /// Detects synthetic (machine-generated) speech in phone calls and recordings, locally.
 #[derive(Debug, Parser)]
@@ -88,6 +89,67 @@ impl ModelArgs {
         }
         let path = self.manifest_path();
         LoadedModel::load(&path).with_context(|| format!("cannot load the model {}", path.display()))
+    }
+}
+
+/// The model and the decision threshold: every subcommand that scores audio takes these.
+#[derive(Debug, Args, Clone)]
+pub struct DetectorArgs {
+    /// Probability at or above which speech is called synthetic, for every input rate (default:
+    /// the model's, one for wideband input and one for input at <= 8 kHz).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+impl DetectorArgs {
+    /// Loads and verifies the model, and builds its detector with --threshold applied.
+    fn build(&self) -> Result<(LoadedModel, Detector)> {
+        let model = self.model.load()?;
+        let mut detector = Detector::new(model.manifest.clone())?;
+        if let Some(t) = self.threshold {
+            detector = detector.with_threshold(t)?;
+        }
+        Ok((model, detector))
+    }
+}
+
+/// The live update and alert policy of `monitor` and `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct AlertArgs {
+    /// Milliseconds of audio between two score updates.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    update_ms: u32,
+    /// Seconds of recent windows averaged into the live score that raises alerts.
+    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().smoothing_s)]
+    smoothing_seconds: f64,
+    /// Seconds the live score must stay at or above the threshold before an alert is raised:
+    /// longer means fewer false alarms on genuine callers and later alerts on synthetic ones.
+    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
+    alert_hold_seconds: f64,
+    /// How far (in probability) above the threshold the live score must be to raise an alert;
+    /// 0 raises at the threshold itself.
+    #[arg(long, value_name = "P", default_value_t = LivePolicy::default().raise_margin)]
+    alert_margin: f64,
+}
+
+impl AlertArgs {
+    /// The policy these options describe, checked, so that a bad value stops the command
+    /// before any audio is read.
+    fn policy(&self) -> Result<LivePolicy> {
+        if !(10..=10_000).contains(&self.update_ms) {
+            bail!("--update-ms must be in 10..=10000");
+        }
+        let policy = LivePolicy {
+            update_interval_s: f64::from(self.update_ms) / 1e3,
+            smoothing_s: self.smoothing_seconds,
+            raise_hold_s: self.alert_hold_seconds,
+            raise_margin: self.alert_margin,
+            ..LivePolicy::default()
+        };
+        policy.validate()?;
+        Ok(policy)
     }
 }
 

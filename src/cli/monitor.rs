@@ -14,9 +14,10 @@ use clap::{Args, ValueEnum};
 
 use synthscan::detect::{AlertState, LiveEvent};
 use synthscan::report::{self, FileReport, LiveSummary, LiveView, ModelInfo};
-use synthscan::{AudioSource, Detector, LivePolicy, LiveStream, OnnxScorer};
+use synthscan::{AudioSource, LiveStream, OnnxScorer};
 
-use super::{ModelArgs, RawArgs, input, output};
+use super::output::{ColorArg, use_color};
+use super::{AlertArgs, DetectorArgs, RawArgs, input, output};
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
@@ -42,24 +43,8 @@ pub struct MonitorArgs {
     /// Output: a live terminal view, or one JSON event per line.
     #[arg(long, short, value_enum)]
     format: Option<LiveFormat>,
-    /// Probability at or above which speech is called synthetic, for every input rate (default:
-    /// the model's, one for wideband input and one for input at <= 8 kHz).
-    #[arg(long, value_name = "P")]
-    threshold: Option<f64>,
-    /// Milliseconds of audio between two score updates.
-    #[arg(long, value_name = "MS", default_value_t = 250)]
-    update_ms: u32,
-    /// Seconds of recent windows averaged into the live score that raises alerts.
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
-    smoothing_seconds: f64,
-    /// Seconds the live score must stay at or above the threshold before an alert is raised:
-    /// longer means fewer false alarms on genuine callers and later alerts on synthetic ones.
-    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
-    alert_hold_seconds: f64,
-    /// How far (in probability) above the threshold the live score must be to raise an alert;
-    /// 0 raises at the threshold itself.
-    #[arg(long, value_name = "P", default_value_t = LivePolicy::default().raise_margin)]
-    alert_margin: f64,
+    #[command(flatten)]
+    alerts: AlertArgs,
     /// Shell command run (with `sh -c`) each time an alert is raised; SYNTHSCAN_CHANNEL,
     /// SYNTHSCAN_SCORE, SYNTHSCAN_TIME_S and SYNTHSCAN_ALERT (the event as JSON) are set.
     #[arg(long, value_name = "CMD")]
@@ -77,10 +62,10 @@ pub struct MonitorArgs {
     #[arg(long)]
     stats: bool,
     /// Colour in the live view.
-    #[arg(long, value_enum, default_value_t = super::analyze::ColorArg::Auto)]
-    color: super::analyze::ColorArg,
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
     #[command(flatten)]
-    model: ModelArgs,
+    detector: DetectorArgs,
     #[command(flatten)]
     raw: RawArgs,
 }
@@ -244,6 +229,25 @@ impl Timing {
         }
     }
 
+    /// `--stats`: compute per update and in all, against the audio heard.
+    fn print(&self, audio_s: f64) {
+        eprintln!(
+            "synthscan: stats: {} updates, compute per update p50 {:.3} ms p99 {:.3} ms max {:.3} ms; \
+             {:.3} s compute for {:.1} s audio ({:.2} % of one core in real time)",
+            self.per_update_s.len(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(1.0),
+            self.total_s,
+            audio_s,
+            if audio_s > 0.0 {
+                100.0 * self.total_s / audio_s
+            } else {
+                0.0
+            }
+        );
+    }
+
     fn quantile_ms(&self, q: f64) -> f64 {
         if self.per_update_s.is_empty() {
             return 0.0;
@@ -256,70 +260,27 @@ impl Timing {
 }
 
 pub fn run(args: MonitorArgs) -> Result<ExitCode> {
-    if args.update_ms < 10 || args.update_ms > 10_000 {
-        bail!("--update-ms must be in 10..=10000");
-    }
+    let policy = args.alerts.policy()?;
     if args.max_seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
         bail!("--max-seconds must be a positive number");
     }
-    let model = args.model.load()?;
-    let mut detector = Detector::new(model.manifest.clone())?;
-    if let Some(t) = args.threshold {
-        detector = detector.with_threshold(t)?;
-    }
+    let (model, detector) = args.detector.build()?;
     let mut scorer = OnnxScorer::new(&model, 1)?;
-    let policy = LivePolicy {
-        update_interval_s: f64::from(args.update_ms) / 1e3,
-        smoothing_s: args.smoothing_seconds,
-        raise_hold_s: args.alert_hold_seconds,
-        raise_margin: args.alert_margin,
-        ..LivePolicy::default()
-    };
-
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user wants out now.
-                std::process::exit(130);
-            }
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
-
+    let stop = stop_on_ctrl_c()?;
     let mut input = open_input(&args)?;
     let (rate_hz, channels) = input.rate_and_channels();
     let mut live = LiveStream::new(&detector, rate_hz, channels, policy)?;
-    let mut recorder = match &args.record {
-        Some(path) => Some(
-            hound::WavWriter::create(
-                path,
-                hound::WavSpec {
-                    channels: channels as u16,
-                    sample_rate: rate_hz,
-                    bits_per_sample: 32,
-                    sample_format: hound::SampleFormat::Float,
-                },
-            )
-            .with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => None,
-    };
-
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+    let mut recorder = open_recorder(args.record.as_deref(), rate_hz, channels)?;
+    let color = use_color(args.color);
+    let mut sink = match args.format.unwrap_or(if std::io::stdout().is_terminal() {
         LiveFormat::Live
     } else {
         LiveFormat::Jsonl
-    });
-    let color = super::analyze::use_color(args.color);
-    let mut sink = match format {
+    }) {
         LiveFormat::Live => {
             eprintln!(
-                "synthscan: listening to {} ({} Hz, {} ch); Ctrl-C for the summary",
-                input.label(),
-                rate_hz,
-                channels
+                "synthscan: listening to {} ({rate_hz} Hz, {channels} ch); Ctrl-C for the summary",
+                input.label()
             );
             Sink::View(LiveView::new(
                 Box::new(output::Stdout::new()),
@@ -330,20 +291,112 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         }
         LiveFormat::Jsonl => Sink::Jsonl(Box::new(std::io::BufWriter::new(output::Stdout::new()))),
     };
-
-    let max_frames = args.max_seconds.map(|s| (s * f64::from(rate_hz)).round() as u64);
-    let stall = Duration::from_secs_f64(args.stall_seconds.clamp(0.1, 3600.0));
-    let mut frames: u64 = 0;
-    let mut buf: Vec<f32> = Vec::with_capacity(rate_hz as usize * channels);
-    let mut events = Vec::new();
     let mut alert_cmd = AlertCommand {
         cmd: args.alert_cmd.clone(),
         children: Vec::new(),
     };
-    let mut timing = Timing::default();
-    let mut last_audio = Instant::now();
-    let mut failure: Option<synthscan::Error> = None;
 
+    let heard = listen(
+        &args,
+        &stop,
+        &mut input,
+        &mut live,
+        &mut scorer,
+        &mut recorder,
+        &mut sink,
+        &mut alert_cmd,
+    )?;
+
+    let mut events = Vec::new();
+    let analysis = live.finish(&mut scorer, &mut events)?;
+    handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
+    if let Some(w) = recorder {
+        w.finalize().context("cannot finish the recording")?;
+    }
+    let report = FileReport::new(
+        &input.label(),
+        &input.codec(),
+        &analysis,
+        Vec::new(),
+        ModelInfo::from(&model.manifest),
+    );
+    let alerts = live.alerts_raised();
+    summarise(&mut sink, &report, alerts, input.overruns(), color)?;
+    if args.stats {
+        heard.timing.print(heard.frames as f64 / f64::from(rate_hz));
+    }
+    alert_cmd.wait_all();
+    if let Some(e) = heard.failure {
+        eprintln!("synthscan: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if analysis.is_flagged() || alerts > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The first Ctrl-C asks for the summary; a second one ends the process at once.
+fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+type Recorder = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+/// `--record`: what was heard, as 32-bit float WAV at the input's rate and channels.
+fn open_recorder(path: Option<&std::path::Path>, rate_hz: u32, channels: usize) -> Result<Option<Recorder>> {
+    let Some(path) = path else { return Ok(None) };
+    let spec = hound::WavSpec {
+        channels: channels as u16,
+        sample_rate: rate_hz,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let writer = hound::WavWriter::create(path, spec).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Some(writer))
+}
+
+/// What the listening loop heard.
+struct Heard {
+    frames: u64,
+    timing: Timing,
+    /// A device that failed or stalled: the summary is still given, then exit status 2.
+    failure: Option<synthscan::Error>,
+}
+
+/// Feeds the input to the live stream until Ctrl-C, the end of the input, --max-seconds, or a
+/// device failure, passing every event on as it comes.
+#[allow(clippy::too_many_arguments)]
+fn listen(
+    args: &MonitorArgs,
+    stop: &AtomicBool,
+    input: &mut Input,
+    live: &mut LiveStream,
+    scorer: &mut OnnxScorer,
+    recorder: &mut Option<Recorder>,
+    sink: &mut Sink<'_>,
+    alert_cmd: &mut AlertCommand,
+) -> Result<Heard> {
+    let (rate_hz, channels) = input.rate_and_channels();
+    let max_frames = args.max_seconds.map(|s| (s * f64::from(rate_hz)).round() as u64);
+    let stall = Duration::from_secs_f64(args.stall_seconds.clamp(0.1, 3600.0));
+    let mut heard = Heard {
+        frames: 0,
+        timing: Timing::default(),
+        failure: None,
+    };
+    let mut buf: Vec<f32> = Vec::with_capacity(rate_hz as usize * channels);
+    let mut events = Vec::new();
+    let mut last_audio = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         buf.clear();
         match input.poll(&mut buf, Duration::from_millis(10)) {
@@ -352,7 +405,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
                 if matches!(input, Input::Stdin { .. }) || last_audio.elapsed() < stall {
                     continue;
                 }
-                failure = Some(synthscan::Error::Device(format!(
+                heard.failure = Some(synthscan::Error::Device(format!(
                     "{} delivered no audio for {:.1} s",
                     input.label(),
                     stall.as_secs_f64()
@@ -361,13 +414,13 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             }
             Ok(Poll::Ended) => break,
             Err(e) => {
-                failure = Some(e);
+                heard.failure = Some(e);
                 break;
             }
         }
         let mut take = buf.len() / channels;
         if let Some(max) = max_frames {
-            take = take.min((max - frames) as usize);
+            take = take.min((max - heard.frames) as usize);
         }
         let samples = &buf[..take * channels];
         if let Some(w) = recorder.as_mut() {
@@ -377,39 +430,28 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         }
         events.clear();
         let t0 = Instant::now();
-        live.push(samples, &mut scorer, &mut events)?;
+        live.push(samples, scorer, &mut events)?;
         let updates = events.iter().filter(|e| matches!(e, LiveEvent::Update(_))).count();
-        timing.add(t0.elapsed().as_secs_f64(), updates);
-        frames += take as u64;
-        handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
+        heard.timing.add(t0.elapsed().as_secs_f64(), updates);
+        heard.frames += take as u64;
+        handle_events(&events, sink, input.overruns(), alert_cmd)?;
         alert_cmd.reap();
-        if max_frames.is_some_and(|m| frames >= m) {
+        if max_frames.is_some_and(|m| heard.frames >= m) {
             break;
         }
     }
+    Ok(heard)
+}
 
-    events.clear();
-    let analysis = live.finish(&mut scorer, &mut events)?;
-    handle_events(&events, &mut sink, input.overruns(), &mut alert_cmd)?;
-    let alerts = live.alerts_raised();
-    if let Some(w) = recorder {
-        w.finalize().context("cannot finish the recording")?;
-    }
-    let overruns = input.overruns();
-    let label = input.label();
-    let report = FileReport::new(
-        &label,
-        &input.codec(),
-        &analysis,
-        Vec::new(),
-        ModelInfo::from(&model.manifest),
-    );
-    match &mut sink {
+/// The final report: the `analyze` report and the alert count under the live view, or one
+/// `summary` event.
+fn summarise(sink: &mut Sink<'_>, report: &FileReport, alerts: usize, overruns: u64, color: bool) -> Result<()> {
+    match sink {
         Sink::View(view) => {
             view.clear()?;
             let mut r = report::reporter(report::Format::Text, Box::new(output::Stdout::new()), color);
             r.begin()?;
-            r.file(&report)?;
+            r.file(report)?;
             r.finish()?;
             println!("alerts raised: {alerts}, overruns: {overruns} samples");
         }
@@ -418,41 +460,14 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
                 out.as_mut(),
                 &LiveSummary {
                     event: "summary",
-                    report: &report,
+                    report,
                     alerts,
                     overruns,
                 },
             )?;
         }
     }
-    if args.stats {
-        let audio_s = frames as f64 / f64::from(rate_hz);
-        eprintln!(
-            "synthscan: stats: {} updates, compute per update p50 {:.3} ms p99 {:.3} ms max {:.3} ms; \
-             {:.3} s compute for {:.1} s audio ({:.2} % of one core in real time)",
-            timing.per_update_s.len(),
-            timing.quantile_ms(0.5),
-            timing.quantile_ms(0.99),
-            timing.quantile_ms(1.0),
-            timing.total_s,
-            audio_s,
-            if audio_s > 0.0 {
-                100.0 * timing.total_s / audio_s
-            } else {
-                0.0
-            }
-        );
-    }
-    alert_cmd.wait_all();
-    if let Some(e) = failure {
-        eprintln!("synthscan: error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    Ok(if analysis.is_flagged() || alerts > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 /// `--alert-cmd`: run on each raised alert, without waiting; children are reaped as they end.

@@ -1,6 +1,26 @@
-//! Standard output that ends the process quietly when the reader goes away (`| head`).
+//! Standard output that ends the process quietly when the reader goes away (`| head`), and
+//! the colour option of the text reports and the live view.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+use clap::ValueEnum;
+
+/// Colour in text output.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether to colour standard output.
+pub fn use_color(arg: ColorArg) -> bool {
+    match arg {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
 
 pub struct Stdout(io::Stdout);
 

@@ -8,9 +8,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use synthscan::service::{self, ServiceConfig};
-use synthscan::{Detector, LivePolicy};
 
-use super::ModelArgs;
+use super::{AlertArgs, DetectorArgs};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -36,24 +35,10 @@ pub struct ServeArgs {
     /// On Ctrl-C/SIGTERM, let open calls go on this long before summarising and closing them.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     drain_seconds: f64,
-    /// Probability at or above which speech is called synthetic, for every input rate (default:
-    /// the model's, one for wideband input and one for input at <= 8 kHz).
-    #[arg(long, value_name = "P")]
-    threshold: Option<f64>,
-    /// Milliseconds of audio between two score updates on a stream.
-    #[arg(long, value_name = "MS", default_value_t = 250)]
-    update_ms: u32,
-    /// Seconds a stream's live score must stay at or above the threshold before an alert is
-    /// raised: longer means fewer false alarms on genuine callers and later alerts on
-    /// synthetic ones.
-    #[arg(long, value_name = "S", default_value_t = LivePolicy::default().raise_hold_s)]
-    alert_hold_seconds: f64,
-    /// How far (in probability) above the threshold the live score must be to raise an alert;
-    /// 0 raises at the threshold itself.
-    #[arg(long, value_name = "P", default_value_t = LivePolicy::default().raise_margin)]
-    alert_margin: f64,
     #[command(flatten)]
-    model: ModelArgs,
+    alerts: AlertArgs,
+    #[command(flatten)]
+    detector: DetectorArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -64,14 +49,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     {
         bail!("--idle-seconds must be positive and --drain-seconds not negative");
     }
-    if args.update_ms < 10 || args.update_ms > 10_000 {
-        bail!("--update-ms must be in 10..=10000");
-    }
-    let model = args.model.load()?;
-    let mut detector = Detector::new(model.manifest.clone())?;
-    if let Some(t) = args.threshold {
-        detector = detector.with_threshold(t)?;
-    }
+    let policy = args.alerts.policy()?;
+    let (model, detector) = args.detector.build()?;
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -83,15 +62,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
         idle_timeout: Duration::from_secs_f64(args.idle_seconds),
         drain_timeout: Duration::from_secs_f64(args.drain_seconds),
-        policy: LivePolicy {
-            update_interval_s: f64::from(args.update_ms) / 1e3,
-            raise_hold_s: args.alert_hold_seconds,
-            raise_margin: args.alert_margin,
-            ..LivePolicy::default()
-        },
+        policy,
     };
-    // Checked here so that a bad value stops the server instead of failing every stream.
-    config.policy.validate()?;
     let max_streams = config.max_streams;
     service::run(config, model, detector, |addr| {
         eprintln!("synthscan: serving on http://{addr} ({workers} scoring workers, at most {max_streams} streams)");
