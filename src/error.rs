@@ -44,9 +44,7 @@ pub enum Error {
     Device(String),
     /// The file holds less audio than its header promises (cut short, or sizes that lie);
     /// refused unless the caller allows truncated input.
-    #[error(
-        "{0}; refusing a truncated file (--allow-truncated, or allow_truncated=1 on the service, analyses what is there)"
-    )]
+    #[error("{0}; refusing a truncated file")]
     Truncated(String),
     /// The resampler could not be built or run.
     #[error("resampling failed: {0}")]

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("synthscan: error: {e:#}");
+            eprintln!("synthscan: error: {}", cli::fatal_text(&e));
             ExitCode::from(2)
         }
     }

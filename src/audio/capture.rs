@@ -286,7 +286,7 @@ impl Capture {
             SampleFormat::F64 => build_stream::<f64>(&device, &config, producer, s),
             other => {
                 return Err(Error::Device(format!(
-                    "the device's sample format {other} is not supported; ask for another with --sample-format"
+                    "the device's sample format {other} is not supported; ask the device for another one"
                 )));
             }
         };

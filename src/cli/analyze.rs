@@ -92,10 +92,11 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             }
             Err(e) if e.is_input_error() || matches!(e, synthscan::Error::Config(_)) => {
                 errors = true;
-                eprintln!("synthscan: {name}: {e}");
+                let text = super::error_text(&e);
+                eprintln!("synthscan: {name}: {text}");
                 reporter.error(&ErrorReport {
                     file: name.clone(),
-                    error: e.to_string(),
+                    error: text,
                 })?;
             }
             Err(e) => return Err(e).with_context(|| format!("while analysing {name}")),

@@ -389,7 +389,7 @@ fn worker(
             },
             Err(e) => Outcome::Failed(ErrorReport {
                 file: name,
-                error: e.to_string(),
+                error: super::error_text(&e),
             }),
         };
         if tx.send(outcome).is_err() {

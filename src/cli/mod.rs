@@ -92,6 +92,39 @@ impl ModelArgs {
     }
 }
 
+/// What a user of this command can do about a library error, when a flag is the answer.
+fn hint(e: &synthscan::Error) -> Option<&'static str> {
+    match e {
+        synthscan::Error::Truncated(_) => Some("--allow-truncated analyses what is there"),
+        synthscan::Error::RuntimeLibrary(_) => Some("or name the library with --ort-lib"),
+        synthscan::Error::Device(m) if m.contains("sample format") => {
+            Some("--sample-format, --rate and --channels ask the device for other settings")
+        }
+        synthscan::Error::Config(m) if m.contains("without a token") => Some("--token or $SYNTHSCAN_TOKEN sets one"),
+        _ => None,
+    }
+}
+
+/// A library error as the command line reports it: its sentence, and the flag that helps.
+pub fn error_text(e: &synthscan::Error) -> String {
+    match hint(e) {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    }
+}
+
+/// An error that ends the command, with the hint of the library error behind it if any.
+pub fn fatal_text(e: &anyhow::Error) -> String {
+    match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<synthscan::Error>())
+        .and_then(hint)
+    {
+        Some(h) => format!("{e:#} ({h})"),
+        None => format!("{e:#}"),
+    }
+}
+
 /// The model and the decision threshold: every subcommand that scores audio takes these.
 #[derive(Debug, Args, Clone)]
 pub struct DetectorArgs {

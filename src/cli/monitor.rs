@@ -327,7 +327,7 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     }
     alert_cmd.wait_all();
     if let Some(e) = heard.failure {
-        eprintln!("synthscan: error: {e}");
+        eprintln!("synthscan: error: {}", super::error_text(&e));
         return Ok(ExitCode::from(2));
     }
     Ok(if analysis.is_flagged() || alerts > 0 {

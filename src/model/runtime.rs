@@ -95,7 +95,7 @@ pub fn environment() -> Result<&'static Environment> {
         }
         Err(format!(
             "the ONNX Runtime library was not found or could not be loaded (tried: {}). \
-             Run scripts/setup-ort.sh, or set ORT_DYLIB_PATH (or --ort-lib) to \
+             Run scripts/setup-ort.sh, or set ORT_DYLIB_PATH to \
              libonnxruntime.so.{EXPECTED_ORT_VERSION} from the PyPI onnxruntime wheel",
             tried.join("; ")
         ))

@@ -79,7 +79,7 @@ pub fn run(
 ) -> Result<()> {
     if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
         return Err(Error::Config(format!(
-            "refusing to listen on {} without a token: set --token or SYNTHSCAN_TOKEN, or bind to 127.0.0.1",
+            "refusing to listen on {} without a token: give one, or bind to 127.0.0.1",
             config.listen
         )));
     }
@@ -283,7 +283,10 @@ async fn analyze(
                 status,
                 axum::Json(ErrorReport {
                     file: name,
-                    error: e.to_string(),
+                    error: match e {
+                        Error::Truncated(_) => format!("{e} (allow_truncated=1 analyses what is there)"),
+                        _ => e.to_string(),
+                    },
                 }),
             )
                 .into_response()

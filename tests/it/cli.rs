@@ -113,6 +113,8 @@ fn truncated_and_lying_headers_are_refused_unless_allowed() {
     for l in &lines[..2] {
         let e = l["error"].as_str().unwrap();
         assert!(e.contains("refusing a truncated file"), "{e}");
+        // the library says what went wrong; the command line adds the flag that helps
+        assert!(e.contains("--allow-truncated"), "{e}");
     }
     assert!(lines[2]["score"].is_number());
     let (code, lines, _) = analyze(&[f("truncated.wav"), f("lying_sizes.wav")], &["--allow-truncated"]);

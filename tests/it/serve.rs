@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use synthscan::audio::resample::StreamResampler;
 
-use crate::{assert_one_clear_error, synthscan};
+use crate::{assert_one_clear_error, fixture, synthscan};
 
 struct Server {
     child: Child,
@@ -294,6 +294,21 @@ async fn auth_limits_idle_timeout_and_metrics() {
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("unrecognised"), "{v}");
+    // A truncated file is refused with the query parameter that analyses it anyway.
+    let r = http
+        .post(format!("{base}/v1/analyze"))
+        .bearer_auth("s3cret")
+        .body(std::fs::read(fixture("truncated.wav")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("refusing a truncated file") && e.contains("allow_truncated=1"),
+        "{v}"
+    );
     let r = http
         .post(format!("{base}/v1/analyze"))
         .bearer_auth("s3cret")
@@ -357,6 +372,8 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("without a token"), "{stderr}");
+    assert!(stderr.contains("--token or $SYNTHSCAN_TOKEN"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[test]
