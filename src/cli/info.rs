@@ -61,10 +61,7 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
         m.window.min_speech_fraction * 100.0
     );
     let narrowband = match m.threshold_narrowband {
-        Some(t) => format!(
-            " ({t:.3} for input at <= {} Hz)",
-            synthscan::model::NARROWBAND_MAX_RATE_HZ
-        ),
+        Some(t) => format!(" ({t:.3} for input at <= {} Hz)", m.narrowband_max_rate_hz),
         None => String::new(),
     };
     println!(

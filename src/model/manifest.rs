@@ -65,11 +65,12 @@ impl Calibration {
     }
 }
 
-/// Input at or below this sample rate is telephone-band audio for [`Manifest::threshold_for`]:
-/// G.711 calls are 8 kHz. Telephone audio resampled to a higher rate gets the wideband threshold,
-/// the stricter of the two in every shipped manifest, so mislabelled input errs towards fewer
-/// false alarms.
+/// The default of [`Manifest::narrowband_max_rate_hz`]: G.711 calls are 8 kHz.
 pub const NARROWBAND_MAX_RATE_HZ: u32 = 8000;
+
+fn default_narrowband_max_rate_hz() -> u32 {
+    NARROWBAND_MAX_RATE_HZ
+}
 
 /// A model manifest as stored on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,12 +91,17 @@ pub struct Manifest {
     pub calibration: Calibration,
     /// Probability at or above which speech is called synthetic.
     pub threshold: f64,
-    /// The threshold for input at a telephone sample rate (at most [`NARROWBAND_MAX_RATE_HZ`]).
+    /// The threshold for input at a telephone sample rate (at most `narrowband_max_rate_hz`).
     /// Through the telephone band the model sees only 300-3400 Hz, and genuine speech scores
     /// differently there than on wideband audio, so each gets the threshold chosen on its own kind
     /// of input. Absent: `threshold` for every input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_narrowband: Option<f64>,
+    /// Input at or below this sample rate gets `threshold_narrowband`. Telephone audio resampled
+    /// to a higher rate gets the wideband threshold, the stricter of the two in every shipped
+    /// manifest, so mislabelled input errs towards fewer false alarms. Absent: 8000.
+    #[serde(default = "default_narrowband_max_rate_hz")]
+    pub narrowband_max_rate_hz: u32,
     /// Less speech than this (seconds) gives an inconclusive verdict.
     pub min_speech_s: f64,
     /// Free-form summary of the training data and results.
@@ -170,6 +176,9 @@ impl Manifest {
         if self.threshold_narrowband.is_some_and(|t| !(t > 0.0 && t < 1.0)) {
             return bad("threshold_narrowband must be strictly between 0 and 1");
         }
+        if !(1000..=48_000).contains(&self.narrowband_max_rate_hz) {
+            return bad("narrowband_max_rate_hz must be in 1000..=48000");
+        }
         if !(self.calibration.scale.is_finite() && self.calibration.bias.is_finite()) {
             return bad("calibration must be finite");
         }
@@ -185,7 +194,7 @@ impl Manifest {
     /// The decision threshold for input at `sample_rate_hz`.
     pub fn threshold_for(&self, sample_rate_hz: u32) -> f64 {
         match self.threshold_narrowband {
-            Some(t) if sample_rate_hz <= NARROWBAND_MAX_RATE_HZ => t,
+            Some(t) if sample_rate_hz <= self.narrowband_max_rate_hz => t,
             _ => self.threshold,
         }
     }

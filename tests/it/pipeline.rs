@@ -213,6 +213,13 @@ fn telephone_rate_input_is_judged_by_the_narrowband_threshold() {
     };
     assert_eq!(narrow.verdict, expect, "score {p}");
 
+    // the manifest says which rates are telephone rates
+    let mut up_to_16k = manifest.clone();
+    up_to_16k.narrowband_max_rate_hz = 16_000;
+    let detector = Detector::new(up_to_16k).unwrap();
+    assert_eq!(analyse(&detector, "speech_16000.wav").threshold, 0.3);
+    assert_eq!(analyse(&detector, "speech_44100.wav").threshold, 0.9);
+
     // a user's --threshold replaces both
     let fixed = Detector::new(manifest.clone()).unwrap().with_threshold(0.6).unwrap();
     assert_eq!(analyse(&fixed, "speech_8000.wav").threshold, 0.6);

@@ -19,6 +19,8 @@ FEATURES = {
 WINDOW = {"frames": 100, "hop_frames": 50, "min_speech_fraction": 0.5}
 VAD = {"min_energy_db": -50.0, "max_tonality": 0.99, "noise_margin_db": 6.0}
 MIN_SPEECH_S = 1.0
+# input at or below this rate is judged by threshold_narrowband (G.711 calls are 8 kHz); written to the manifest
+NARROWBAND_MAX_RATE_HZ = 8000
 
 
 def threads() -> int:
@@ -40,6 +42,7 @@ def manifest(sha256="0" * 64, scale=1.0, bias=0.0, threshold=0.5, training=None,
         "io": {"input": "features", "output": "logit"},
         "calibration": {"scale": float(scale), "bias": float(bias)},
         "threshold": float(threshold),
+        "narrowband_max_rate_hz": NARROWBAND_MAX_RATE_HZ,
         "min_speech_s": MIN_SPEECH_S,
         "training": training or {},
     }

@@ -144,8 +144,8 @@ def choose_threshold(probs: np.ndarray) -> float:
     return min(t, 1.0)
 
 
-# as the Rust manifest's NARROWBAND_MAX_RATE_HZ: input at or below it gets threshold_narrowband
-NARROWBAND_MAX_RATE_HZ = 8000
+# input at or below this rate gets threshold_narrowband (the manifest's narrowband_max_rate_hz)
+NARROWBAND_MAX_RATE_HZ = C.NARROWBAND_MAX_RATE_HZ
 
 
 def split_thresholds(clean: list[tuple[float, int]], phone: list[tuple[float, int]]) -> tuple[float, float]:

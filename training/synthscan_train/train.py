@@ -86,7 +86,7 @@ def is_narrowband(row: dict) -> bool:
     """Whether the Rust front end reads this file at <= 8 kHz (the G.711, GSM and 8 kHz copies, and clean files
     recorded at 8 kHz): the inputs that the manifest's threshold_narrowband judges."""
     import soundfile as sf
-    return sf.info(row["path"]).samplerate <= 8000
+    return sf.info(row["path"]).samplerate <= C.NARROWBAND_MAX_RATE_HZ
 
 
 def load_stores(narrowband: bool = False):
