@@ -54,7 +54,7 @@ enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Model manifest (JSON beside the .onnx). Default: $SYNTHSCAN_MODEL, else the shipped
-    /// models/synthscan.json.
+    /// models/synthscan.json in a parent folder of the executable, else in the current folder.
     #[arg(long, value_name = "MANIFEST")]
     model: Option<PathBuf>,
     /// ONNX Runtime shared library (default: $ORT_DYLIB_PATH, next to the executable, .ort/).
@@ -79,7 +79,7 @@ impl ModelArgs {
                 }
             }
         }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+        rel
     }
 
     /// Loads and verifies the manifest and model (and points the runtime at --ort-lib).
@@ -88,7 +88,12 @@ impl ModelArgs {
             runtime::set_library_path(p.clone());
         }
         let path = self.manifest_path();
-        LoadedModel::load(&path).with_context(|| format!("cannot load the model {}", path.display()))
+        LoadedModel::load(&path).with_context(|| {
+            format!(
+                "cannot load the model {} (--model or $SYNTHSCAN_MODEL names another)",
+                path.display()
+            )
+        })
     }
 }
 

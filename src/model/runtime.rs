@@ -2,8 +2,9 @@
 //!
 //! ONNX Runtime allows one environment per process, so it is created once, on first use, and
 //! shared. The library is looked up, in order: an explicit path set with
-//! [`set_library_path`], `$ORT_DYLIB_PATH`, next to the executable, the project's `.ort/`
-//! folder (where `scripts/setup-ort.sh` puts it), then the system loader's search path.
+//! [`set_library_path`], `$ORT_DYLIB_PATH`, next to the executable, a `.ort/` folder in one of
+//! the executable's parent folders (where `scripts/setup-ort.sh` puts it in a checkout), then the
+//! system loader's search path. No path from the build machine is baked into the binary.
 //!
 //! ONNX Runtime records usage events (process information, OS, CPU, a device id) under the
 //! user's cache directory unless the process environment holds `ORT_DISABLE_TELEMETRY=1` when
@@ -55,12 +56,13 @@ fn candidates() -> Vec<PathBuf> {
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
         dirs.push(exe_dir.clone());
-        // Development layout: target/{debug,release}[/deps]/synthscan -> <repo>/.ort
-        for up in exe_dir.ancestors().take(4) {
+        // A checkout's layout, found from where the executable is rather than from a path baked in
+        // at build time: target/{debug,release}[/deps]/synthscan and the fuzz targets'
+        // fuzz/target/<triple>/release/x -> <repo>/.ort
+        for up in exe_dir.ancestors().take(6) {
             dirs.push(up.join(".ort"));
         }
     }
-    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ort"));
     for d in &dirs {
         for n in &lib_names {
             let p = d.join(n);
