@@ -14,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod model;
 pub mod report;
+#[cfg(feature = "serve")]
 pub mod service;
 
 pub use audio::{AudioChunk, AudioSource, FileSource, RawFormat, RawSource, StreamInfo};

@@ -1,5 +1,6 @@
 //! `synthscan analyze`: recorded calls in, scores and verdicts out.
 
+#[cfg(feature = "plot")]
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ pub struct AnalyzeArgs {
     format: FormatArg,
     /// Draw the score timeline over the waveform (.png or .svg). With several inputs, the
     /// input's name is added to each plot's file name.
+    #[cfg(feature = "plot")]
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// ONNX Runtime threads for scoring.
@@ -66,7 +68,6 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
     reporter.begin()?;
     let (mut flagged, mut errors) = (false, false);
-    let several = args.files.len() > 1;
     for name in &args.files {
         let result = input::open(name, &args.raw).and_then(|mut source| {
             input::analyze(
@@ -84,8 +85,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
                     eprintln!("synthscan: {name}: warning: {w}");
                 }
                 reporter.file(&FileReport::new(name, &codec, &analysis, warnings, model_info.clone()))?;
+                #[cfg(feature = "plot")]
                 if let Some(plot) = &args.plot {
-                    let path = plot_path(plot, name, several);
+                    let path = plot_path(plot, name, args.files.len() > 1);
                     report::write_plot(&path, name, &analysis)
                         .with_context(|| format!("cannot draw the plot for {name}"))?;
                 }
@@ -113,6 +115,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 /// `calls.png` + `a/b/x.wav` -> `calls.x.png` when several inputs share one --plot.
+#[cfg(feature = "plot")]
 fn plot_path(plot: &Path, input: &str, several: bool) -> PathBuf {
     if !several {
         return plot.to_path_buf();

@@ -8,6 +8,7 @@ mod info;
 mod input;
 mod monitor;
 mod output;
+#[cfg(feature = "serve")]
 mod serve;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ enum Command {
     /// Watch a live input (sound card or raw stdin) and warn within seconds of synthetic speech.
     Monitor(monitor::MonitorArgs),
     /// Serve scoring over HTTP and WebSocket (files and live call audio) for call-centre pipelines.
+    #[cfg(feature = "serve")]
     Serve(serve::ServeArgs),
     /// List the audio input devices `monitor` can listen to.
     Devices(devices::DevicesArgs),
@@ -218,6 +220,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Batch(args) => batch::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Devices(args) => devices::run(args),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
         Command::Features(args) => features::run(args),
         Command::Info(args) => info::run(args),

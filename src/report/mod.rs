@@ -5,6 +5,7 @@
 //! `monitor` summaries and the service; its fields are documented in the README.
 
 mod live;
+#[cfg(feature = "plot")]
 mod plot;
 mod text;
 
@@ -13,6 +14,7 @@ use std::io::Write;
 use serde::Serialize;
 
 pub use live::{LiveSummary, LiveView, write_event, write_summary};
+#[cfg(feature = "plot")]
 pub use plot::write_plot;
 
 use crate::detect::{Analysis, Segment, Verdict, round};

@@ -253,18 +253,21 @@ fn csv_text_and_features_outputs() {
     assert!(rows[3].contains(",error,"));
 
     let dir = tempfile::tempdir().unwrap();
-    let plot = dir.path().join("p.svg");
-    let out = synthscan()
-        .args(["analyze", "--color", "never", "--model"])
-        .arg(test_model())
-        .arg("--plot")
-        .arg(&plot)
-        .arg(f("speech_16000.wav"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("score") && text.contains("speech"), "{text}");
-    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    #[cfg(feature = "plot")]
+    {
+        let plot = dir.path().join("p.svg");
+        let out = synthscan()
+            .args(["analyze", "--color", "never", "--model"])
+            .arg(test_model())
+            .arg("--plot")
+            .arg(&plot)
+            .arg(f("speech_16000.wav"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("score") && text.contains("speech"), "{text}");
+        assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    }
 
     let out = synthscan()
         .args(["features", "--model"])

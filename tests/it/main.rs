@@ -8,6 +8,7 @@ mod hostile;
 mod live;
 mod monitor;
 mod pipeline;
+#[cfg(feature = "serve")]
 mod serve;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,9 @@ use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
-use crate::{assert_one_clear_error, path_str, synthscan};
+use crate::synthscan;
+#[cfg(feature = "mic")]
+use crate::{assert_one_clear_error, path_str};
 
 fn sample(name: &str) -> PathBuf {
     crate::root().join("samples").join(name)
@@ -21,11 +23,13 @@ fn read_i16(path: &Path) -> Vec<i16> {
         .collect()
 }
 
+#[cfg(feature = "mic")]
 fn write_raw(path: &Path, interleaved: &[i16]) {
     let bytes: Vec<u8> = interleaved.iter().flat_map(|s| s.to_le_bytes()).collect();
     std::fs::write(path, bytes).unwrap();
 }
 
+#[cfg(feature = "mic")]
 fn write_wav(path: &Path, interleaved: &[i16], channels: u16) {
     let spec = hound::WavSpec {
         channels,
@@ -40,6 +44,7 @@ fn write_wav(path: &Path, interleaved: &[i16], channels: u16) {
     w.finalize().unwrap();
 }
 
+#[cfg(feature = "mic")]
 /// An ALSA configuration with one hinted capture PCM, `testmic`, reading `infile`.
 fn virtual_mic(dir: &Path, infile: &Path) -> PathBuf {
     let conf = dir.join("asoundrc");
