@@ -7,11 +7,11 @@
 #   tests/fixtures/golden/shipped_model_logits.npy  float32 [3] onnxruntime output
 #   tests/fixtures/golden/shipped_model.sha256      the model these logits belong to
 # Needs target/release/synthscan and python with numpy + onnxruntime ($PYTHON, else training/.venv,
-# /work/venv, python3).
+# python3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${PYTHON:-}" ]; then
-  for p in "$ROOT/training/.venv/bin/python" /work/venv/bin/python python3; do
+  for p in "$ROOT/training/.venv/bin/python" python3; do
     if command -v "$p" >/dev/null && "$p" -c 'import numpy, onnxruntime' 2>/dev/null; then
       PYTHON="$p"; break
     fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the in-memory codec round trips of synthscan_train/augment.py (MP3, Opus, GSM 06.10).
 
-    /work/venv/bin/python training/check_codecs.py
+    python training/experiments/check_codecs.py      (with the training venv)
 
 For each bitrate augment.py draws (MP3_KBPS, OPUS_KBPS; GSM has one), it encodes the shipped JFK sample
 (samples/genuine_jfk.wav, public domain) with augment.py's own settings, checks the encoded size against the
