@@ -77,7 +77,13 @@ pub fn run(
     detector: Detector,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
+    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        // an empty or blank token would let any client that sends a blank header in
+        return Err(Error::Config(
+            "the token is empty or blank; give one with characters in it".into(),
+        ));
+    }
+    if !config.listen.ip().is_loopback() && config.token.is_none() {
         return Err(Error::Config(format!(
             "refusing to listen on {} without a token: give one, or bind to 127.0.0.1",
             config.listen
@@ -98,7 +104,7 @@ pub fn run(
         model,
         engine,
         metrics,
-        token: config.token.clone().filter(|t| !t.is_empty()),
+        token: config.token.clone(),
         max_streams: config.max_streams as u64,
         idle_timeout: config.idle_timeout,
         next_conn: AtomicU64::new(1),
@@ -107,11 +113,15 @@ pub fn run(
         analyze_scorers: Mutex::new(Vec::new()),
         analyze_slots: Semaphore::new(workers),
     });
+    // The token of a POST or a metrics scrape is checked from the headers before the body is
+    // read (a route layer runs before the handler's extractors), so an unauthenticated client
+    // cannot make the server buffer an upload. `?token=` is for WebSocket clients only.
+    let with_token = axum::middleware::from_fn_with_state(Arc::clone(&app), require_header_token);
     let router = Router::new()
-        .route("/v1/analyze", post(analyze))
+        .route("/v1/analyze", post(analyze).route_layer(with_token.clone()))
         .route("/v1/stream", get(stream))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_text).route_layer(with_token))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(Arc::clone(&app));
     runtime.block_on(async move {
@@ -178,8 +188,20 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks `Authorization: Bearer <token>` (or `?token=` for WebSocket clients that cannot set
-/// headers).
+/// Refuses a request without the bearer token in its headers, before anything else of it is read.
+async fn require_header_token(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !authorized(&app, request.headers(), None) {
+        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    }
+    next.run(request).await
+}
+
+/// Checks `Authorization: Bearer <token>` (or `?token=`, which only the WebSocket upgrade passes,
+/// for clients that cannot set headers).
 fn authorized(app: &App, headers: &HeaderMap, query_token: Option<&str>) -> bool {
     let Some(expected) = &app.token else { return true };
     let from_header = headers
@@ -210,15 +232,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-async fn metrics_text(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
-    if !authorized(&app, &headers, q.token.as_deref()) {
-        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-    }
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
@@ -228,22 +242,13 @@ async fn metrics_text(State(app): State<Arc<App>>, headers: HeaderMap, Query(q):
 
 #[derive(Debug, Deserialize)]
 struct AnalyzeQuery {
-    token: Option<String>,
     /// Echoed as `file` in the result.
     name: Option<String>,
     /// `1`/`true`: analyse a file that holds less audio than its header says.
     allow_truncated: Option<String>,
 }
 
-async fn analyze(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<AnalyzeQuery>,
-    body: Bytes,
-) -> Response {
-    if !authorized(&app, &headers, q.token.as_deref()) {
-        return error_response(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-    }
+async fn analyze(State(app): State<Arc<App>>, Query(q): Query<AnalyzeQuery>, body: Bytes) -> Response {
     let name = q.name.unwrap_or_else(|| "body".into());
     if body.is_empty() {
         Metrics::inc(&app.metrics.errors);

@@ -424,3 +424,57 @@ async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
         .unwrap();
     assert_eq!(code, Some(0));
 }
+
+/// Issue 40: a blank token would admit a client that sends a blank header.
+#[test]
+fn an_empty_or_blank_token_is_refused_at_start_up() {
+    for token in ["", " ", "\t"] {
+        let out = synthscan()
+            .args(["serve", "--listen", "127.0.0.1:0", "--token", token])
+            .output()
+            .unwrap();
+        assert_one_clear_error(&out, "the token is empty or blank", &format!("token {token:?}"));
+    }
+}
+
+/// Issue 40: the token of a POST is checked before its body is read, so an unauthenticated
+/// client cannot make the server buffer an upload; `?token=` opens only the WebSocket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_is_refused_before_its_body_is_read_and_query_tokens_open_only_the_websocket() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--token", "s3cret", "--max-body-mb", "100"]);
+    // Headers promising 90 MB, and not one byte of body: the answer must come anyway.
+    let mut tcp = std::net::TcpStream::connect(&server.addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        tcp,
+        "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 94371840\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = [0u8; 64];
+    let n = tcp.read(&mut reply).unwrap();
+    let head = String::from_utf8_lossy(&reply[..n]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+
+    // a query token is refused on POST and on /metrics; the header is accepted
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let r = http.get(format!("{base}/metrics?token=s3cret")).send().await.unwrap();
+    assert_eq!(status(r), 401);
+    let r = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    let wav = std::fs::read(crate::root().join("samples").join("genuine_jfk.wav")).unwrap();
+    let r = http
+        .post(format!("{base}/v1/analyze?token=s3cret"))
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 401);
+}
