@@ -132,24 +132,39 @@ pub fn run(
             .local_addr()
             .map_err(|e| Error::Runtime(format!("cannot read the bound address: {e}")))?;
         on_ready(addr);
-        let shutdown_app = Arc::clone(&app);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                shutdown_app.draining.store(true, Ordering::SeqCst);
-                eprintln!("synthscan: shutting down: no new streams; waiting for open calls");
-            })
-            .await
-            .map_err(|e| Error::Runtime(format!("the server failed: {e}")))?;
-        // Upgraded WebSockets outlive `serve`: let open calls end, then summarise the rest.
-        let deadline = Instant::now() + config.drain_timeout;
-        while app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = finish_tx.send(true);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // The drain: the server keeps answering (/healthz says "draining", new streams and
+        // uploads get 503) while open calls go on for the drain period; then they are summarised
+        // and closed, and only then does the listener stop.
+        let drain_app = Arc::clone(&app);
+        let drain_timeout = config.drain_timeout;
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain = async move {
+            shutdown_signal().await;
+            drain_app.draining.store(true, Ordering::SeqCst);
+            eprintln!("synthscan: shutting down: no new streams; waiting for open calls");
+            let deadline = Instant::now() + drain_timeout;
+            while drain_app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = finish_tx.send(true);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while drain_app.metrics.streams_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = drained_tx.send(());
+        };
+        let server = axum::serve(listener, router).with_graceful_shutdown(drain);
+        tokio::select! {
+            served = server => served.map_err(|e| Error::Runtime(format!("the server failed: {e}")))?,
+            // A connection that never finishes its request (or sits idle) must not hold the exit
+            // up: once the calls are done, stragglers get 2 s.
+            () = async {
+                if drained_rx.await.is_ok() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {}
         }
         Ok(())
     })
@@ -249,6 +264,12 @@ struct AnalyzeQuery {
 }
 
 async fn analyze(State(app): State<Arc<App>>, Query(q): Query<AnalyzeQuery>, body: Bytes) -> Response {
+    if app.draining.load(Ordering::SeqCst) {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is draining; send it elsewhere",
+        );
+    }
     let name = q.name.unwrap_or_else(|| "body".into());
     if body.is_empty() {
         Metrics::inc(&app.metrics.errors);

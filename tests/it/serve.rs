@@ -396,11 +396,24 @@ async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
     for frame in audio[..8000 * 3].chunks(160) {
         ws.send(Message::Binary(frame.to_vec().into())).await.unwrap();
     }
+    // A client that never finishes its request headers must not hold the exit up (issue 40).
+    let mut stuck = std::net::TcpStream::connect(&server.addr).unwrap();
+    std::io::Write::write_all(&mut stuck, b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+    let killed = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+    // During the drain the server still answers health checks, saying so (issue 40).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health: Value = reqwest::get(format!("http://{}/healthz", server.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "draining", "{health}");
     // The open call is not cut: after the drain period it gets a notice and its summary.
     let started = std::time::Instant::now();
     let events = read_all(&mut ws).await;
@@ -423,6 +436,9 @@ async fn sigterm_drains_open_calls_with_their_summaries_then_exits() {
         .await
         .unwrap();
     assert_eq!(code, Some(0));
+    // 1 s of drain, the summaries, and at most 2 s for stragglers such as `stuck`
+    assert!(killed.elapsed().as_secs_f64() < 6.0, "exit took {:?}", killed.elapsed());
+    drop(stuck);
 }
 
 /// Issue 40: a blank token would admit a client that sends a blank header.
