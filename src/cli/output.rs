@@ -1,5 +1,7 @@
-//! Standard output that ends the process quietly when the reader goes away (`| head`), and
-//! the colour option of the text reports and the live view.
+//! Standard output that ends the process with exit status 2 and one line on standard error when
+//! its reader goes away (`| head`): results were lost, so "nothing flagged" (0) or "something
+//! flagged" (1) would be a claim about files the reader never saw. Also the colour option of
+//! the text reports and the live view.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -30,20 +32,21 @@ impl Stdout {
     }
 }
 
-fn quiet_on_broken_pipe<T>(r: io::Result<T>) -> io::Result<T> {
+fn stop_on_broken_pipe<T>(r: io::Result<T>) -> io::Result<T> {
     if let Err(e) = &r
         && e.kind() == io::ErrorKind::BrokenPipe
     {
-        std::process::exit(0);
+        eprintln!("synthscan: error: standard output was closed before every result was written");
+        std::process::exit(2);
     }
     r
 }
 
 impl Write for Stdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        quiet_on_broken_pipe(self.0.write(buf))
+        stop_on_broken_pipe(self.0.write(buf))
     }
     fn flush(&mut self) -> io::Result<()> {
-        quiet_on_broken_pipe(self.0.flush())
+        stop_on_broken_pipe(self.0.flush())
     }
 }

@@ -323,3 +323,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Issue 40: when the reader of standard output goes away, results were lost: exit 2 with one
+/// line, not 0 ("nothing flagged") whatever was found.
+#[test]
+fn a_closed_standard_output_ends_analyze_with_exit_2_and_a_message() {
+    // ~366 bytes a record: 300 records overflow the pipe's 64 KiB, so writing must outlast the
+    // reader whatever the timing
+    let files: Vec<String> = (0..300).map(|_| f("speech_16000.wav")).collect();
+    let mut child = synthscan()
+        .args(["analyze", "-f", "jsonl", "--model"])
+        .arg(test_model())
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // read one line, then hang up, as `| head -1` does
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert!(first.starts_with("{\"file\""), "{first}");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(err.contains("standard output was closed"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
