@@ -19,7 +19,8 @@ pub mod service;
 
 pub use audio::{AudioChunk, AudioSource, FileSource, RawFormat, RawSource, StreamInfo};
 pub use detect::{
-    Analysis, Detector, LiveEvent, LivePolicy, LiveStream, StreamDetector, Verdict, WindowScore, analyze_source,
+    Analysis, Detector, LiveEvent, LivePolicy, LiveStream, RecordingAnalysis, StreamDetector, Verdict, WindowScore,
+    analyze_recording, analyze_source,
 };
 pub use error::{Error, Result};
 pub use features::{FeatureConfig, FeatureExtractor, FrameBatch};

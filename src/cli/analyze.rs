@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use synthscan::OnnxScorer;
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
+use synthscan::{OnnxScorer, RecordingAnalysis, analyze_recording};
 
 use super::output::{ColorArg, use_color};
 use super::{DetectorArgs, RawArgs, input, output};
@@ -70,16 +70,20 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let (mut flagged, mut errors) = (false, false);
     for name in &args.files {
         let result = input::open(name, &args.raw).and_then(|mut source| {
-            input::analyze(
-                source.as_mut(),
+            analyze_recording(
                 &detector,
+                source.as_mut(),
                 &mut scorer,
-                input::BATCH_WINDOWS_PER_THREAD * args.threads,
+                args.threads,
                 args.allow_truncated,
             )
         });
         match result {
-            Ok((codec, analysis, warnings)) => {
+            Ok(RecordingAnalysis {
+                codec,
+                analysis,
+                warnings,
+            }) => {
                 flagged |= analysis.is_flagged();
                 for w in &warnings {
                     eprintln!("synthscan: {name}: warning: {w}");

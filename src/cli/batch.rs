@@ -21,9 +21,9 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
-use synthscan::{Detector, FileSource, LoadedModel, OnnxScorer};
+use synthscan::{Detector, FileSource, LoadedModel, OnnxScorer, RecordingAnalysis, analyze_recording};
 
-use super::{DetectorArgs, input, output};
+use super::{DetectorArgs, output};
 
 /// File name patterns taken from directories when no --glob is given.
 const DEFAULT_GLOBS: &[&str] = &[
@@ -373,17 +373,14 @@ fn worker(
             Err(_) => return,
         };
         let Ok(name) = next else { return };
-        let analysed = FileSource::open(Path::new(&name)).and_then(|mut source| {
-            input::analyze(
-                &mut source,
-                detector,
-                scorer,
-                input::BATCH_WINDOWS_PER_THREAD,
-                allow_truncated,
-            )
-        });
+        let analysed = FileSource::open(Path::new(&name))
+            .and_then(|mut source| analyze_recording(detector, &mut source, scorer, 1, allow_truncated));
         let outcome = match analysed {
-            Ok((codec, analysis, warnings)) => Outcome::Scored {
+            Ok(RecordingAnalysis {
+                codec,
+                analysis,
+                warnings,
+            }) => Outcome::Scored {
                 audio_s: analysis.duration_s,
                 report: FileReport::new(&name, &codec, &analysis, warnings, info.clone()),
             },

@@ -493,6 +493,43 @@ impl ChannelState {
     }
 }
 
+/// Windows per model call and ONNX Runtime thread when analysing a recording: 8 runs as fast
+/// as 32 on one core and peaks ~15 MB lower, because the runtime's activation buffers grow with
+/// the batch (BENCHMARKS.md); a scorer with more threads gets a larger batch to share out.
+pub const WINDOWS_PER_CALL: usize = 8;
+
+/// A recording analysed whole: what it was, what was found, and what the reader should know.
+#[derive(Debug, Clone)]
+pub struct RecordingAnalysis {
+    /// The decoder's name for the format (e.g. `wave/pcm_s16le`).
+    pub codec: String,
+    pub analysis: Analysis,
+    /// Warnings the source raised (e.g. a file shorter than its header, when allowed).
+    pub warnings: Vec<String>,
+}
+
+/// Analyses a whole recording, as `analyze`, `batch` and the service's uploads all do:
+/// `threads` is the scorer's ONNX Runtime thread count (the batch is [`WINDOWS_PER_CALL`] per
+/// thread). Unless `allow_truncated`, a source that ended before its header said is an error.
+pub fn analyze_recording(
+    detector: &Detector,
+    source: &mut dyn crate::audio::AudioSource,
+    scorer: &mut dyn WindowScorer,
+    threads: usize,
+    allow_truncated: bool,
+) -> Result<RecordingAnalysis> {
+    let codec = source.info().codec.clone();
+    let analysis = analyze_source(detector, source, scorer, WINDOWS_PER_CALL * threads.max(1))?;
+    if !allow_truncated {
+        source.check_complete()?;
+    }
+    Ok(RecordingAnalysis {
+        codec,
+        analysis,
+        warnings: source.warnings(),
+    })
+}
+
 /// Runs a whole source through a new stream: the file-analysis path.
 pub fn analyze_source(
     detector: &Detector,

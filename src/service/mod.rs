@@ -34,7 +34,7 @@ use crate::detect::LivePolicy;
 use crate::error::{Error, Result};
 use crate::model::{LoadedModel, OnnxScorer};
 use crate::report::{ErrorReport, FileReport, ModelInfo};
-use crate::{Detector, analyze_source};
+use crate::{Detector, analyze_recording};
 
 /// Service settings (the CLI fills them from flags).
 #[derive(Debug, Clone)]
@@ -330,22 +330,18 @@ fn analyze_bytes(app: &App, name: &str, bytes: Vec<u8>, allow_truncated: bool) -
         Some(s) => s,
         None => OnnxScorer::new(&app.model, 1)?,
     };
-    let result = (|| {
-        let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
-        let codec = crate::AudioSource::info(&source).codec.clone();
-        let analysis = analyze_source(&app.detector, &mut source, &mut scorer, 32)?;
-        if !allow_truncated {
-            crate::AudioSource::check_complete(&source)?;
-        }
-        let warnings = crate::AudioSource::warnings(&source);
-        Ok(FileReport::new(
-            name,
-            &codec,
-            &analysis,
-            warnings,
-            ModelInfo::from(&app.model.manifest),
-        ))
-    })();
+    // the same routine and windows per model call as `synthscan analyze`
+    let result = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())
+        .and_then(|mut source| analyze_recording(&app.detector, &mut source, &mut scorer, 1, allow_truncated))
+        .map(|r| {
+            FileReport::new(
+                name,
+                &r.codec,
+                &r.analysis,
+                r.warnings,
+                ModelInfo::from(&app.model.manifest),
+            )
+        });
     if let Ok(mut pool) = app.analyze_scorers.lock() {
         pool.push(scorer);
     }
