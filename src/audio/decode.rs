@@ -81,8 +81,16 @@ impl FileSource {
             source,
         };
         let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
-        if len == 0 {
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.is_dir() {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory, not an audio file",
+            )));
+        }
+        // Only a regular file's size says it is empty: pipes, FIFOs and /dev/stdin report 0 and
+        // are read as the streams they are.
+        if meta.is_file() && meta.len() == 0 {
             return Err(Error::EmptyInput);
         }
         Self::from_media_source(Box::new(file), path.to_path_buf())

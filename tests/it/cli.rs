@@ -351,3 +351,37 @@ fn a_closed_standard_output_ends_analyze_with_exit_2_and_a_message() {
     assert!(err.contains("standard output was closed"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Issue 40: a pipe named as a file (/dev/stdin, `<(cat x.wav)`) reports a size of 0 and used to
+/// be refused as empty; it is read as a stream and scores like the file. A directory is named as one.
+#[test]
+fn a_pipe_named_as_a_file_is_read_as_a_stream_and_a_directory_is_refused_clearly() {
+    let (_, file, _) = analyze(&[f("speech_16000.wav")], &[]);
+    let mut child = synthscan()
+        .args(["analyze", "-f", "jsonl", "--model"])
+        .arg(test_model())
+        .arg("/dev/stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(fixture("speech_16000.wav")).unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let piped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        (piped["score"].as_f64().unwrap() - file[0]["score"].as_f64().unwrap()).abs() < 1e-4,
+        "{piped} vs {}",
+        file[0]
+    );
+    assert!((piped["duration_s"].as_f64().unwrap() - file[0]["duration_s"].as_f64().unwrap()).abs() < 1e-3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = synthscan()
+        .args(["analyze", "-f", "jsonl", "--model"])
+        .arg(test_model())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_one_clear_error(&out, "is a directory", "a directory");
+}
