@@ -42,6 +42,9 @@ pub enum Error {
     /// A live input device could not be found, opened or kept running.
     #[error("audio device: {0}")]
     Device(String),
+    /// The device offers only a sample format the capture cannot convert; another can be asked for.
+    #[error("audio device: the device's sample format {0} is not supported; ask the device for another one")]
+    UnsupportedSampleFormat(String),
     /// The file holds less audio than its header promises (cut short, or sizes that lie);
     /// refused unless the caller allows truncated input.
     #[error("{0}; refusing a truncated file")]
@@ -54,6 +57,9 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The service was asked to listen beyond loopback without a token.
+    #[error("invalid configuration: refusing to listen on {0} without a token: give one, or bind to 127.0.0.1")]
+    TokenRequired(std::net::SocketAddr),
     /// The model manifest is missing, malformed or inconsistent.
     #[error("model manifest {path}: {reason}")]
     Manifest { path: PathBuf, reason: String },

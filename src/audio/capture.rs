@@ -285,9 +285,7 @@ impl Capture {
             SampleFormat::F32 => build_stream::<f32>(&device, &config, producer, s),
             SampleFormat::F64 => build_stream::<f64>(&device, &config, producer, s),
             other => {
-                return Err(Error::Device(format!(
-                    "the device's sample format {other} is not supported; ask the device for another one"
-                )));
+                return Err(Error::UnsupportedSampleFormat(other.to_string()));
             }
         };
         let stream = built.map_err(|e| device_err(&format!("cannot open '{name}'"), e))?;

@@ -104,10 +104,10 @@ fn hint(e: &synthscan::Error) -> Option<&'static str> {
     match e {
         synthscan::Error::Truncated(_) => Some("--allow-truncated analyses what is there"),
         synthscan::Error::RuntimeLibrary(_) => Some("or name the library with --ort-lib"),
-        synthscan::Error::Device(m) if m.contains("sample format") => {
+        synthscan::Error::UnsupportedSampleFormat(_) => {
             Some("--sample-format, --rate and --channels ask the device for other settings")
         }
-        synthscan::Error::Config(m) if m.contains("without a token") => Some("--token or $SYNTHSCAN_TOKEN sets one"),
+        synthscan::Error::TokenRequired(_) => Some("--token or $SYNTHSCAN_TOKEN sets one"),
         _ => None,
     }
 }

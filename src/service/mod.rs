@@ -84,10 +84,7 @@ pub fn run(
         ));
     }
     if !config.listen.ip().is_loopback() && config.token.is_none() {
-        return Err(Error::Config(format!(
-            "refusing to listen on {} without a token: give one, or bind to 127.0.0.1",
-            config.listen
-        )));
+        return Err(Error::TokenRequired(config.listen));
     }
     let workers = config.workers.clamp(1, 256);
     let runtime = tokio::runtime::Builder::new_multi_thread()
