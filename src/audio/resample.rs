@@ -65,11 +65,6 @@ impl StreamResampler {
         self.consumed
     }
 
-    /// Whether the rates are equal and samples pass through untouched.
-    pub fn is_passthrough(&self) -> bool {
-        self.inner.is_none()
-    }
-
     /// Resamples `input`, appending whatever output is ready to `out`.
     pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<()> {
         self.consumed += input.len() as u64;

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
+use synthscan::report::{self, ErrorReport, FileReport, ModelInfo};
 use synthscan::{OnnxScorer, RecordingAnalysis, analyze_recording};
 
-use super::output::{ColorArg, use_color};
+use super::output::{ColorArg, FormatArg, use_color};
 use super::{DetectorArgs, RawArgs, input, output};
 
 #[derive(Debug, Args)]
@@ -43,14 +43,6 @@ pub struct AnalyzeArgs {
     raw: RawArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Text,
-    Json,
-    Jsonl,
-    Csv,
-}
-
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     if args.threads == 0 || args.threads > 256 {
         anyhow::bail!("--threads must be in 1..=256");
@@ -58,12 +50,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let (model, detector) = args.detector.build()?;
     let mut scorer = OnnxScorer::new(&model, args.threads)?;
     let model_info = ModelInfo::from(&model.manifest);
-    let format = match args.format {
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
-        FormatArg::Jsonl => Format::Jsonl,
-        FormatArg::Csv => Format::Csv,
-    };
+    let format = args.format.report_format();
     let color = use_color(args.color);
     let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
     reporter.begin()?;

@@ -20,9 +20,10 @@ use clap::{Args, ValueEnum};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use synthscan::report::{self, ErrorReport, FileReport, Format, ModelInfo};
+use synthscan::report::{self, ErrorReport, FileReport, ModelInfo};
 use synthscan::{Detector, FileSource, LoadedModel, OnnxScorer, RecordingAnalysis, analyze_recording};
 
+use super::output::FormatArg;
 use super::{DetectorArgs, output};
 
 /// File name patterns taken from directories when no --glob is given.
@@ -46,8 +47,8 @@ pub struct BatchArgs {
     #[arg(long, short, value_name = "N")]
     jobs: Option<usize>,
     /// Output format.
-    #[arg(long, short, value_enum, default_value_t = BatchFormat::Jsonl)]
-    format: BatchFormat,
+    #[arg(long, short, value_parser = FormatArg::parser(&["jsonl", "csv"]), default_value = "jsonl")]
+    format: FormatArg,
     /// Write results to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE", conflicts_with = "resume")]
     output: Option<PathBuf>,
@@ -66,12 +67,6 @@ pub struct BatchArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BatchFormat {
-    Jsonl,
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProgressArg {
     Auto,
     Always,
@@ -87,7 +82,7 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
     if args.paths.is_empty() && args.from_list.is_none() {
         bail!("nothing to analyse: give files or directories, or --from-list FILE");
     }
-    if args.resume.is_some() && args.format != BatchFormat::Jsonl {
+    if args.resume.is_some() && args.format != FormatArg::Jsonl {
         bail!("--resume works with --format jsonl only");
     }
     let jobs = args
@@ -164,11 +159,7 @@ fn open_reporter(args: &BatchArgs) -> Result<Box<dyn report::Reporter>> {
         )),
         (None, None) => Box::new(output::Stdout::new()),
     };
-    let format = match args.format {
-        BatchFormat::Jsonl => Format::Jsonl,
-        BatchFormat::Csv => Format::Csv,
-    };
-    Ok(report::reporter(format, out, false))
+    Ok(report::reporter(args.format.report_format(), out, false))
 }
 
 fn progress_bar(arg: ProgressArg) -> ProgressBar {

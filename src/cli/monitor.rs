@@ -461,8 +461,9 @@ fn summarise(sink: &mut Sink<'_>, report: &FileReport, alerts: usize, overruns: 
                 &LiveSummary {
                     event: "summary",
                     report,
+                    track: None,
                     alerts,
-                    overruns,
+                    overruns: Some(overruns),
                 },
             )?;
         }

@@ -190,11 +190,6 @@ impl FeatureExtractor {
         self.frames_emitted
     }
 
-    /// Samples consumed so far.
-    pub fn samples_pushed(&self) -> u64 {
-        self.total_samples
-    }
-
     /// Consumes samples and appends every frame that is complete to `out`.
     pub fn push(&mut self, samples: &[f32], out: &mut FrameBatch) -> Result<()> {
         self.total_samples += samples.len() as u64;

@@ -1,5 +1,5 @@
 //! Live reporting: the terminal view of `monitor` and the JSON Lines event stream shared by
-//! `monitor --format jsonl` and the network service.
+//! `monitor --format jsonl` and the network service (one schema for both).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -12,8 +12,37 @@ use crate::error::Result;
 
 /// Writes one event as a JSON line (`{"event": "update"|"alert", ...}`).
 pub fn write_event(out: &mut dyn Write, event: &LiveEvent) -> Result<()> {
-    serde_json::to_writer(&mut *out, event).map_err(werr)?;
-    writeln!(out).map_err(werr)
+    write_line(out, event)
+}
+
+/// A live event of one named track of a network stream: the event's fields plus `track`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackEvent<'a> {
+    #[serde(flatten)]
+    pub event: &'a LiveEvent,
+    pub track: &'a str,
+}
+
+/// `{"event": "error", ...}`: something a stream sent could not be used; the stream goes on
+/// unless a summary follows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEvent<'a> {
+    /// Always `"error"`.
+    pub event: &'static str,
+    /// The track the error belongs to, when it belongs to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<&'a str>,
+    pub error: &'a str,
+}
+
+impl<'a> ErrorEvent<'a> {
+    pub fn new(track: Option<&'a str>, error: &'a str) -> Self {
+        Self {
+            event: "error",
+            track,
+            error,
+        }
+    }
 }
 
 /// The final line of a live stream: the file-analysis object plus live counters.
@@ -23,17 +52,33 @@ pub struct LiveSummary<'a> {
     pub event: &'static str,
     #[serde(flatten)]
     pub report: &'a FileReport,
+    /// The track of a network stream this summary closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<&'a str>,
     /// Alerts raised during the stream.
     pub alerts: usize,
-    /// Input samples lost because the analysis fell behind the device.
-    pub overruns: u64,
+    /// Input samples lost because the analysis fell behind the device (`monitor` only: a
+    /// network stream is never read faster than it is scored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overruns: Option<u64>,
 }
 
 /// Writes the summary line.
 pub fn write_summary(out: &mut dyn Write, summary: &LiveSummary<'_>) -> Result<()> {
-    serde_json::to_writer(&mut *out, summary).map_err(werr)?;
-    writeln!(out).map_err(werr)?;
+    write_line(out, summary)?;
     out.flush().map_err(werr)
+}
+
+/// One event as a JSON text (a WebSocket message), in the same schema as the JSON Lines.
+pub fn event_text(event: &impl Serialize) -> String {
+    // the event types serialise infallibly (no maps with non-string keys, no failing Serialize)
+    serde_json::to_string(event)
+        .unwrap_or_else(|e| serde_json::json!({"event": "error", "error": e.to_string()}).to_string())
+}
+
+fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(werr)?;
+    writeln!(out).map_err(werr)
 }
 
 const HISTORY: usize = 40;
@@ -161,5 +206,51 @@ impl<'a> LiveView<'a> {
     pub fn clear(&mut self) -> Result<()> {
         self.erase()?;
         self.out.flush().map_err(werr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Update;
+
+    #[test]
+    fn a_track_event_is_the_monitor_event_plus_its_track() {
+        let event = LiveEvent::Update(Update {
+            time_s: 2.5,
+            channel: 0,
+            score: Some(0.25),
+            window_score: None,
+            call_score: Some(0.5),
+            verdict: Verdict::Genuine,
+            alert: false,
+            speech_s: 2.0,
+            windows: 3,
+        });
+        let mut line = Vec::new();
+        write_event(&mut line, &event).expect("write to memory");
+        let monitor: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
+        let mut service: serde_json::Value = serde_json::from_str(&event_text(&TrackEvent {
+            event: &event,
+            track: "inbound",
+        }))
+        .expect("valid JSON");
+        assert_eq!(service["event"], "update");
+        assert_eq!(service["track"], "inbound");
+        service.as_object_mut().expect("an object").remove("track");
+        assert_eq!(service, monitor);
+    }
+
+    #[test]
+    fn an_error_event_names_its_track_only_when_it_has_one() {
+        let with: serde_json::Value =
+            serde_json::from_str(&event_text(&ErrorEvent::new(Some("a"), "bad \"payload\""))).expect("valid JSON");
+        assert_eq!(
+            with,
+            serde_json::json!({"event": "error", "track": "a", "error": "bad \"payload\""})
+        );
+        let without: serde_json::Value =
+            serde_json::from_str(&event_text(&ErrorEvent::new(None, "idle"))).expect("valid JSON");
+        assert_eq!(without, serde_json::json!({"event": "error", "error": "idle"}));
     }
 }

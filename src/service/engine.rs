@@ -2,6 +2,10 @@
 //! own the live streams of the connections assigned to them. Connections talk to their worker
 //! through a queue, and get events back through their own channel, so model work never blocks
 //! the network tasks and one worker's streams never wait on another's.
+//!
+//! `batch` keeps a pool of its own on purpose: its files are independent, so any idle worker
+//! takes the next one (a shared queue balances long and short files), whereas a live track's
+//! state lives on one worker and every job of that track must reach it (a queue per worker).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -9,14 +13,13 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
 use crate::detect::{AlertState, LiveEvent, LivePolicy, LiveStream};
 use crate::error::Result;
 use crate::model::{LoadedModel, OnnxScorer};
-use crate::report::{FileReport, ModelInfo};
+use crate::report::{ErrorEvent, FileReport, LiveSummary, ModelInfo, TrackEvent, event_text};
 use crate::{Detector, Error};
 
 /// What a connection sends to its worker.
@@ -43,9 +46,10 @@ pub enum Job {
     Forget { conn: u64 },
 }
 
-/// What a worker sends back: JSON objects ready to go on the wire, then `Done` after a finish.
+/// What a worker sends back: events as JSON texts ready to go on the wire (report/live.rs
+/// schema), then `Done` after a finish.
 pub enum Reply {
-    Event(Value),
+    Event(String),
     Done,
 }
 
@@ -86,16 +90,12 @@ impl Engine {
     }
 }
 
-fn with_track(event: &LiveEvent, track: &str) -> Value {
-    let mut v = serde_json::to_value(event).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut v {
-        map.insert("track".into(), Value::String(track.to_string()));
-    }
-    v
+fn track_event(event: &LiveEvent, track: &str) -> Reply {
+    Reply::Event(event_text(&TrackEvent { event, track }))
 }
 
-fn error_event(track: &str, e: &Error) -> Value {
-    serde_json::json!({"event": "error", "track": track, "error": e.to_string()})
+fn error_event(track: &str, e: &Error) -> Reply {
+    Reply::Event(event_text(&ErrorEvent::new(Some(track), &e.to_string())))
 }
 
 fn worker(
@@ -129,7 +129,7 @@ fn worker(
                         Ok(live) => v.insert(live),
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
-                            let _ = reply.send(Reply::Event(error_event(&name, &e)));
+                            let _ = reply.send(error_event(&name, &e));
                             continue;
                         }
                     },
@@ -141,14 +141,14 @@ fn worker(
                         live.rate_hz(),
                         live.channels()
                     ));
-                    let _ = reply.send(Reply::Event(error_event(&name, &e)));
+                    let _ = reply.send(error_event(&name, &e));
                     continue;
                 }
                 events.clear();
                 let before = live.windows_scored();
                 if let Err(e) = live.push(&samples, &mut scorer, &mut events) {
                     Metrics::inc(&metrics.errors);
-                    let _ = reply.send(Reply::Event(error_event(&name, &e)));
+                    let _ = reply.send(error_event(&name, &e));
                     continue;
                 }
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
@@ -156,7 +156,7 @@ fn worker(
                 }
                 count_scored(metrics, live.windows_scored() - before, &events);
                 for e in &events {
-                    let _ = reply.send(Reply::Event(with_track(e, &name)));
+                    let _ = reply.send(track_event(e, &name));
                 }
             }
             Job::Finish { conn, label, reply } => {
@@ -177,7 +177,7 @@ fn worker(
                             // the last windows, scored at the end of the stream, count too
                             count_scored(metrics, live.windows_scored() - before, &events);
                             for e in &events {
-                                let _ = reply.send(Reply::Event(with_track(e, &name)));
+                                let _ = reply.send(track_event(e, &name));
                             }
                             Metrics::inc(&metrics.tracks_finished);
                             if analysis.is_flagged() {
@@ -191,17 +191,18 @@ fn worker(
                                 Vec::new(),
                                 info.clone(),
                             );
-                            let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
-                            if let Value::Object(map) = &mut v {
-                                map.insert("event".into(), Value::String("summary".into()));
-                                map.insert("track".into(), Value::String(name.clone()));
-                                map.insert("alerts".into(), Value::from(live.alerts_raised()));
-                            }
-                            let _ = reply.send(Reply::Event(v));
+                            let summary = LiveSummary {
+                                event: "summary",
+                                report: &report,
+                                track: Some(&name),
+                                alerts: live.alerts_raised(),
+                                overruns: None,
+                            };
+                            let _ = reply.send(Reply::Event(event_text(&summary)));
                         }
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
-                            let _ = reply.send(Reply::Event(error_event(&name, &e)));
+                            let _ = reply.send(error_event(&name, &e));
                         }
                     }
                 }

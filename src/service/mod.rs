@@ -33,7 +33,7 @@ use crate::audio::{FileSource, RawFormat};
 use crate::detect::LivePolicy;
 use crate::error::{Error, Result};
 use crate::model::{LoadedModel, OnnxScorer};
-use crate::report::{ErrorReport, FileReport, ModelInfo};
+use crate::report::{ErrorEvent, ErrorReport, FileReport, ModelInfo, event_text};
 use crate::{Detector, analyze_recording};
 
 /// Service settings (the CLI fills them from flags).
@@ -503,23 +503,23 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
             }
             () = tokio::time::sleep_until(idle_deadline), if !finishing => {
                 Metrics::inc(&app.metrics.errors);
-                let e = json!({"event": "error", "error": format!("no data for {:.0} s: closing the stream", idle.as_secs_f64())});
-                let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
+                let e = format!("no data for {:.0} s: closing the stream", idle.as_secs_f64());
+                let _ = sink.send(Message::Text(Utf8Bytes::from(event_text(&ErrorEvent::new(None, &e))))).await;
                 finishing = true;
                 app.engine.send(conn, Job::Finish { conn, label: connection.label.clone(), reply: reply_tx.clone() });
             }
             changed = finish_now.changed(), if !finishing => {
                 if changed.is_ok() && *finish_now.borrow() {
-                    let e = json!({"event": "error", "error": "the server is shutting down: closing the stream"});
-                    let _ = sink.send(Message::Text(Utf8Bytes::from(e.to_string()))).await;
+                    let e = ErrorEvent::new(None, "the server is shutting down: closing the stream");
+                    let _ = sink.send(Message::Text(Utf8Bytes::from(event_text(&e)))).await;
                     finishing = true;
                     app.engine.send(conn, Job::Finish { conn, label: connection.label.clone(), reply: reply_tx.clone() });
                 }
             }
             reply = reply_rx.recv() => {
                 match reply {
-                    Some(Reply::Event(v)) => {
-                        if sink.send(Message::Text(Utf8Bytes::from(v.to_string()))).await.is_err() {
+                    Some(Reply::Event(text)) => {
+                        if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
                             app.engine.send(conn, Job::Forget { conn });
                             break;
                         }
@@ -536,7 +536,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
 
 fn send_error(app: &App, reply: &mpsc::UnboundedSender<Reply>, e: &Error) {
     Metrics::inc(&app.metrics.errors);
-    let _ = reply.send(Reply::Event(json!({"event": "error", "error": e.to_string()})));
+    let _ = reply.send(Reply::Event(event_text(&ErrorEvent::new(None, &e.to_string()))));
 }
 
 fn on_binary(app: &App, s: &mut Connection, bytes: &[u8], reply: &mpsc::UnboundedSender<Reply>) -> Step {

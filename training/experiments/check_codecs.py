@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthscan_train import augment as A  # noqa: E402
+from synthscan_train import augment  # noqa: E402
 
 BITRATE_TOL = 0.35  # relative; Opus is variable-bitrate and speech with pauses undershoots
 MIN_CORR = 0.5      # decoded vs input, after the codec's own delay is searched for
@@ -35,16 +35,16 @@ def best_corr(x: np.ndarray, y: np.ndarray, max_lag: int = 2000) -> float:
 def main() -> int:
     root = Path(__file__).resolve().parents[1]
     x, sr = sf.read(root / "samples" / "genuine_jfk.wav", dtype="float32")
-    assert sr == A.SR, sr
-    x8 = A.gsm_input(x, sr)
-    cases = [(f"mp3 {k} kbps", k, x, sr, A.codec_settings("mp3", k)) for k in A.MP3_KBPS]
-    cases += [(f"opus {k} kbps", k, x, sr, A.codec_settings("opus", k)) for k in A.OPUS_KBPS]
-    cases.append(("gsm 13 kbps", 13.2, x8, 8000, A.codec_settings("gsm")))
+    assert sr == augment.SR, sr
+    x8 = augment.gsm_input(x, sr)
+    cases = [(f"mp3 {k} kbps", k, x, sr, augment.codec_settings("mp3", k)) for k in augment.MP3_KBPS]
+    cases += [(f"opus {k} kbps", k, x, sr, augment.codec_settings("opus", k)) for k in augment.OPUS_KBPS]
+    cases.append(("gsm 13 kbps", 13.2, x8, 8000, augment.codec_settings("gsm")))
     failed = False
     for name, want, ref, rate, settings in cases:
         t = time.perf_counter()
-        data = A.encode(ref, rate, settings)
-        y = A.decode(data, len(ref))
+        data = augment.encode(ref, rate, settings)
+        y = augment.decode(data, len(ref))
         ms = (time.perf_counter() - t) * 1000 / (len(ref) / rate)
         got = len(data) * 8 / (len(ref) / rate) / 1000
         c = best_corr(ref, y)

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthscan_train import data as D  # noqa: E402
+from synthscan_train import data  # noqa: E402
 from synthscan_train.evaluate import ensure_dev  # noqa: E402
 
-BIN = D.REPO / "target" / "release" / "synthscan"
+BIN = data.REPO / "target" / "release" / "synthscan"
 RATE = {"clean": 16000, "phone": 8000}
 
 
@@ -57,7 +57,7 @@ def main():
         name, spec = m.split("=", 1)
         manifest, *extra = spec.split(":")
         models[name] = (manifest, extra)
-    models = models or {"shipped": (D.REPO / "models" / "synthscan.json", [])}
+    models = models or {"shipped": (data.REPO / "models" / "synthscan.json", [])}
     dev = ensure_dev()
     with ThreadPoolExecutor(a.jobs) as ex:
         hits = list(ex.map(lambda r: alerted(models, r["path"], r["condition"]), dev))

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthscan_train import config as C  # noqa: E402
-from synthscan_train import ship as SH  # noqa: E402
-from synthscan_train import store as S  # noqa: E402
-from synthscan_train import train as T  # noqa: E402
+from synthscan_train import config  # noqa: E402
+from synthscan_train import ship  # noqa: E402
+from synthscan_train import store  # noqa: E402
+from synthscan_train import train  # noqa: E402
 
 
 def moving_average(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -55,9 +55,9 @@ GROUPS = ("genuine", "waveglow", "vc", "kokoro", "others")
 
 def band_groups(n_groups: int) -> list[tuple[np.ndarray, str]]:
     """Consecutive equal groups of filterbank bands, each with the range of its band centres in Hz."""
-    n = C.FEATURES["n_bins"]
-    f_min, f_max = C.FEATURES["f_min_hz"], C.FEATURES["f_max_hz"]
-    if C.FEATURES["filterbank"] != "linear":
+    n = config.FEATURES["n_bins"]
+    f_min, f_max = config.FEATURES["f_min_hz"], config.FEATURES["f_max_hz"]
+    if config.FEATURES["filterbank"] != "linear":
         raise SystemExit("occlusion: the band labels assume the linear filterbank (SYNTHSCAN_FILTERBANK=linear)")
     centres = np.linspace(f_min, f_max, n + 2)[1:-1]
     out = []
@@ -93,21 +93,21 @@ def operation(name: str, arg, rng: np.random.Generator):
 def onnx_predictor(path: Path):
     if not path.exists():
         raise SystemExit(f"occlusion: no model at {path}")
-    sess = SH.session(path, C.threads())
+    sess = ship.session(path, config.threads())
     return lambda xb: sess.run(None, {"features": xb})[0].reshape(-1)
 
 
 def run_predictor(run: Path):
     import torch
 
-    from synthscan_train import models as M
-    net, info = M.load_run(run, C.FEATURES["n_bins"], C.WINDOW["frames"])
-    torch.set_num_threads(C.threads())
-    return T.predictor(net.full if info["arch"].startswith("dual") else net)
+    from synthscan_train import models
+    net, info = models.load_run(run, config.FEATURES["n_bins"], config.WINDOW["frames"])
+    torch.set_num_threads(config.threads())
+    return train.predictor(net.full if info["arch"].startswith("dual") else net)
 
 
 def group_means(scores: np.ndarray, rows: list[dict]) -> dict:
-    fam = np.array([S.family_group(r["family"], r["label"]) for r in rows])
+    fam = np.array([store.family_group(r["family"], r["label"]) for r in rows])
     return {g: float(np.nanmean(scores[fam == g])) for g in GROUPS if (fam == g).any()}
 
 
@@ -128,13 +128,13 @@ def main(argv=None) -> int:
     plan += [(op, k, f"{k} {unit}") for op, unit in (("fsmooth", "bands"), ("tsmooth", "frames"))
              for k in (2, 3, 5)]
     results = {}
-    for cond, st in zip(("clean", "phone"), T.dev_stores()[:2]):
+    for cond, st in zip(("clean", "phone"), train.dev_stores()[:2]):
         base = None
         rows_out = []
         for op, arg, label in plan:
             f = operation(op, arg, np.random.default_rng(a.seed))
-            sc = S.file_scores(st, lambda xb: predict(f(xb)))
-            rep = S.report(sc, st.rows)
+            sc = store.file_scores(st, lambda xb: predict(f(xb)))
+            rep = store.report(sc, st.rows)
             means = group_means(sc, st.rows)
             if base is None:
                 base = means

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synthscan_train import data as D  # noqa: E402
+from synthscan_train import data  # noqa: E402
 
 SR, N_FFT, HOP, N_MELS = 16000, 640, 160, 80
 
@@ -191,7 +191,7 @@ def log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def normalised(path: str) -> np.ndarray:
-    x = D.load16(path).astype(np.float32)
+    x = data.load16(path).astype(np.float32)
     return x / (np.abs(x).max() + 1e-6) * 0.5
 
 
@@ -206,7 +206,7 @@ def save(out: Path, config: dict, **modules: nn.Module) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=D.CACHE / "istft_vocoder")
+    ap.add_argument("--out", type=Path, default=data.CACHE / "istft_vocoder")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time (wall clock)")
     ap.add_argument("--clips", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
@@ -223,7 +223,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    rows = [r for r in D.all_rows() if r["source"] in ("corpus", "genuine") and r["label"] == "bonafide"
+    rows = [r for r in data.all_rows() if r["source"] in ("corpus", "genuine") and r["label"] == "bonafide"
             and r["role"] == "train" and float(r["duration_s"] or 0) >= 2.0]
     rows = [rows[i] for i in rng.permutation(len(rows))]
     probe, rows = rows[:6], rows[6:6 + a.clips]

@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import config as C
-from . import data as D
+from . import config
+from . import data
 
-MODELS = D.REPO / "models"
-CLIPS = D.TRAIN_DIR / "clips.csv"
+MODELS = data.REPO / "models"
+CLIPS = data.TRAIN_DIR / "clips.csv"
 
 # How the shipped network reads its input (models.py has the details).
 ARCH_NOTES = {
@@ -63,7 +63,7 @@ def store_data() -> list[str]:
     if not CLIPS.exists():
         return ["The clip store was not built for this model."]
     rows = list(csv.DictReader(open(CLIPS, newline="")))
-    sources = {r["repo"]: r["licence"] for r in csv.DictReader(open(D.TRAIN_DIR / "sources.csv", newline=""))}
+    sources = {r["repo"]: r["licence"] for r in csv.DictReader(open(data.TRAIN_DIR / "sources.csv", newline=""))}
     t = defaultdict(lambda: {"clips": 0, "min": 0.0, "systems": set(), "repos": set()})
     for r in rows:
         k = (r["family"], r["split"])
@@ -142,13 +142,13 @@ def corpus_results(R: dict) -> list[str]:
 
 def main():
     man = json.loads((MODELS / "synthscan.json").read_text())
-    R = json.loads((D.TRAIN_DIR / "results" / "dev_eval.json").read_text())
+    R = json.loads((data.TRAIN_DIR / "results" / "dev_eval.json").read_text())
     if R["model"]["sha256"] != man["sha256"]:
         raise SystemExit("dev_eval.json is not for the shipped model: run `python -m synthscan_train.evaluate`")
     t = man["training"]
-    if bool(t.get("kde_train", False)) != D.KDE_TRAIN:
+    if bool(t.get("kde_train", False)) != data.KDE_TRAIN:
         raise SystemExit("the shipped model's kde_train differs from the recipe's: write its card under its recipe")
-    ds = data_stats(D.all_rows())
+    ds = data_stats(data.all_rows())
     nb = man.get("threshold_narrowband")
     lat = t.get("latency_ms_per_window_1thread_b32", 0)
     L = ["# synthscan model card", "",
@@ -161,8 +161,8 @@ def main():
          "deciding on its own whether a recording is authentic, not for speaker identification, and not for "
          "music or singing.", "",
          "## How it decides", "",
-         f"{C.WINDOW['frames']}-frame windows (1 s, hop {C.WINDOW['hop_frames'] * 10} ms) of "
-         f"{C.FEATURES['n_bins']} {C.FEATURES['filterbank']} log filterbank bins (16 kHz, 25 ms Hann, 10 ms hop, "
+         f"{config.WINDOW['frames']}-frame windows (1 s, hop {config.WINDOW['hop_frames'] * 10} ms) of "
+         f"{config.FEATURES['n_bins']} {config.FEATURES['filterbank']} log filterbank bins (16 kHz, 25 ms Hann, 10 ms hop, "
          "20-8000 Hz) are scored wherever >= 50 % of their frames are speech. A file's probability is "
          "sigmoid(scale x mean window logit + bias), Platt-calibrated on a held-out slice of train "
          f"(scale {man['calibration']['scale']:.4f}, bias {man['calibration']['bias']:.4f}). It is flagged "
@@ -171,7 +171,7 @@ def main():
          + "; under 1 s of speech is inconclusive. Threshold rule: " + t.get("threshold_rule", "") + ".", "",
          f"Network: {ARCH_NOTES.get(t.get('architecture'), t.get('architecture'))} {t.get('params')} parameters, "
          f"ONNX {t.get('onnx_bytes')} bytes; {lat} ms per window (onnxruntime, 1 thread, batch 32), about "
-         f"{lat * 3600 * 100 / C.WINDOW['hop_frames'] / 1000:.1f} s of model time per hour of speech.", "",
+         f"{lat * 3600 * 100 / config.WINDOW['hop_frames'] / 1000:.1f} s of model time per hour of speech.", "",
          "## Results", "",
          "### Leave-repositories-out dev", "",
          "The clip store's dev repositories, held out whole: their pages, recording chains and most of their "
@@ -195,7 +195,7 @@ def main():
         L += [f"Source clips read: {src['clips']}, sha256 over their paths and contents `{src['sha256'][:16]}…`; "
               f"the generated sets {'matched' if src['matches_data_sums'] else 'did not match'} training/data_sums.",
               ""]
-    limits = D.TRAIN_DIR / "card_limits.md"
+    limits = data.TRAIN_DIR / "card_limits.md"
     if limits.exists():
         L += ["## Known limits and failure modes", "", limits.read_text().strip(), ""]
     L += ["## Reproduce", "",

@@ -25,7 +25,6 @@ import csv
 import hashlib
 import json
 import subprocess
-import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import augment as A
+from . import augment
 from . import recipe
 
 TRAIN_DIR = Path(__file__).resolve().parents[1]
@@ -184,7 +183,7 @@ def make_units(rows: list[dict]) -> list[dict]:
 def load16(path: str) -> np.ndarray:
     x, sr = sf.read(path, dtype="float32", always_2d=True)
     x = x.mean(axis=1)
-    return A.resample(x, sr, SR) if sr != SR else x
+    return augment.resample(x, sr, SR) if sr != SR else x
 
 
 _POOL: list[np.ndarray] = []
@@ -213,7 +212,7 @@ def _unit_audio(u: dict, rng: np.random.Generator) -> np.ndarray:
 def _augmented(x: np.ndarray, u: dict, v: int):
     """Augmented copy v of unit u's audio x: (audio, rate, channel), the chain drawn from the unit and variant."""
     rng = np.random.default_rng(zlib.crc32(f"aug:{v}:{u['id']}".encode()))
-    return A.augment(x, rng, _POOL)
+    return augment.augment(x, rng, _POOL)
 
 
 def _vorbis_drawn(u: dict, v: int) -> np.random.Generator | None:
@@ -246,7 +245,7 @@ def _do_unit(u: dict) -> list[dict]:
             done = VORBIS_AUD / path.name
             if not done.exists():
                 y, osr = sf.read(path, dtype="float32")
-                sf.write(done, A.vorbis(y, rng, osr), osr, subtype="PCM_16")
+                sf.write(done, augment.vorbis(y, rng, osr), osr, subtype="PCM_16")
             path, ch = done, f"{ch}+vorbis"
         out.append({"unit": u["id"], "variant": v, "path": str(path), "label": u["label"],
                     "family": u["family"], "system": u["system"], "speaker": u["speaker"],

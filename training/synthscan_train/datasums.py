@@ -27,12 +27,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from . import data as D
+from . import data
 
-SUMS_DIR = D.TRAIN_DIR / "data_sums"
+SUMS_DIR = data.TRAIN_DIR / "data_sums"
 # the sets run.sh trains on, each a folder under .cache with a manifest.csv whose `file` column is relative to it
 RECORDED_SETS = ("gen", "genuine", "vocoded", "vocoded_hifigan", "vocoded_hifigan22")
-STAMP = D.CACHE / "sources.sha256"
+STAMP = data.CACHE / "sources.sha256"
 # hex digits kept per clip in the committed record: 64 bits tell regenerated clips apart and keep the files small
 SHORT = 16
 
@@ -87,14 +87,14 @@ def _read_tsv(path: Path) -> list[list[str]]:
 
 def write(note: str) -> None:
     for name in RECORDED_SETS:
-        folder = D.CACHE / name
+        folder = data.CACHE / name
         if not (folder / "manifest.csv").exists():
             print(f"{name}: not in .cache, not recorded")
             continue
         rows = set_sums(folder)
         _write_tsv(SUMS_DIR / f"{name}.tsv", f"# sha256[:{SHORT}]\tfile\tsystem  ({name}; {note})\n", rows)
         print(f"{name}: {len(rows)} clips recorded")
-    rows = corpus_sums(D.CORPUS)
+    rows = corpus_sums(data.CORPUS)
     header = f"# digest\tsystem\tclips  (the corpus as read with the sets above: {note})\n"
     _write_tsv(SUMS_DIR / "corpus.tsv", header, rows)
     print(f"corpus: {len(rows)} systems recorded")
@@ -120,7 +120,7 @@ def check(print=print, known: dict[str, str] | None = None) -> bool:
     ok = True
     print("data against training/data_sums (clips: same / differ / missing / new)")
     for name in RECORDED_SETS:
-        tsv, folder = SUMS_DIR / f"{name}.tsv", D.CACHE / name
+        tsv, folder = SUMS_DIR / f"{name}.tsv", data.CACHE / name
         if not tsv.exists():
             print(f"  {name}: no record")
             continue
@@ -137,12 +137,12 @@ def check(print=print, known: dict[str, str] | None = None) -> bool:
             print(f"    {s}: {c['same']} / {c['differ']} / {c['missing']} / {c['new']}")
         ok = ok and not bad
     tsv = SUMS_DIR / "corpus.tsv"
-    if not (D.CORPUS / "manifest.csv").exists():
-        print(f"  corpus: not found at {D.CORPUS} (SYNTHSCAN_CORPUS)")
+    if not (data.CORPUS / "manifest.csv").exists():
+        print(f"  corpus: not found at {data.CORPUS} (SYNTHSCAN_CORPUS)")
         ok = False
     elif tsv.exists():
         rec = {s: (h, n) for h, s, n in _read_tsv(tsv)}
-        cur = {s: (h, n) for h, s, n in corpus_sums(D.CORPUS, known)}
+        cur = {s: (h, n) for h, s, n in corpus_sums(data.CORPUS, known)}
         differ = sorted(s for s in rec.keys() | cur.keys() if rec.get(s) != cur.get(s))
         print(f"  corpus: {len(rec) - len(set(differ) & rec.keys())} of {len(rec)} systems the same"
               + (f"; differ: {', '.join(differ)}" if differ else ""))
@@ -154,19 +154,19 @@ def derived_files(sources: list[str], units: list[dict]) -> list[Path]:
     """Every cached file made from the source clips at `sources` (absolute paths), as prepare and evaluate.py name
     them: their features, their G.711 and probe copies (and those copies' features), and the augmented copies of
     the units they are members of (and those copies' features)."""
-    copy_dirs = [D.CACHE / "devphone", *sorted(p for p in D.CACHE.glob("probe/*") if p.is_dir())]
-    aud_dirs = sorted(p for p in D.CACHE.glob("aud*") if p.is_dir())
-    feat_dirs = sorted(p for p in D.CACHE.glob("feat_*") if p.is_dir())
+    copy_dirs = [data.CACHE / "devphone", *sorted(p for p in data.CACHE.glob("probe/*") if p.is_dir())]
+    aud_dirs = sorted(p for p in data.CACHE.glob("aud*") if p.is_dir())
+    feat_dirs = sorted(p for p in data.CACHE.glob("feat_*") if p.is_dir())
     unit_ids = defaultdict(list)
     for u in units:
         for m in u["members"]:
             unit_ids[m["path"]].append(u["id"])
     made = []
     for source in sources:
-        made += [d / f"{D.stem(source)}.wav" for d in copy_dirs]
-        made += [d / f"{uid}__v{v}.wav" for uid in unit_ids[source] for d in aud_dirs for v in range(D.N_AUG + 1)]
+        made += [d / f"{data.stem(source)}.wav" for d in copy_dirs]
+        made += [d / f"{uid}__v{v}.wav" for uid in unit_ids[source] for d in aud_dirs for v in range(data.N_AUG + 1)]
     made = [p for p in made if p.exists()]
-    feats = [d / f"{D.stem(str(p))}.{kind}.npy" for p in [*map(Path, sources), *made] for d in feat_dirs
+    feats = [d / f"{data.stem(str(p))}.{kind}.npy" for p in [*map(Path, sources), *made] for d in feat_dirs
              for kind in ("features", "speech")]
     return made + [f for f in feats if f.exists()]
 
@@ -175,7 +175,7 @@ def refresh_caches(rows: list[dict], units: list[dict]) -> dict[str, str]:
     """Deletes what the caches hold of every source clip whose content changed since the last call, then records
     the sources' sha256 in .cache/sources.sha256. Returns {path: sha256} of the rows' clips. The first call
     on a cache has nothing to compare with: it records the sources and trusts the cache."""
-    now = {D.portable(r["path"]): (r["path"], sha256(r["path"])) for r in rows}
+    now = {data.portable(r["path"]): (r["path"], sha256(r["path"])) for r in rows}
     old = {}
     if STAMP.exists():
         old = dict(line.split("\t") for line in STAMP.read_text().splitlines() if line)
@@ -205,7 +205,7 @@ def provenance(sums: dict[str, str]) -> dict:
     """What a run was trained and measured on: the number of source clips (corpus and generated, train and dev), one
     sha256 over their paths and contents, and whether the generated sets in .cache are the recorded ones. Two runs
     with the same digest read the same audio. `sums`: refresh_caches' {path: sha256}."""
-    lines = "".join(sorted(f"{D.portable(path)}\t{h}\n" for path, h in sums.items()))
+    lines = "".join(sorted(f"{data.portable(path)}\t{h}\n" for path, h in sums.items()))
     return {"clips": len(sums), "sha256": hashlib.sha256(lines.encode()).hexdigest(),
             "matches_data_sums": check(print=lambda *_: None, known=sums)}
 

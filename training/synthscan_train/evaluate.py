@@ -33,23 +33,23 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import augment as A
-from . import data as D
+from . import augment
+from . import data
 from . import rust
 from .store import (
     NARROWBAND_MAX_RATE_HZ, bounded_split_thresholds, choose_threshold, eer, family_group, rank_score, threshold_at)
 
-RESULTS = D.TRAIN_DIR / "results"
-PROBE = D.CACHE / "probe"
+RESULTS = data.TRAIN_DIR / "results"
+PROBE = data.CACHE / "probe"
 BASELINE = {"clean": {"all": 17.8, "vc": 20.0, "waveglow": 21.6, "kokoro": 0.0},
             "phone": {"all": 38.0, "vc": 41.9, "waveglow": 30.0, "kokoro": 35.1}}
 
 
 def ensure_dev() -> list[dict]:
-    if not D.DEV_TABLE.exists():
+    if not data.DEV_TABLE.exists():
         from synthscan_train import prepare
-        D.write_csv(D.DEV_TABLE, prepare.dev_tables(D.all_rows()))
-    return D.read_dev_table()
+        data.write_csv(data.DEV_TABLE, prepare.dev_tables(data.all_rows()))
+    return data.read_dev_table()
 
 
 def probe_files() -> dict[str, list[str]]:
@@ -62,7 +62,7 @@ def probe_files() -> dict[str, list[str]]:
         "digital_silence": np.zeros(n, np.float32),
         "hiss_-60dB": (rng.standard_normal(n) * 1e-3).astype(np.float32),
         "white_-20dB": (rng.standard_normal(n) * 0.1).astype(np.float32),
-        "pink_-25dB": (A.pink_noise(n, rng) * 0.056).astype(np.float32),
+        "pink_-25dB": (augment.pink_noise(n, rng) * 0.056).astype(np.float32),
         "hum_50Hz": (0.1 * np.sin(2 * np.pi * 50 * np.arange(n) / 16000)).astype(np.float32),
         "dialtone_350_440": (0.05 * (np.sin(2 * np.pi * 350 * np.arange(n) / 16000)
                                      + np.sin(2 * np.pi * 440 * np.arange(n) / 16000))).astype(np.float32),
@@ -87,7 +87,7 @@ def variant_files(dev: list[dict], kind: str) -> dict[str, str]:
     d.mkdir(parents=True, exist_ok=True)
     m = {}
     for r in dev:
-        p = d / (D.stem(r["path"]) + ".wav")
+        p = d / (data.stem(r["path"]) + ".wav")
         if not p.exists() and kind == "denoise":
             # written under a temporary name first, so that an interrupted run leaves no short file behind
             tmp = p.with_suffix(".part.wav")
@@ -95,9 +95,9 @@ def variant_files(dev: list[dict], kind: str) -> dict[str, str]:
                             "-af", "afftdn", "-c:a", "pcm_s16le", str(tmp)], check=True)
             tmp.rename(p)
         elif not p.exists():
-            x = D.load16(r["path"])
+            x = data.load16(r["path"])
             if kind == "nb":
-                sf.write(p, A.resample(x, 16000, 8000), 8000, subtype="PCM_16")
+                sf.write(p, augment.resample(x, 16000, 8000), 8000, subtype="PCM_16")
             else:
                 sf.write(p, np.concatenate([np.zeros(32000, np.float32), x]), 16000, subtype="PCM_16")
         m[r["path"]] = str(p)
@@ -141,7 +141,7 @@ def metrics(rows: list[dict], res: dict[str, dict], key: str = "path") -> dict:
                                      if (~np.isnan(score[(ds == d) & gen])).any() else None}
                                  for d in sorted(set(ds[gen]))}
     # files are named relative to the corpus / cache (data.portable): results compare across checkouts
-    out["files"] = [{"file": D.portable(r["orig"] if "orig" in r else r[key]), "label": r["label"],
+    out["files"] = [{"file": data.portable(r["orig"] if "orig" in r else r[key]), "label": r["label"],
                      "family": r["family"], "system": r.get("system", "") or "?",
                      "dataset": r.get("dataset", "") or "?", "p": res[r[key]]["score"],
                      "verdict": res[r[key]]["verdict"], "rate": res[r[key]]["sample_rate_hz"]} for r in rows]
@@ -438,7 +438,7 @@ def store_markdown(T: dict) -> str:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, default=D.REPO / "models" / "synthscan.json")
+    ap.add_argument("--model", type=Path, default=data.REPO / "models" / "synthscan.json")
     ap.add_argument("--no-probes", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder (default training/results)")
     a = ap.parse_args()
@@ -449,7 +449,7 @@ def main():
     assert sha == man["sha256"], "manifest sha256 does not match the onnx file"
     # a model trained on half of the KDE languages must be measured without them (and one trained without, with)
     kde_train = bool(man.get("training", {}).get("kde_train", False))
-    if kde_train != D.KDE_TRAIN:
+    if kde_train != data.KDE_TRAIN:
         raise SystemExit(f"{a.model.name} was trained {'with' if kde_train else 'without'} the KDE home recordings "
                          "in training: measure it under a recipe with the same kde_train (and a prepare run under it)")
     dev_all = ensure_dev()

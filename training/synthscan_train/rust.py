@@ -7,16 +7,16 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import data as D
+from . import data
 
 
 def _run(paths: list[str], manifest: Path) -> list[dict]:
     out = []
     for a in range(0, len(paths), 200):
         chunk = paths[a:a + 200]
-        p = subprocess.run(["nice", "-n", "5", str(D.BIN), "analyze", "--model", str(manifest),
+        p = subprocess.run(["nice", "-n", "5", str(data.BIN), "analyze", "--model", str(manifest),
                             "--format", "jsonl", "--color", "never", *chunk],
-                           capture_output=True, text=True, cwd=D.REPO)
+                           capture_output=True, text=True, cwd=data.REPO)
         got = [json.loads(l) for l in p.stdout.splitlines() if l.strip().startswith("{")]
         if len(got) != len(chunk):
             print(f"warning: analyze returned {len(got)} of {len(chunk)} (rc {p.returncode}): "

@@ -37,14 +37,14 @@ import onnxruntime as ort
 import torch
 from scipy.optimize import minimize
 
-from . import config as C
-from . import data as D
-from . import models as M
+from . import config
+from . import data
+from . import models
 from . import recipe
-from . import store as S
+from . import store
 from . import rust
 
-MODELS = D.REPO / "models"
+MODELS = data.REPO / "models"
 ONNX = MODELS / "synthscan.onnx"
 JSON = MODELS / "synthscan.json"
 AUGMENTATION = (
@@ -63,7 +63,7 @@ AUGMENTATION = (
 
 def export(model: torch.nn.Module, path: Path) -> None:
     model.eval()
-    x = torch.randn(4, C.WINDOW["frames"], C.FEATURES["n_bins"])
+    x = torch.randn(4, config.WINDOW["frames"], config.FEATURES["n_bins"])
     torch.onnx.export(model, x, str(path), input_names=["features"], output_names=["logit"],
                       dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}},
                       opset_version=17, dynamo=False, do_constant_folding=True)
@@ -81,7 +81,7 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 def latency_ms(path: Path, batch: int = 32, reps: int = 60) -> float:
     s = session(path, 1)
-    x = np.random.default_rng(0).standard_normal((batch, C.WINDOW["frames"], C.FEATURES["n_bins"])).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, config.WINDOW["frames"], config.FEATURES["n_bins"])).astype(np.float32)
     for _ in range(10):
         s.run(None, {"features": x})
     best = []
@@ -197,11 +197,11 @@ def main():
     info = json.loads((a.run / "dev.json").read_text())
     arch = info["arch"]
     # the run's front-end config is the one shipped (and the one whose cached features are read)
-    C.FEATURES.update(info.get("features", {}))
-    C.VAD.update(info.get("vad", {}))
-    D.FEAT = D._feat_dir()
-    print(f"front end: {C.FEATURES['filterbank']} x {C.FEATURES['n_bins']}, vad {C.VAD}; features {D.FEAT}")
-    model, run_info = M.load_run(a.run, C.FEATURES["n_bins"], C.WINDOW["frames"])
+    config.FEATURES.update(info.get("features", {}))
+    config.VAD.update(info.get("vad", {}))
+    data.FEAT = data._feat_dir()
+    print(f"front end: {config.FEATURES['filterbank']} x {config.FEATURES['n_bins']}, vad {config.VAD}; features {data.FEAT}")
+    model, run_info = models.load_run(a.run, config.FEATURES["n_bins"], config.WINDOW["frames"])
     if run_info.get("dev_spoof_train"):
         # (runs of the removed leave-one-family-out trials)
         ap.error(f"{a.run} trained on dev synthetic clips, so its dev numbers are not held out: it cannot ship")
@@ -213,12 +213,12 @@ def main():
     out_onnx = a.run / "model.onnx"
     export(model, out_onnx)
     size = out_onnx.stat().st_size
-    n_par = M.n_params(model)
+    n_par = models.n_params(model)
     assert n_par <= 1_000_000 and size <= 4 * 1024 * 1024, (n_par, size)
 
     # calibration on the held-out train slice, file level (clean + augmented variants)
-    variants = D.read_csv(D.VARIANTS)
-    calib = S.Store([v for v in variants if v["role"] == "calib"])
+    variants = data.read_csv(data.VARIANTS)
+    calib = store.Store([v for v in variants if v["role"] == "calib"])
     sess = session(out_onnx, 2)
     pred = lambda xb: sess.run(None, {"features": xb})[0]
     # parity check torch vs onnx
@@ -227,7 +227,7 @@ def main():
         with torch.no_grad():
             d = np.abs(model(torch.from_numpy(xb)).numpy() - pred(xb)).max()
         print(f"torch vs onnx max |diff| {d:.2e}")
-    cs = S.file_scores(calib, pred)
+    cs = store.file_scores(calib, pred)
     scale, bias = platt(cs, calib.y)
     print(f"Platt on {int((~np.isnan(cs)).sum())} calib files: scale {scale:.4f} bias {bias:.4f}")
     lat = latency_ms(out_onnx)
@@ -240,7 +240,7 @@ def main():
     ev = dev_eval(model, dev_stores())
     training = {
         **summary,
-        "data": data_stats(D.all_rows()),
+        "data": data_stats(data.all_rows()),
         # the audio the run read (datasums.provenance, through its dev.json), when prepare recorded it
         **({"data_sources": info["data_sources"]} if info.get("data_sources") else {}),
         "augmentation": AUGMENTATION,
@@ -254,10 +254,10 @@ def main():
                             "data": "held-out ~12 % slice of TRAIN (by speaker / system), clean + augmented",
                             "n_files": int((~np.isnan(cs)).sum())},
     }
-    man = C.manifest(scale=scale, bias=bias, threshold=0.5, training=training,
+    man = config.manifest(scale=scale, bias=bias, threshold=0.5, training=training,
                      description="Synthetic-speech detector: %s over %d %s log filterbank bins, "
-                                 "%d-frame windows" % (NETWORK_NAMES.get(arch, arch), C.FEATURES["n_bins"],
-                                                       C.FEATURES["filterbank"], C.WINDOW["frames"]))
+                                 "%d-frame windows" % (NETWORK_NAMES.get(arch, arch), config.FEATURES["n_bins"],
+                                                       config.FEATURES["filterbank"], config.WINDOW["frames"]))
     write_pair(out_onnx, man)
     set_threshold(a, size)
 
@@ -266,7 +266,7 @@ def set_threshold(a, size: int) -> None:
     # threshold from the Rust binary on dev genuine files (clean, and phone unless --threshold-on clean)
     conds = ("clean",) if a.threshold_on == "clean" else ("clean", "phone")
     roles = ("dev", "dev_extra", "dev_demo") if a.threshold_genuine == "wide" else ("dev",)
-    dev = [d for d in D.read_dev_table() if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
+    dev = [d for d in data.read_dev_table() if d["role"] in roles and d["condition"] in conds and d["label"] == "bonafide"]
     n_extra = sum(d["role"] == "dev_extra" for d in dev if d["condition"] == "clean")
     if a.threshold_genuine == "wide" and not n_extra:
         raise SystemExit("--threshold-genuine wide: no held-out genuine package speech in dev.csv (run genuine.py, "
@@ -275,7 +275,7 @@ def set_threshold(a, size: int) -> None:
     man = json.loads(JSON.read_text())
     if a.threshold_on == "split":
         def scored(files):
-            return tuple([(S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"]),
+            return tuple([(store.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"]),
                            res[d["path"]]["sample_rate_hz"]) for d in files if d["condition"] == c] for c in conds)
         # with the wide set, each dev table on its own is bounded too (store.bounded_split_thresholds): the corpus
         # dev, the held-out package speech and the clip store's dev pages; a pool dominated by one kind of source
@@ -284,15 +284,15 @@ def set_threshold(a, size: int) -> None:
                                  for role in ("dev", "dev_extra", "dev_demo")
                                  if any(d["role"] == role for d in dev)]
                                 if a.threshold_genuine == "wide" else [])
-        thr, thr_nb = S.bounded_split_thresholds(sets)
+        thr, thr_nb = store.bounded_split_thresholds(sets)
         print(f"threshold wideband {thr:.6f}, narrowband {thr_nb:.6f}")
         man["threshold_narrowband"] = thr_nb
     else:
         per = {}
         for c in conds:
-            gen = np.array([S.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"])
+            gen = np.array([store.rank_score(res[d["path"]]["score"], res[d["path"]]["verdict"])
                             for d in dev if d["condition"] == c], dtype=float)
-            per[c] = S.choose_threshold(gen)
+            per[c] = store.choose_threshold(gen)
         thr = max(per.values())
         print("threshold per condition: " + ", ".join(f"{c} {t:.6f}" for c, t in per.items()))
         man.pop("threshold_narrowband", None)
@@ -315,7 +315,7 @@ def set_threshold(a, size: int) -> None:
              "channel (the stricter of the two; chosen on dev)")
     # the same rule as data, for evaluate.py's threshold bootstrap and leave-one-source-out
     # evaluate.py measures the model under the same setting (the KDE languages it trained on are not dev for it)
-    man["training"]["kde_train"] = D.KDE_TRAIN
+    man["training"]["kde_train"] = data.KDE_TRAIN
     man["training"]["threshold_selection"] = {
         "on": a.threshold_on, "genuine": a.threshold_genuine,
         "bound_corpus": a.threshold_on == "split" and a.threshold_genuine == "wide"}

@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 
-from . import config as C
-from . import data as D
+from . import config
+from . import data
 
-F = C.WINDOW["frames"]
-H = C.WINDOW["hop_frames"]
-MIN_FRAC = C.WINDOW["min_speech_fraction"]
-HOP_S = C.FEATURES["hop_len"] / C.FEATURES["sample_rate_hz"]
+F = config.WINDOW["frames"]
+H = config.WINDOW["hop_frames"]
+MIN_FRAC = config.WINDOW["min_speech_fraction"]
+HOP_S = config.FEATURES["hop_len"] / config.FEATURES["sample_rate_hz"]
 
 
 def rust_window_starts(T: int) -> list[int]:
@@ -40,7 +40,7 @@ class Store:
         feats, speech, self.off, self.len, self.rows = [], [], [], [], []
         o = 0
         for r in rows:
-            fp, sp = D.feat_paths(r["path"])
+            fp, sp = data.feat_paths(r["path"])
             if not sp.exists():
                 continue
             f = np.load(fp).astype(np.float16)
@@ -51,7 +51,7 @@ class Store:
             self.len.append(len(s))
             self.rows.append(r)
             o += len(s)
-        self.x = np.concatenate(feats) if feats else np.zeros((0, C.FEATURES["n_bins"]), np.float16)
+        self.x = np.concatenate(feats) if feats else np.zeros((0, config.FEATURES["n_bins"]), np.float16)
         self.speech = np.concatenate(speech) if speech else np.zeros(0, bool)
         self.off = np.array(self.off, np.int64)
         self.len = np.array(self.len, np.int64)
@@ -145,7 +145,7 @@ def choose_threshold(probs: np.ndarray) -> float:
 
 
 # input at or below this rate gets threshold_narrowband (the manifest's narrowband_max_rate_hz)
-NARROWBAND_MAX_RATE_HZ = C.NARROWBAND_MAX_RATE_HZ
+NARROWBAND_MAX_RATE_HZ = config.NARROWBAND_MAX_RATE_HZ
 
 
 def split_thresholds(clean: list[tuple[float, int]], phone: list[tuple[float, int]]) -> tuple[float, float]:

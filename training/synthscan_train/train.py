@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from . import config as C
-from . import data as D
-from . import datasums as DS
-from . import models as M
+from . import config
+from . import data
+from . import datasums
+from . import models
 from . import recipe
-from . import store as S
+from . import store
 
 # SpecAugment: (p freq, freq masks [lo, hi), max freq width, p time, time masks [lo, hi), max time width)
 SPECAUG = (0.6, (1, 3), 10, 0.5, (1, 2), 15)
@@ -74,11 +74,11 @@ def predictor(model):
     return f
 
 
-def dev_stores() -> tuple[S.Store, S.Store, S.Store, S.Store]:
+def dev_stores() -> tuple[store.Store, store.Store, store.Store, store.Store]:
     """The dev features, clean and through the G.711 dev channel: the corpus dev, and the clip store's dev pages
     (empty stores when the clip store has not been built)."""
-    dev = D.read_dev_table()
-    return tuple(S.Store([d for d in dev if d["role"] == role and d["condition"] == c])
+    dev = data.read_dev_table()
+    return tuple(store.Store([d for d in dev if d["role"] == role and d["condition"] == c])
                  for role in ("dev", "dev_demo") for c in ("clean", "phone"))
 
 
@@ -86,17 +86,17 @@ def is_narrowband(row: dict) -> bool:
     """Whether the Rust front end reads this file at <= 8 kHz (the G.711, GSM and 8 kHz copies, and clean files
     recorded at 8 kHz): the inputs that the manifest's threshold_narrowband judges."""
     import soundfile as sf
-    return sf.info(row["path"]).samplerate <= C.NARROWBAND_MAX_RATE_HZ
+    return sf.info(row["path"]).samplerate <= config.NARROWBAND_MAX_RATE_HZ
 
 
 def load_stores(narrowband: bool = False):
     """Train and calibration features plus the dev stores; narrowband keeps only the narrowband train files."""
-    variants = D.read_csv(D.VARIANTS)
+    variants = data.read_csv(data.VARIANTS)
     rows = [v for v in variants if v["role"] == "train"]
     if narrowband:
         rows = [v for v in rows if is_narrowband(v)]
-    train = S.Store(rows)
-    calib = S.Store([v for v in variants if v["role"] == "calib"])
+    train = store.Store(rows)
+    calib = store.Store([v for v in variants if v["role"] == "calib"])
     return (train, calib, *dev_stores())
 
 
@@ -105,13 +105,13 @@ def dev_eval(model, devs) -> dict:
     selection score) and, when built, on the clip store's dev pages (overall)."""
     devc, devp, storec, storep = devs
     p = predictor(model)
-    rc = S.report(S.file_scores(devc, p), devc.rows)
-    rp = S.report(S.file_scores(devp, p), devp.rows)
+    rc = store.report(store.file_scores(devc, p), devc.rows)
+    rp = store.report(store.file_scores(devp, p), devp.rows)
     keys = [k for k in ("all", "waveglow", "vc", "kokoro") if k in rc]
     sel = float(np.mean([rc[k] for k in keys] + [rp[k] for k in keys]))
     out = {"clean": rc, "phone": rp, "selection_score": sel}
     if storec.rows:
-        out["store"] = {c: S.report(S.file_scores(st, p), st.rows)["all"]
+        out["store"] = {c: store.report(store.file_scores(st, p), st.rows)["all"]
                         for c, st in (("clean", storec), ("phone", storep))}
     return out
 
@@ -120,7 +120,7 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
           lr: float = 2e-3, log=print, swa: int = 0, swa_lr: float = 5e-4, wd: float = 1e-2,
           init: Path | None = None, narrowband: bool = False) -> torch.nn.Module:
     torch.manual_seed(seed)
-    torch.set_num_threads(C.threads())
+    torch.set_num_threads(config.threads())
     rng = np.random.default_rng(seed)
     train_s, calib_s, *devs = load_stores(narrowband)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,8 +134,8 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     log(f"[{arch}] train files {n_all} (spoof {int(n_pos)}, genuine {int(n_all - n_pos)}), frames {len(train_s.x)}")
     # channels-last convolutions are ~25 % faster per training step on CPU (oneDNN's preferred layout);
     # the arithmetic is the same up to float rounding, and the state dict loads into any layout
-    model = M.build(arch, C.FEATURES["n_bins"], C.WINDOW["frames"]).to(memory_format=torch.channels_last)
-    log(f"[{arch}] params {M.n_params(model)}")
+    model = models.build(arch, config.FEATURES["n_bins"], config.WINDOW["frames"]).to(memory_format=torch.channels_last)
+    log(f"[{arch}] params {models.n_params(model)}")
     if init is not None:
         # fine-tuning: start from another run's weights (same arch and features)
         model.load_state_dict(torch.load(init))
@@ -155,20 +155,20 @@ def train(arch: str, epochs: int, out: Path, seed: int = 0, per_file: int = 3, b
     swa_state, swa_n = None, 0
     hist = []
     # the source clips behind the variants table (prepare writes it)
-    prov = DS.provenance_path(D.VARIANTS)
+    prov = datasums.provenance_path(data.VARIANTS)
     data_sources = json.loads(prov.read_text()) if prov.exists() else None
 
     def save_history():
         (out / "dev.json").write_text(json.dumps({"arch": arch, "epochs": epochs, "per_file": per_file,
-                                                  "features": C.FEATURES, "vad": C.VAD, "train_opts": opts,
+                                                  "features": config.FEATURES, "vad": config.VAD, "train_opts": opts,
                                                   "data_sources": data_sources,
                                                   "history": hist}, indent=1))
 
     def log_eval(what: str, ev: dict) -> None:
-        store = (f" | store dev clean {100 * ev['store']['clean']:.1f} phone {100 * ev['store']['phone']:.1f}"
+        store_text = (f" | store dev clean {100 * ev['store']['clean']:.1f} phone {100 * ev['store']['phone']:.1f}"
                  if "store" in ev else "")
         log(f"[{arch}] {what}: dev clean {fmt(ev['clean'])} | phone {fmt(ev['phone'])} | "
-            f"sel {ev['selection_score']:.4f}{store}")
+            f"sel {ev['selection_score']:.4f}{store_text}")
     for ep in range(epochs):
         in_swa = ep >= epochs - swa
         if in_swa:
