@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -12,6 +13,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
+use super::wav::{self, WideWav};
 use super::{AudioChunk, AudioSource, StreamInfo, check_finite, check_stream_limits};
 use crate::error::{Error, Result};
 
@@ -51,11 +53,10 @@ pub fn install_decoder_panic_hook() {
 /// The most consecutive undecodable packets tolerated before the input is declared corrupt.
 const MAX_CONSECUTIVE_BAD_PACKETS: usize = 64;
 
-/// Decodes any container/codec symphonia knows, one packet per chunk.
+/// Decodes any container/codec symphonia knows, one packet per chunk, and WAV files of more
+/// channels than symphonia reads (see [`super::wav`]).
 pub struct FileSource {
-    format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
-    track_id: u32,
+    backend: Backend,
     info: StreamInfo,
     next_frame: u64,
     path: PathBuf,
@@ -71,6 +72,81 @@ impl std::fmt::Debug for FileSource {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+enum Backend {
+    Symphonia {
+        format: Box<dyn FormatReader>,
+        decoder: Box<dyn AudioDecoder>,
+        track_id: u32,
+    },
+    WideWav(Box<WideWav>),
+}
+
+/// The first bytes of an unseekable source, read ahead to sniff the header, then the rest.
+struct Prefixed {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: Box<dyn MediaSource>,
+}
+
+impl Read for Prefixed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.prefix.len() {
+            let n = buf.len().min(self.prefix.len() - self.at);
+            buf[..n].copy_from_slice(&self.prefix[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl Seek for Prefixed {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the input is a stream",
+        ))
+    }
+}
+
+impl MediaSource for Prefixed {
+    fn is_seekable(&self) -> bool {
+        false
+    }
+    fn byte_len(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A media source as a plain reader, for hound.
+struct Reader(Box<dyn MediaSource>);
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Reads up to `n` bytes (fewer only at the end of the data).
+fn read_prefix(source: &mut dyn MediaSource, n: usize) -> Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(n);
+    let mut chunk = [0u8; 8192];
+    while prefix.len() < n {
+        let want = chunk.len().min(n - prefix.len());
+        match source.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(k) => prefix.extend_from_slice(&chunk[..k]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Corrupt(format!("read error at the start of the data: {e}"))),
+        }
+    }
+    Ok(prefix)
 }
 
 impl FileSource {
@@ -101,7 +177,44 @@ impl FileSource {
         guarded(move || Self::probe(source, path))
     }
 
-    fn probe(source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
+    fn probe(mut source: Box<dyn MediaSource>, path: PathBuf) -> Result<Self> {
+        // The WAV header's own channel count decides the decoder (symphonia misreads some
+        // counts above 18), and a count beyond the limit is refused before anything is decoded.
+        let prefix = read_prefix(source.as_mut(), wav::SNIFF_BYTES)?;
+        let wav_format = wav::sniff(&prefix);
+        let source: Box<dyn MediaSource> = if source.is_seekable() {
+            source
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::Corrupt(format!("cannot go back to the start of the data: {e}")))?;
+            source
+        } else {
+            Box::new(Prefixed {
+                prefix,
+                at: 0,
+                inner: source,
+            })
+        };
+        if let Some(fmt) = wav_format
+            && fmt.channels > wav::SYMPHONIA_MAX_CHANNELS
+        {
+            check_stream_limits(crate::audio::MIN_SAMPLE_RATE_HZ, fmt.channels)?;
+            let wide = WideWav::new(Box::new(Reader(source)), fmt)?;
+            check_stream_limits(wide.sample_rate_hz(), fmt.channels)?;
+            let info = StreamInfo {
+                sample_rate_hz: wide.sample_rate_hz(),
+                channels: fmt.channels,
+                codec: wide.codec(),
+                total_frames: Some(wide.total_frames()),
+            };
+            return Ok(Self {
+                backend: Backend::WideWav(Box::new(wide)),
+                info,
+                next_frame: 0,
+                path,
+                ended_early: false,
+                poisoned: false,
+            });
+        }
         let mss = MediaSourceStream::new(source, Default::default());
         let format = symphonia::default::get_probe()
             .probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default())
@@ -127,6 +240,14 @@ impl FileSource {
             .ok_or_else(|| Error::Corrupt("the header states no sample rate".into()))?;
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         check_stream_limits(sample_rate_hz, channels)?;
+        if let Some(fmt) = wav_format
+            && fmt.channels != channels
+        {
+            return Err(Error::Corrupt(format!(
+                "the WAV header states {} channels but its layout reads as {channels}",
+                fmt.channels
+            )));
+        }
         let codec_name = symphonia::default::get_codecs()
             .get_audio_decoder(params.codec)
             .map(|d| d.codec.info.short_name)
@@ -146,9 +267,11 @@ impl FileSource {
         };
         let track_id = track.id;
         Ok(Self {
-            format,
-            decoder,
-            track_id,
+            backend: Backend::Symphonia {
+                format,
+                decoder,
+                track_id,
+            },
             info,
             next_frame: 0,
             path,
@@ -201,9 +324,24 @@ impl AudioSource for FileSource {
 
 impl FileSource {
     fn decode_next(&mut self) -> Result<Option<AudioChunk>> {
+        let (format, decoder, track_id) = match &mut self.backend {
+            Backend::Symphonia {
+                format,
+                decoder,
+                track_id,
+            } => (format, decoder, *track_id),
+            Backend::WideWav(wide) => {
+                let (chunk, ended_early) = wide.next_chunk(self.next_frame)?;
+                self.ended_early |= ended_early;
+                if let Some(c) = &chunk {
+                    self.next_frame += c.frames() as u64;
+                }
+                return Ok(chunk);
+            }
+        };
         let mut bad_packets = 0;
         loop {
-            let packet = match self.format.next_packet() {
+            let packet = match format.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(None),
                 // A file cut short (a recorder killed mid-call) ends where the data ends.
@@ -214,10 +352,10 @@ impl FileSource {
                 Err(SymError::ResetRequired) => return Ok(None),
                 Err(e) => return Err(map_symphonia(e)),
             };
-            if packet.track_id != self.track_id {
+            if packet.track_id != track_id {
                 continue;
             }
-            let buf = match self.decoder.decode(&packet) {
+            let buf = match decoder.decode(&packet) {
                 Ok(buf) => buf,
                 Err(SymError::DecodeError(msg)) => {
                     bad_packets += 1;

@@ -11,6 +11,7 @@ mod decode;
 mod g711;
 mod raw;
 pub mod resample;
+mod wav;
 
 pub use decode::{FileSource, install_decoder_panic_hook};
 pub use g711::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
