@@ -81,6 +81,14 @@ pub enum Error {
     Runtime(String),
 
     // --- output ---
+    /// The input holds more audio than the caller accepts (a service's upload limit).
+    #[error("the audio is too long: {0}")]
+    TooMuchAudio(String),
+
+    /// The analysis ran past the time the caller gives one input.
+    #[error("the analysis took too long: {0}")]
+    TooSlow(String),
+
     /// Writing a report, feature file or plot failed.
     #[error("cannot write {what}: {reason}")]
     Output { what: String, reason: String },
@@ -100,6 +108,8 @@ impl Error {
                 | Error::SampleOutOfRange { .. }
                 | Error::Truncated(_)
                 | Error::Resample(_)
+                | Error::TooMuchAudio(_)
+                | Error::TooSlow(_)
         )
     }
 }

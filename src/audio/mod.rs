@@ -92,6 +92,76 @@ pub trait AudioSource {
     }
 }
 
+/// A source that ends with [`Error::TooMuchAudio`] past `max_samples` decoded samples (all
+/// channels, at the source rate) and with [`Error::TooSlow`] past a deadline: what a service
+/// gives one upload. The stated length is checked before anything is decoded; the decoded
+/// length as it comes, in case the header lies.
+pub struct BoundedSource<'a> {
+    inner: &'a mut dyn AudioSource,
+    max_samples: u64,
+    decoded: u64,
+    deadline: std::time::Instant,
+    time_limit: std::time::Duration,
+}
+
+impl<'a> BoundedSource<'a> {
+    pub fn new(inner: &'a mut dyn AudioSource, max_samples: u64, time_limit: std::time::Duration) -> Result<Self> {
+        let info = inner.info();
+        if let Some(frames) = info.total_frames {
+            let stated = frames.saturating_mul(info.channels as u64);
+            if stated > max_samples {
+                return Err(Error::TooMuchAudio(format!(
+                    "the header states {:.0} s of {} channels at {} Hz, over the limit of {max_samples} samples",
+                    frames as f64 / f64::from(info.sample_rate_hz.max(1)),
+                    info.channels,
+                    info.sample_rate_hz
+                )));
+            }
+        }
+        Ok(Self {
+            inner,
+            max_samples,
+            decoded: 0,
+            deadline: std::time::Instant::now() + time_limit,
+            time_limit,
+        })
+    }
+}
+
+impl AudioSource for BoundedSource<'_> {
+    fn info(&self) -> &StreamInfo {
+        self.inner.info()
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<AudioChunk>> {
+        if std::time::Instant::now() > self.deadline {
+            return Err(Error::TooSlow(format!(
+                "over {:.0} s for one upload",
+                self.time_limit.as_secs_f64()
+            )));
+        }
+        let chunk = self.inner.next_chunk()?;
+        if let Some(c) = &chunk {
+            self.decoded += c.samples.len() as u64;
+            if self.decoded > self.max_samples {
+                return Err(Error::TooMuchAudio(format!(
+                    "more than {} samples decoded (the header understates the length)",
+                    self.max_samples
+                )));
+            }
+        }
+        Ok(chunk)
+    }
+
+    fn truncation(&self) -> Option<String> {
+        self.inner.truncation()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings()
+    }
+}
+
 /// Checks stream parameters against the limits above.
 pub(crate) fn check_stream_limits(sample_rate_hz: u32, channels: usize) -> Result<()> {
     if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&sample_rate_hz) {

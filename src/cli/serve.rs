@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use synthscan::service::{self, ServiceConfig};
+use synthscan::service::{self, ConnectionLimits, ServiceConfig, UploadLimits};
 
 use super::{AlertArgs, DetectorArgs};
 
@@ -26,10 +26,31 @@ pub struct ServeArgs {
     /// Most concurrent WebSocket streams; more are refused with 503.
     #[arg(long, value_name = "N", default_value_t = 512)]
     max_streams: usize,
+    /// Most open TCP connections; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection has to send a complete request head (also the most a kept-alive
+    /// connection may sit idle between requests).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    header_seconds: f64,
+    /// Decoded stream audio waiting to be scored, over all streams, in MB (4 bytes a sample);
+    /// a stream over its share is read more slowly.
+    #[arg(long, value_name = "MB", default_value_t = 512)]
+    max_buffered_mb: usize,
     /// Largest upload to POST /v1/analyze, in MB.
     #[arg(long, value_name = "MB", default_value_t = 100)]
     max_body_mb: usize,
-    /// Close a stream that sends nothing for this many seconds.
+    /// Seconds a client has to send an upload's whole body.
+    #[arg(long, value_name = "S", default_value_t = 120.0)]
+    body_seconds: f64,
+    /// Longest audio an upload may hold, in seconds of 48 kHz stereo (the limit is on samples:
+    /// four times as long at 8 kHz mono... and so on).
+    #[arg(long, value_name = "S", default_value_t = 10800.0)]
+    max_upload_seconds: f64,
+    /// Seconds one upload's analysis may take once it has a worker.
+    #[arg(long, value_name = "S", default_value_t = 120.0)]
+    analysis_seconds: f64,
+    /// Close a stream that sends no audio for this many seconds (pings do not count).
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     idle_seconds: f64,
     /// On Ctrl-C/SIGTERM, let open calls go on this long before summarising and closing them.
@@ -42,12 +63,22 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    if !(args.idle_seconds.is_finite()
-        && args.idle_seconds > 0.0
-        && args.drain_seconds.is_finite()
-        && args.drain_seconds >= 0.0)
-    {
-        bail!("--idle-seconds must be positive and --drain-seconds not negative");
+    for (name, value) in [
+        ("--idle-seconds", args.idle_seconds),
+        ("--header-seconds", args.header_seconds),
+        ("--body-seconds", args.body_seconds),
+        ("--max-upload-seconds", args.max_upload_seconds),
+        ("--analysis-seconds", args.analysis_seconds),
+    ] {
+        if !(value.is_finite() && value > 0.0 && value < 1e7) {
+            bail!("{name} must be a positive number of seconds");
+        }
+    }
+    if !(args.drain_seconds.is_finite() && (0.0..1e7).contains(&args.drain_seconds)) {
+        bail!("--drain-seconds must not be negative");
+    }
+    if args.max_connections == 0 || args.max_streams == 0 {
+        bail!("--max-connections and --max-streams must be at least 1");
     }
     let policy = args.alerts.policy()?;
     let (model, detector) = args.detector.build()?;
@@ -59,7 +90,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         token: args.token,
         workers,
         max_streams: args.max_streams,
-        max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
+        connections: ConnectionLimits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs_f64(args.header_seconds),
+        },
+        max_buffered_samples: args.max_buffered_mb.saturating_mul(1 << 18),
+        uploads: UploadLimits {
+            max_body_bytes: args.max_body_mb.saturating_mul(1 << 20),
+            body_timeout: Duration::from_secs_f64(args.body_seconds),
+            max_samples: (args.max_upload_seconds * 96_000.0) as u64,
+            analysis_timeout: Duration::from_secs_f64(args.analysis_seconds),
+        },
         idle_timeout: Duration::from_secs_f64(args.idle_seconds),
         drain_timeout: Duration::from_secs_f64(args.drain_seconds),
         policy,

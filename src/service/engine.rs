@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -32,8 +33,9 @@ pub enum Job {
         samples: Vec<f32>,
         received: Instant,
         reply: UnboundedSender<Reply>,
-        /// Held until the audio is scored: bounds the audio a connection has in flight.
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        /// Held until the audio is scored: bounds the audio a connection, and the server, has
+        /// in flight.
+        buffered: Option<Buffered>,
     },
     /// Summarise and forget every track of the connection.
     Finish {
@@ -51,6 +53,38 @@ pub enum Job {
 pub enum Reply {
     Event(String),
     Done,
+}
+
+/// A share of the connection's and the server's audio buffer, returned when the audio it
+/// stands for has been scored (or dropped).
+pub struct Buffered {
+    _connection: tokio::sync::OwnedSemaphorePermit,
+    _server: tokio::sync::OwnedSemaphorePermit,
+    samples: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Buffered {
+    pub fn new(
+        connection: tokio::sync::OwnedSemaphorePermit,
+        server: tokio::sync::OwnedSemaphorePermit,
+        samples: u64,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.buffered_samples.fetch_add(samples, Ordering::Relaxed);
+        Self {
+            _connection: connection,
+            _server: server,
+            samples,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        self.metrics.buffered_samples.fetch_sub(self.samples, Ordering::Relaxed);
+    }
 }
 
 /// The pool of scoring workers.
@@ -118,9 +152,9 @@ fn worker(
                 samples,
                 received,
                 reply,
-                permit,
+                buffered,
             } => {
-                let _in_flight = permit;
+                let _in_flight = buffered;
                 let key = (conn, track);
                 let name = key.1.clone();
                 let live = match tracks.entry(key) {
@@ -210,14 +244,16 @@ fn worker(
             }
             Job::Forget { conn } => tracks.retain(|(c, _), _| *c != conn),
         }
+        // what a connection held goes back when it ends, not only to this map's next user
+        if tracks.capacity() > 64 && tracks.len() < tracks.capacity() / 4 {
+            tracks.shrink_to_fit();
+        }
     }
 }
 
 /// Adds what one push or finish of a track produced to the metrics: windows scored, alerts raised.
 fn count_scored(metrics: &Metrics, windows: usize, events: &[LiveEvent]) {
-    metrics
-        .windows_scored
-        .fetch_add(windows as u64, std::sync::atomic::Ordering::Relaxed);
+    metrics.windows_scored.fetch_add(windows as u64, Ordering::Relaxed);
     for e in events {
         if let LiveEvent::Alert(a) = e
             && a.state == AlertState::Raised

@@ -1,5 +1,8 @@
 //! What arrives on a stream: raw binary frames in a declared encoding, or the JSON media-stream
-//! messages of cloud telephony platforms (`start` / `media` with base64 mu-law / `stop`).
+//! messages of cloud telephony platforms (`start` / `media` with base64 mu-law / `stop`), and
+//! [`StreamProtocol`], the per-connection state machine that turns them into audio.
+
+use std::collections::HashSet;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -111,6 +114,156 @@ pub fn clean_track_name(name: Option<&str>) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// Most tracks one connection may carry (a call has two legs; conferences and stereo
+/// recorders a few more). Each track holds a live stream's state on a worker.
+pub const MAX_TRACKS: usize = 16;
+
+/// What a message asks of the connection.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Nothing to score (bookkeeping messages, a new format).
+    None,
+    /// Audio for one track.
+    Audio {
+        track: String,
+        rate_hz: u32,
+        channels: usize,
+        samples: Vec<f32>,
+    },
+    /// The client ended the stream (`stop`): summarise it.
+    Stop,
+}
+
+/// The per-connection protocol state: the raw-frame format declared on the URL, the media
+/// format announced by `start`, the stream's name and its tracks. An error concerns one message
+/// only; the stream goes on.
+#[derive(Debug)]
+pub struct StreamProtocol {
+    label: String,
+    media_format: RawFormat,
+    media_rate: u32,
+    raw: Option<(RawFormat, u32, usize)>,
+    tracks: HashSet<String>,
+}
+
+impl StreamProtocol {
+    /// `raw`: the encoding, rate and channels of binary frames, when the URL declared them.
+    pub fn new(label: String, raw: Option<(RawFormat, u32, usize)>) -> Self {
+        Self {
+            label,
+            media_format: RawFormat::Ulaw,
+            media_rate: 8000,
+            raw,
+            tracks: HashSet::new(),
+        }
+    }
+
+    /// The stream's name in summaries (the platform's stream id once `start` gave one).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Tracks opened so far.
+    pub fn tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    fn admit_track(&mut self, track: &str) -> Result<()> {
+        if self.tracks.contains(track) {
+            return Ok(());
+        }
+        if self.tracks.len() >= MAX_TRACKS {
+            return Err(Error::Limit(format!(
+                "a stream carries at most {MAX_TRACKS} tracks; the audio of track '{track}' is dropped"
+            )));
+        }
+        self.tracks.insert(track.to_string());
+        Ok(())
+    }
+
+    /// A binary frame: raw audio in the format the URL declared.
+    pub fn on_binary(&mut self, bytes: &[u8]) -> Result<Action> {
+        let Some((format, rate, channels)) = self.raw else {
+            return Err(Error::Config(
+                "binary frames need ?encoding=s16le|ulaw|alaw&rate=HZ on the stream URL".into(),
+            ));
+        };
+        let mut samples = Vec::with_capacity(bytes.len());
+        decode_raw(bytes, format, &mut samples)?;
+        if !samples.len().is_multiple_of(channels) {
+            return Err(Error::Corrupt(format!(
+                "a frame of {} samples does not hold whole {channels}-channel frames",
+                samples.len()
+            )));
+        }
+        self.admit_track("raw")?;
+        Ok(Action::Audio {
+            track: "raw".into(),
+            rate_hz: rate,
+            channels,
+            samples,
+        })
+    }
+
+    /// A text frame: one media-stream JSON message.
+    pub fn on_text(&mut self, text: &str) -> Result<Action> {
+        let msg: MediaMessage = serde_json::from_str(text)
+            .map_err(|e| Error::Corrupt(format!("the message is not a media-stream JSON object: {e}")))?;
+        match msg.event.as_str() {
+            "start" => {
+                let sid = msg
+                    .stream_sid
+                    .or_else(|| msg.start.as_ref().and_then(|st| st.stream_sid.clone()));
+                if let Some(sid) = sid {
+                    self.label = sid.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+                }
+                let Some(fmt) = msg.start.and_then(|st| st.media_format) else {
+                    return Ok(Action::None);
+                };
+                // the whole format is checked before any of it is taken
+                let format = fmt.encoding.as_deref().map(encoding_from_name).transpose()?;
+                if let Some(rate) = fmt.sample_rate {
+                    crate::audio::check_stream_limits(rate, 1)?;
+                }
+                if fmt.channels.is_some_and(|c| c != 1) {
+                    return Err(Error::Config(
+                        "media payloads must be mono; send one track per channel".into(),
+                    ));
+                }
+                if let Some(f) = format {
+                    self.media_format = f;
+                }
+                if let Some(rate) = fmt.sample_rate {
+                    self.media_rate = rate;
+                }
+                Ok(Action::None)
+            }
+            "media" => {
+                let media = msg
+                    .media
+                    .ok_or_else(|| Error::Corrupt("a media message without a `media` object".into()))?;
+                let track = clean_track_name(media.track.as_deref())?;
+                let mut samples = Vec::with_capacity(media.payload.len());
+                decode_payload(&media.payload, self.media_format, &mut samples)?;
+                self.admit_track(&track)?;
+                Ok(Action::Audio {
+                    track,
+                    rate_hz: self.media_rate,
+                    channels: 1,
+                    samples,
+                })
+            }
+            "stop" | "closed" => Ok(Action::Stop),
+            // Platform bookkeeping messages carry no audio.
+            "connected" | "mark" | "dtmf" | "clear" => Ok(Action::None),
+            other => Err(Error::Corrupt(format!(
+                "unknown event '{}'",
+                other.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +287,33 @@ mod tests {
         assert!(decode_raw(&[1, 2, 3], RawFormat::S16le, &mut out).is_err());
         assert!(clean_track_name(Some("in bound\n")).is_err());
         assert_eq!(encoding_from_name("audio/x-mulaw").unwrap(), RawFormat::Ulaw);
+    }
+
+    #[test]
+    fn a_connection_opens_at_most_max_tracks_and_keeps_scoring_them() {
+        let mut p = StreamProtocol::new("s".into(), None);
+        let media = |t: &str| format!(r#"{{"event":"media","media":{{"track":"{t}","payload":"/w=="}}}}"#);
+        for i in 0..MAX_TRACKS {
+            assert!(matches!(p.on_text(&media(&format!("t{i}"))), Ok(Action::Audio { .. })));
+        }
+        let e = p.on_text(&media("one-more")).unwrap_err();
+        assert!(e.to_string().contains("at most 16 tracks"), "{e}");
+        // the tracks already open go on
+        assert!(matches!(p.on_text(&media("t3")), Ok(Action::Audio { .. })));
+        assert_eq!(p.tracks(), MAX_TRACKS);
+        assert_eq!(p.on_text(r#"{"event":"stop"}"#).unwrap(), Action::Stop);
+    }
+
+    #[test]
+    fn a_start_with_one_bad_field_changes_nothing() {
+        let mut p = StreamProtocol::new("s".into(), None);
+        let bad = r#"{"event":"start","start":{"mediaFormat":{"encoding":"audio/l16","sampleRate":5}}}"#;
+        assert!(p.on_text(bad).is_err());
+        let Ok(Action::Audio { rate_hz, samples, .. }) = p.on_text(r#"{"event":"media","media":{"payload":"/w=="}}"#)
+        else {
+            panic!("audio expected")
+        };
+        // still mu-law at 8 kHz: one byte, one sample
+        assert_eq!((rate_hz, samples.len()), (8000, 1));
     }
 }

@@ -18,6 +18,10 @@ pub struct Metrics {
     pub files_analyzed: AtomicU64,
     pub errors: AtomicU64,
     pub unauthorized: AtomicU64,
+    pub throttled: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub uploads_refused: AtomicU64,
+    pub buffered_samples: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -106,6 +110,30 @@ impl Metrics {
             "counter",
             "Requests refused for a missing or wrong token.",
             g(&self.unauthorized),
+        );
+        metric(
+            "synthscan_throttled_total",
+            "counter",
+            "Requests refused with 429 because their address sent too many wrong tokens.",
+            g(&self.throttled),
+        );
+        metric(
+            "synthscan_connections_refused_total",
+            "counter",
+            "TCP connections closed at once because the server held its maximum.",
+            g(&self.connections_refused),
+        );
+        metric(
+            "synthscan_uploads_refused_total",
+            "counter",
+            "Uploads refused for their size, audio length or analysis time.",
+            g(&self.uploads_refused),
+        );
+        metric(
+            "synthscan_buffered_samples",
+            "gauge",
+            "Decoded stream samples received and not yet scored, over all connections.",
+            g(&self.buffered_samples),
         );
         let name = "synthscan_score_latency_seconds";
         let _ = writeln!(

@@ -11,6 +11,8 @@ mod monitor;
 mod pipeline;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
+mod serve_hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,193 @@
+//! `POST /v1/analyze`: a recording in the body, the `analyze` object back. Every refusal is a
+//! JSON object with an `error` sentence: 413 for a body or an audio length over the limits,
+//! 408 for a body that does not arrive in time, 422 for undecodable audio or an analysis over
+//! its time, 503 while draining. The token was checked before the body is read (mod.rs).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::metrics::Metrics;
+use super::{App, error_response};
+use crate::analyze_recording;
+use crate::audio::{BoundedSource, FileSource};
+use crate::error::{Error, Result};
+use crate::model::OnnxScorer;
+use crate::report::{ErrorReport, FileReport, ModelInfo};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AnalyzeQuery {
+    /// Echoed as `file` in the result.
+    name: Option<String>,
+    /// `1`/`true`: analyse a file that holds less audio than its header says.
+    allow_truncated: Option<String>,
+}
+
+fn refused(app: &App, status: StatusCode, message: String) -> Response {
+    Metrics::inc(&app.metrics.uploads_refused);
+    error_response(status, message)
+}
+
+pub(super) async fn analyze(
+    State(app): State<Arc<App>>,
+    query: std::result::Result<Query<AnalyzeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("the query string is not valid: {e}")),
+    };
+    if app.draining.load(Ordering::SeqCst) {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is draining; send it elsewhere",
+        );
+    }
+    let limits = app.uploads;
+    let too_large = || {
+        format!(
+            "the upload is over the limit of {} MB",
+            limits.max_body_bytes as f64 / f64::from(1u32 << 20)
+        )
+    };
+    // A stated length far over the limit is refused before one byte of the body is read. A
+    // body a little over it is read to its end and dropped first: a client that sends its
+    // whole body before reading the answer would otherwise see a reset instead of the 413.
+    let stated = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if stated.is_some_and(|n| n > (limits.max_body_bytes + DRAIN_SLACK_BYTES) as u64) {
+        return refused(&app, StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    }
+    let body = match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
+        Ok(Ok(Some(b))) => b,
+        Ok(Ok(None)) => return refused(&app, StatusCode::PAYLOAD_TOO_LARGE, too_large()),
+        Ok(Err(e)) => return error_response(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}")),
+        Err(_) => {
+            return refused(
+                &app,
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the upload did not arrive within {:.0} s",
+                    limits.body_timeout.as_secs_f64()
+                ),
+            );
+        }
+    };
+    let name = q.name.unwrap_or_else(|| "body".into());
+    if body.is_empty() {
+        Metrics::inc(&app.metrics.errors);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(ErrorReport {
+                file: name,
+                error: Error::EmptyInput.to_string(),
+            }),
+        )
+            .into_response();
+    }
+    let Ok(_slot) = app.analyze_slots.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let task_app = Arc::clone(&app);
+    let task_name = name.clone();
+    let allow_truncated = q.allow_truncated.as_deref().is_some_and(|v| v == "1" || v == "true");
+    let joined = tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body, allow_truncated)).await;
+    match joined {
+        Ok(Ok(report)) => {
+            Metrics::inc(&app.metrics.files_analyzed);
+            if report.verdict == crate::Verdict::Synthetic {
+                Metrics::inc(&app.metrics.calls_flagged);
+            }
+            axum::Json(report).into_response()
+        }
+        Ok(Err(e)) => {
+            let status = match &e {
+                Error::TooMuchAudio(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                e if e.is_input_error() => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if matches!(e, Error::TooMuchAudio(_) | Error::TooSlow(_)) {
+                Metrics::inc(&app.metrics.uploads_refused);
+            } else {
+                Metrics::inc(&app.metrics.errors);
+            }
+            (
+                status,
+                axum::Json(ErrorReport {
+                    file: name,
+                    error: match e {
+                        Error::Truncated(_) => format!("{e} (allow_truncated=1 analyses what is there)"),
+                        _ => e.to_string(),
+                    },
+                }),
+            )
+                .into_response()
+        }
+        Err(_) => {
+            Metrics::inc(&app.metrics.errors);
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "the analysis task failed")
+        }
+    }
+}
+
+/// Bytes of a body over the limit read and dropped, at most, so that the client gets its 413.
+const DRAIN_SLACK_BYTES: usize = 16 << 20;
+
+/// The body, or `None` when it is over `max` bytes (then read on, and dropped, up to
+/// [`DRAIN_SLACK_BYTES`] more).
+async fn read_body(body: Body, max: usize) -> std::result::Result<Option<Bytes>, axum::Error> {
+    let mut frames = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = frames.next().await {
+        let frame = frame?;
+        seen = seen.saturating_add(frame.len());
+        if seen > max + DRAIN_SLACK_BYTES {
+            return Ok(None);
+        }
+        if seen <= max {
+            kept.extend_from_slice(&frame);
+        } else {
+            kept = Vec::new();
+        }
+    }
+    Ok((seen <= max).then(|| Bytes::from(kept)))
+}
+
+fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> Result<FileReport> {
+    let scorer = app.analyze_scorers.lock().ok().and_then(|mut pool| pool.pop());
+    let mut scorer = match scorer {
+        Some(s) => s,
+        None => OnnxScorer::new(&app.model, 1)?,
+    };
+    let limits = app.uploads;
+    // the same routine and windows per model call as `synthscan analyze`, inside the limits
+    let result = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())
+        .and_then(|mut source| {
+            let mut bounded = BoundedSource::new(&mut source, limits.max_samples, limits.analysis_timeout)?;
+            analyze_recording(&app.detector, &mut bounded, &mut scorer, 1, allow_truncated)
+        })
+        .map(|r| {
+            FileReport::new(
+                name,
+                &r.codec,
+                &r.analysis,
+                r.warnings,
+                ModelInfo::from(&app.model.manifest),
+            )
+        });
+    if let Ok(mut pool) = app.analyze_scorers.lock() {
+        pool.push(scorer);
+    }
+    result
+}
