@@ -17,7 +17,7 @@ use super::{DetectorArgs, RawArgs, input, output};
 pub struct AnalyzeArgs {
     /// Audio files (WAV incl. G.711/ADPCM, FLAC, OGG/Vorbis, MP3); `-` reads raw PCM from stdin.
     #[arg(required = true, value_name = "FILE")]
-    files: Vec<String>,
+    files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
@@ -55,8 +55,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
     reporter.begin()?;
     let (mut flagged, mut errors) = (false, false);
-    for name in &args.files {
-        let result = input::open(name, &args.raw).and_then(|mut source| {
+    for path in &args.files {
+        let name = &input::display_name(path);
+        let result = input::open(path, &args.raw).and_then(|mut source| {
             analyze_recording(
                 &detector,
                 source.as_mut(),
@@ -88,7 +89,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
                 let text = super::error_text(&e);
                 eprintln!("synthscan: {name}: {text}");
                 reporter.error(&ErrorReport {
-                    file: name.clone(),
+                    file: name.to_string(),
                     error: text,
                 })?;
             }

@@ -53,7 +53,9 @@ pub struct BatchArgs {
     #[arg(long, short, value_name = "FILE", conflicts_with = "resume")]
     output: Option<PathBuf>,
     /// Append results to OUT.jsonl, skipping every file it already holds a score for (a killed
-    /// run loses nothing; files that failed are tried again).
+    /// run loses nothing; files that failed are tried again). Records then name files by their
+    /// absolute path, so a later run recognises them however it names them; the file is locked
+    /// while a run writes to it.
     #[arg(long, value_name = "OUT.jsonl")]
     resume: Option<PathBuf>,
     /// Analyse files that hold less audio than their header says instead of refusing them.
@@ -98,16 +100,18 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
     let scorers = (0..jobs)
         .map(|_| OnnxScorer::new(&model, 1))
         .collect::<synthscan::Result<Vec<_>>>()?;
-    let done = match &args.resume {
-        Some(path) => already_scored(path)?,
+    // the lock is taken before the done set is read, so a second run cannot interleave
+    let resume = args.resume.as_deref().map(Resume::open).transpose()?;
+    let done = match &resume {
+        Some(r) => r.already_scored()?,
         None => HashSet::new(),
     };
-    let mut reporter = open_reporter(&args)?;
+    let mut reporter = open_reporter(&args, resume)?;
     reporter.begin()?;
     let bar = progress_bar(args.progress);
 
     // Walker -> workers -> main, all through bounded queues.
-    let (path_tx, path_rx) = mpsc::sync_channel::<String>(jobs * 4);
+    let (path_tx, path_rx) = mpsc::sync_channel::<PathBuf>(jobs * 4);
     let (result_tx, result_rx) = mpsc::sync_channel::<Outcome>(jobs * 4);
     let (count_tx, count_rx) = mpsc::channel::<u64>();
     let walker = {
@@ -123,8 +127,11 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
             let tx = result_tx.clone();
             let detector = detector.clone();
             let model = Arc::clone(&model);
-            let allow_truncated = args.allow_truncated;
-            std::thread::spawn(move || worker(&detector, &model, &mut scorer, &rx, &tx, allow_truncated))
+            let options = WorkerOptions {
+                allow_truncated: args.allow_truncated,
+                absolute_names: args.resume.is_some(),
+            };
+            std::thread::spawn(move || worker(&detector, &model, &mut scorer, &rx, &tx, options))
         })
         .collect();
     drop(result_tx);
@@ -151,9 +158,9 @@ pub fn run(args: BatchArgs) -> Result<ExitCode> {
 }
 
 /// The results' destination: appended to the --resume file, written to -o, or standard output.
-fn open_reporter(args: &BatchArgs) -> Result<Box<dyn report::Reporter>> {
-    let out: Box<dyn Write> = match (&args.resume, &args.output) {
-        (Some(path), _) => Box::new(std::io::BufWriter::new(open_for_append(path)?)),
+fn open_reporter(args: &BatchArgs, resume: Option<Resume>) -> Result<Box<dyn report::Reporter>> {
+    let out: Box<dyn Write> = match (resume, &args.output) {
+        (Some(resume), _) => Box::new(std::io::BufWriter::new(resume.into_appender()?)),
         (None, Some(path)) => Box::new(std::io::BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
@@ -283,18 +290,18 @@ fn walk(
     list: Option<PathBuf>,
     globs: &GlobSet,
     done: &HashSet<String>,
-    tx: &SyncSender<String>,
+    tx: &SyncSender<PathBuf>,
     count: &mpsc::Sender<u64>,
 ) -> Result<(u64, u64)> {
     let mut errors = 0u64;
     let skipped = std::cell::Cell::new(0u64);
-    let send = |name: String| -> bool {
-        if done.contains(&name) {
+    let send = |path: PathBuf| -> bool {
+        if !done.is_empty() && done.contains(&resume_key(&path)) {
             skipped.set(skipped.get() + 1);
             return true;
         }
         let _ = count.send(1);
-        tx.send(name).is_ok()
+        tx.send(path).is_ok()
     };
     let mut roots: Vec<PathBuf> = paths;
     if let Some(list) = list {
@@ -303,16 +310,19 @@ fn walk(
         } else {
             Box::new(File::open(&list).with_context(|| format!("cannot read the list {}", list.display()))?)
         };
-        for line in BufReader::new(reader).lines() {
-            let line = line.context("cannot read the input list")?;
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty() || line.starts_with('#') {
+        // lines are paths as bytes: a name that is not UTF-8 is still opened by its real name
+        for line in BufReader::new(reader).split(b'\n') {
+            let mut line = line.context("cannot read the input list")?;
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
                 continue;
             }
-            let p = PathBuf::from(line);
+            let p = path_from_bytes(line);
             if p.is_dir() {
                 roots.push(p);
-            } else if !send(line.to_string()) {
+            } else if !send(p) {
                 return Ok((errors, skipped.get()));
             }
         }
@@ -320,7 +330,7 @@ fn walk(
     for root in roots {
         if !root.is_dir() {
             // A file (or something missing: the worker reports it as an error record).
-            if !send(root.to_string_lossy().into_owned()) {
+            if !send(root) {
                 return Ok((errors, skipped.get()));
             }
             continue;
@@ -341,7 +351,7 @@ fn walk(
             if !globs.is_match(rel) {
                 continue;
             }
-            if !send(entry.path().to_string_lossy().into_owned()) {
+            if !send(entry.into_path()) {
                 return Ok((errors, skipped.get()));
             }
         }
@@ -349,13 +359,21 @@ fn walk(
     Ok((errors, skipped.get()))
 }
 
+#[derive(Debug, Clone, Copy)]
+struct WorkerOptions {
+    allow_truncated: bool,
+    /// Name files by their absolute path (for --resume: a later run, from any directory,
+    /// recognises them).
+    absolute_names: bool,
+}
+
 fn worker(
     detector: &Detector,
     model: &LoadedModel,
     scorer: &mut OnnxScorer,
-    rx: &Mutex<Receiver<String>>,
+    rx: &Mutex<Receiver<PathBuf>>,
     tx: &SyncSender<Outcome>,
-    allow_truncated: bool,
+    options: WorkerOptions,
 ) {
     let info = ModelInfo::from(&model.manifest);
     loop {
@@ -363,9 +381,13 @@ fn worker(
             Ok(r) => r.recv(),
             Err(_) => return,
         };
-        let Ok(name) = next else { return };
-        let analysed = FileSource::open(Path::new(&name))
-            .and_then(|mut source| analyze_recording(detector, &mut source, scorer, 1, allow_truncated));
+        let Ok(path) = next else { return };
+        let name = match std::path::absolute(&path) {
+            Ok(absolute) if options.absolute_names => super::input::display_name(&absolute),
+            _ => super::input::display_name(&path),
+        };
+        let analysed = FileSource::open(&path)
+            .and_then(|mut source| analyze_recording(detector, &mut source, scorer, 1, options.allow_truncated));
         let outcome = match analysed {
             Ok(RecordingAnalysis {
                 codec,
@@ -386,45 +408,131 @@ fn worker(
     }
 }
 
-/// Names in an earlier output that hold a score (error records are retried).
-fn already_scored(path: &Path) -> Result<HashSet<String>> {
-    let mut done = HashSet::new();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    for line in BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        // A run killed mid-line leaves a partial record: ignore it, the file is redone.
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if v.get("error").is_none()
-            && let Some(f) = v.get("file").and_then(|f| f.as_str())
-        {
-            done.insert(f.to_string());
-        }
+/// A path's bytes as a path (on Unix exactly; elsewhere lists are UTF-8).
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
     }
-    Ok(done)
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
-/// Opens the resume file for appending, first ending a partial last line.
-fn open_for_append(path: &Path) -> Result<File> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let len = f.metadata()?.len();
-    if len > 0 {
-        f.seek(SeekFrom::Start(len - 1))?;
-        let mut last = [0u8; 1];
-        f.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            f.write_all(b"\n")?;
+/// How a file is recognised in the resume file, whichever way it was named: its canonical
+/// path (symlinks and `..` resolved, relative names made absolute), as reports print it.
+fn resume_key(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        // a file gone since (or a record's lossy name): the absolute path, `.` and `..` resolved
+        // by their names
+        let joined = std::env::current_dir().map_or_else(|_| path.to_path_buf(), |cwd| cwd.join(path));
+        let mut clean = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
         }
+        clean
+    });
+    super::input::display_name(&absolute)
+}
+
+/// Records longer than this are not results (a corrupt or foreign file): skipped, never held.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// The --resume file, locked for this run.
+struct Resume {
+    file: File,
+    path: PathBuf,
+}
+
+impl Resume {
+    /// Opens (or creates) the file and takes an exclusive lock on it: two runs appending to one
+    /// output would duplicate every record.
+    fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // /dev/full, a FIFO or a terminal would be read forever or never hold the records
+        if !file.metadata()?.is_file() {
+            bail!("--resume needs a regular file; {} is not one", path.display());
+        }
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!(
+                    "{} is being written by another batch run (it holds a lock on it)",
+                    path.display()
+                )
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
     }
-    Ok(f)
+
+    /// Keys of the files that already hold a score (error records are retried).
+    fn already_scored(&self) -> Result<HashSet<String>> {
+        let mut done = HashSet::new();
+        let mut reader = BufReader::new(&self.file);
+        reader.seek(SeekFrom::Start(0))?;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = (&mut reader)
+                .take(MAX_RECORD_BYTES)
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            if n == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') && n as u64 == MAX_RECORD_BYTES {
+                // skip the rest of an over-long line without holding it
+                let mut sink = Vec::new();
+                while (&mut reader).take(MAX_RECORD_BYTES).read_until(b'\n', &mut sink)? > 0
+                    && sink.last() != Some(&b'\n')
+                {
+                    sink.clear();
+                }
+                continue;
+            }
+            // A run killed mid-line leaves a partial record: ignore it, the file is redone.
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v.get("error").is_none()
+                && let Some(f) = v.get("file").and_then(|f| f.as_str())
+            {
+                done.insert(resume_key(Path::new(f)));
+            }
+        }
+        Ok(done)
+    }
+
+    /// The file, ready to append to (a partial last line ended first); the lock goes with it.
+    fn into_appender(mut self) -> Result<File> {
+        let len = self.file.metadata()?.len();
+        if len > 0 {
+            self.file.seek(SeekFrom::Start(len - 1))?;
+            let mut last = [0u8; 1];
+            self.file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                self.file.write_all(b"\n")?;
+            }
+        }
+        Ok(self.file)
+    }
 }

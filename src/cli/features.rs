@@ -24,7 +24,7 @@ use super::{ModelArgs, RawArgs, input};
 pub struct FeaturesArgs {
     /// Audio files; `-` reads raw PCM from stdin.
     #[arg(value_name = "FILE")]
-    files: Vec<String>,
+    files: Vec<PathBuf>,
     /// Read more input paths from this file, one per line (`-` for stdin).
     #[arg(long, value_name = "LIST")]
     from_list: Option<PathBuf>,
@@ -71,7 +71,7 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
         for line in reader.lines() {
             let line = line?;
             if !line.trim().is_empty() {
-                names.push(line.trim().to_string());
+                names.push(PathBuf::from(line.trim()));
             }
         }
     }
@@ -80,20 +80,19 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let mut errors = false;
-    for name in &names {
-        if let Err(e) = one(name, &args, &manifest) {
+    for path in &names {
+        if let Err(e) = one(path, &args, &manifest) {
             errors = true;
-            eprintln!("synthscan: {name}: {e:#}");
+            eprintln!("synthscan: {}: {e:#}", input::display_name(path));
         }
     }
     Ok(if errors { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-fn out_stem(name: &str, relative_to: Option<&Path>) -> String {
-    if name == "-" {
+fn out_stem(p: &Path, relative_to: Option<&Path>) -> String {
+    if p.as_os_str() == "-" {
         return "stdin".into();
     }
-    let p = Path::new(name);
     match relative_to.and_then(|base| p.strip_prefix(base).ok()) {
         Some(rel) => rel.with_extension("").to_string_lossy().replace(['/', '\\'], "__"),
         None => p
@@ -102,8 +101,8 @@ fn out_stem(name: &str, relative_to: Option<&Path>) -> String {
     }
 }
 
-fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
-    let mut source = input::open(name, &args.raw)?;
+fn one(path: &Path, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
+    let mut source = input::open(path, &args.raw)?;
     let info = source.info().clone();
     let n_bins = m.features.n_bins;
     let mut chans = (0..info.channels)
@@ -129,7 +128,7 @@ fn one(name: &str, args: &FeaturesArgs, m: &Manifest) -> Result<()> {
         front.push(&[], true)?;
         collect(c, front);
     }
-    let stem = out_stem(name, args.relative_to.as_deref());
+    let stem = out_stem(path, args.relative_to.as_deref());
     for c in 0..info.channels {
         let n_frames = speech[c].len();
         let suffix = if info.channels > 1 {

@@ -6,12 +6,18 @@ use synthscan::{AudioSource, FileSource, RawFormat, RawSource};
 
 use super::{RawArgs, RawFormatArg};
 
-/// Opens `name` as an audio source. `-` reads headerless PCM from standard input.
-pub fn open(name: &str, raw: &RawArgs) -> synthscan::Result<Box<dyn AudioSource>> {
-    if name == "-" {
+/// Opens `path` as an audio source. `-` reads headerless PCM from standard input.
+pub fn open(path: &Path, raw: &RawArgs) -> synthscan::Result<Box<dyn AudioSource>> {
+    if path.as_os_str() == "-" {
         return Ok(Box::new(open_stdin(raw)?));
     }
-    Ok(Box::new(FileSource::open(Path::new(name))?))
+    Ok(Box::new(FileSource::open(path)?))
+}
+
+/// A path as reports print it: lossily where it is not UTF-8 (the file itself is opened by its
+/// real name).
+pub fn display_name(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// Raw PCM from standard input, as described by the --raw-* options.

@@ -157,3 +157,107 @@ fn batch_needs_inputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to analyse"));
 }
+
+/// `batch` run in `cwd` (for relative names).
+fn batch_in(cwd: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .current_dir(cwd)
+        .arg("batch")
+        .arg("--model")
+        .arg(test_model())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn resume_matches_files_however_they_are_named_including_names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    std::fs::copy(fixture("speech_16000.wav"), calls.join("a.wav")).unwrap();
+    // Latin-1 "café.wav": not UTF-8
+    let latin1 = OsStr::from_bytes(b"caf\xe9.wav");
+    std::fs::copy(fixture("speech_8000.wav"), calls.join(latin1)).unwrap();
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let out = dir.path().join("out.jsonl");
+
+    // relative names from the directory above...
+    let first = batch_in(
+        dir.path(),
+        &[OsStr::new("calls"), OsStr::new("--resume"), OsStr::new("out.jsonl")],
+    );
+    assert!(
+        first.status.code().unwrap() < 2,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // ...then absolute ones, then a detour through `..` from another directory: nothing redone
+    let abs = batch_in(&other, &[calls.as_os_str(), OsStr::new("--resume"), out.as_os_str()]);
+    let detour = batch_in(
+        &other,
+        &[
+            OsStr::new("../calls/../calls"),
+            OsStr::new("--resume"),
+            OsStr::new("../out.jsonl"),
+        ],
+    );
+    for run in [&abs, &detour] {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("0 files analysed") && stderr.contains("2 skipped"),
+            "{stderr}"
+        );
+    }
+    let recs = by_file(&records(&std::fs::read_to_string(&out).unwrap()));
+    assert_eq!(recs.len(), 2, "{:?}", recs.keys());
+    // the file is read by its real name; the report prints the name lossily
+    let lossy = format!("{}/caf\u{fffd}.wav", calls.display());
+    assert!(recs[&lossy]["score"].is_number(), "{:?}", recs[&lossy]);
+
+    // analyze takes the name too, and prints it lossily
+    let analyzed = Command::new(env!("CARGO_BIN_EXE_synthscan"))
+        .args(["analyze", "-f", "jsonl", "--model"])
+        .arg(test_model())
+        .arg(calls.join(latin1))
+        .output()
+        .unwrap();
+    assert!(analyzed.status.code().unwrap() < 2);
+    let rec: Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    assert_eq!(rec["file"], lossy);
+    assert_eq!(rec["score"], recs[&lossy]["score"]);
+}
+
+#[test]
+fn a_resume_file_in_use_or_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out)
+        .unwrap();
+    held.lock().unwrap();
+    let wav = path_str(&fixture("speech_16000.wav"));
+    let second = batch(&[&wav, "--resume", &path_str(&out)], None);
+    crate::assert_one_clear_error(&second, "is being written by another batch run", "locked");
+    held.unlock().unwrap();
+    let ok = batch(&[&wav, "--resume", &path_str(&out)], None);
+    assert!(ok.status.code().unwrap() < 2);
+    #[cfg(target_os = "linux")]
+    {
+        // /dev/full reads as endless zeros: it must be refused, not read into memory
+        let started = std::time::Instant::now();
+        let full = batch(&[&wav, "--resume", "/dev/full"], None);
+        crate::assert_one_clear_error(&full, "needs a regular file", "/dev/full");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // and results written to a full device end the run with one clear error
+        let to_full = batch(&[&wav, "-o", "/dev/full"], None);
+        crate::assert_one_clear_error(&to_full, "No space left on device", "-o /dev/full");
+    }
+}
