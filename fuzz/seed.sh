@@ -2,7 +2,7 @@
 # Seeds fuzz/corpus/<target>/ from the test fixtures and models (the corpus itself is not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/{decode,raw,media_message,manifest,features}
+mkdir -p corpus/{decode,raw,media_message,stream_protocol,manifest,features}
 for f in ../tests/fixtures/*.{wav,flac,ogg,mp3} ../tests/fixtures/malformed/*; do
   [ "$(stat -c %s "$f")" -le 200000 ] && cp "$f" corpus/decode/ || true
 done
@@ -11,6 +11,34 @@ head -c 2000 ../tests/fixtures/speech_ulaw_8000.ul | { printf '\x01\xf4\x01\x01'
 printf '%s' '{"event":"start","streamSid":"MZ1","start":{"streamSid":"MZ1","mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}' > corpus/media_message/start
 printf '%s' '{"event":"media","media":{"track":"inbound","chunk":"1","timestamp":"20","payload":"/39/f39/f39/f3+AgICA"}}' > corpus/media_message/media
 printf '%s' '{"event":"stop","streamSid":"MZ1"}' > corpus/media_message/stop
+# stream_protocol: a raw-format byte, then (kind, u16 length, payload) messages: a call's start,
+# media and stop as text; and mu-law binary frames
+python3 - <<'PY'
+import struct
+def msg(kind, payload):
+    return bytes([kind]) + struct.pack('<H', len(payload)) + payload
+texts = [open(f'corpus/media_message/{n}', 'rb').read() for n in ('start', 'media', 'stop')]
+open('corpus/stream_protocol/call', 'wb').write(b'\x00' + b''.join(msg(0, t) for t in texts))
+ulaw = open('../tests/fixtures/speech_ulaw_8000.ul', 'rb').read()[:1600]
+open('corpus/stream_protocol/raw', 'wb').write(b'\x03' + msg(1, ulaw[:800]) + msg(1, ulaw[800:]) + msg(0, texts[2]))
+PY
+# decode: WAV files of more channels than symphonia reads (the hound path), plain and extensible
+python3 - <<'PY'
+import struct
+def wav(path, n, ext):
+    frames = 400
+    data = bytes((i * 7) % 251 for i in range(frames * n * 2))
+    ba = n * 2
+    if ext:
+        fmt = struct.pack('<HHIIHHHHI', 0xFFFE, n, 8000, 8000 * ba, ba, 16, 22, 16, 0) + \
+            bytes([1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71])
+    else:
+        fmt = struct.pack('<HHIIHH', 1, n, 8000, 8000 * ba, ba, 16)
+    body = b'WAVE' + b'fmt ' + struct.pack('<I', len(fmt)) + fmt + b'data' + struct.pack('<I', len(data)) + data
+    open(path, 'wb').write(b'RIFF' + struct.pack('<I', len(body)) + body)
+wav('corpus/decode/wide24.wav', 24, False)
+wav('corpus/decode/wide40x.wav', 40, True)
+PY
 cp ../models/synthscan.json corpus/manifest/shipped.json
 cp ../models/test/synthscan-test.json corpus/manifest/test.json
 head -c 8002 ../tests/fixtures/fmt_float32.wav > corpus/features/float

@@ -98,6 +98,25 @@ pub async fn serve(
     let _ = tokio::time::timeout(GRACE + Duration::from_millis(500), alive_rx.recv()).await;
 }
 
+/// File descriptors kept free of connections: the listener, the model, logs, the runtime.
+const SPARE_FILES: usize = 64;
+
+/// `max_connections` lowered to what the process's open-file limit allows (Linux: the soft
+/// limit in /proc/self/limits), so the cap, not an accept error, is what a flood meets, and
+/// `/healthz` keeps answering. `None` when nothing had to change.
+pub fn fit_to_file_limit(max_connections: usize) -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let soft: usize = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    let fits = soft.saturating_sub(SPARE_FILES).max(1);
+    (max_connections > fits).then_some(fits)
+}
+
 /// The client address a request came from (set by [`serve`]).
 pub fn client_addr(request: &axum::http::Request<axum::body::Body>) -> Option<SocketAddr> {
     request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0)

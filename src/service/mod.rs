@@ -155,6 +155,15 @@ pub fn run(
             .local_addr()
             .map_err(|e| Error::Runtime(format!("cannot read the bound address: {e}")))?;
         on_ready(addr);
+        let mut limits = config.connections;
+        if let Some(fits) = listener::fit_to_file_limit(limits.max_connections) {
+            eprintln!(
+                "synthscan: the open-file limit allows {fits} connections, not {}: serving at most {fits} \
+                 (raise it with `ulimit -n` or LimitNOFILE=)",
+                limits.max_connections
+            );
+            limits.max_connections = fits;
+        }
         // The drain: the server keeps answering (/healthz says "draining", new streams and
         // uploads get 503) while open calls go on for the drain period; then they are summarised
         // and closed, and only then does the listener stop and the connections left get a
@@ -171,7 +180,7 @@ pub fn run(
             wait_for_streams(&drain_app.metrics, Duration::from_secs(5)).await;
             let _ = stop_tx.send(true);
         });
-        listener::serve(listener, router, config.connections, metrics, stop_rx).await;
+        listener::serve(listener, router, limits, metrics, stop_rx).await;
         Ok(())
     });
     // an upload still being analysed is abandoned with the process
