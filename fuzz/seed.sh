@@ -2,7 +2,7 @@
 # Seeds fuzz/corpus/<target>/ from the test fixtures and models (the corpus itself is not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/{decode,raw,media_message,stream_protocol,manifest,features}
+mkdir -p corpus/{decode,raw,media_message,stream_protocol,capture,manifest,features}
 for f in ../tests/fixtures/*.{wav,flac,ogg,mp3} ../tests/fixtures/malformed/*; do
   [ "$(stat -c %s "$f")" -le 200000 ] && cp "$f" corpus/decode/ || true
 done
@@ -38,6 +38,23 @@ def wav(path, n, ext):
     open(path, 'wb').write(b'RIFF' + struct.pack('<I', len(body)) + body)
 wav('corpus/decode/wide24.wav', 24, False)
 wav('corpus/decode/wide40x.wav', 40, True)
+PY
+# capture: a few RTP packets and a SIP INVITE with SDP in a pcap (Ethernet/IPv4/UDP)
+python3 - <<'PY'
+import struct
+def frame(src, dst, sport, dport, payload):
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 28 + len(payload), 0, 0x4000, 64, 17, 0, bytes(src), bytes(dst))
+    return b'\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00' + ip + struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
+sdp = b'v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n'
+invite = b'INVITE sip:b@x SIP/2.0\r\nCall-ID: seed@x\r\n\r\n' + sdp
+frames = [frame([10,0,0,1], [10,0,0,2], 5060, 5060, invite)]
+for k in range(12):
+    rtp = struct.pack('>BBHII', 0x80, 0, 65530 + k & 0xffff, 160 * k, 0x1234) + bytes([0x7f ^ (k & 3)] * 160)
+    frames.append(frame([10,0,0,2], [10,0,0,1], 50000, 40000, rtp))
+out = struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
+for i, f in enumerate(frames):
+    out += struct.pack('<IIII', i, 0, len(f), len(f)) + f
+open('corpus/capture/call.pcap', 'wb').write(out)
 PY
 cp ../models/synthscan.json corpus/manifest/shipped.json
 cp ../models/test/synthscan-test.json corpus/manifest/test.json

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod error;
 pub mod features;
 pub mod model;
+pub mod packet;
 pub mod report;
 #[cfg(feature = "serve")]
 pub mod service;

@@ -1,6 +1,5 @@
 //! `synthscan analyze`: recorded calls in, scores and verdicts out.
 
-#[cfg(feature = "plot")]
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,6 +56,29 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let (mut flagged, mut errors) = (false, false);
     for path in &args.files {
         let name = &input::display_name(path);
+        if input::is_capture(path) {
+            match analyze_capture(
+                path,
+                name,
+                &detector,
+                &mut scorer,
+                args.threads,
+                &model_info,
+                reporter.as_mut(),
+            ) {
+                Ok(any_flagged) => flagged |= any_flagged,
+                Err(e) => {
+                    errors = true;
+                    let text = super::error_text(&e);
+                    eprintln!("synthscan: {name}: {text}");
+                    reporter.error(&ErrorReport {
+                        file: name.to_string(),
+                        error: text,
+                    })?;
+                }
+            }
+            continue;
+        }
         let result = input::open(path, &args.raw).and_then(|mut source| {
             analyze_recording(
                 &detector,
@@ -104,6 +126,40 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every call of a packet capture, one report each; whether any was flagged.
+fn analyze_capture(
+    path: &Path,
+    name: &str,
+    detector: &synthscan::Detector,
+    scorer: &mut OnnxScorer,
+    threads: usize,
+    model_info: &ModelInfo,
+    reporter: &mut dyn report::Reporter,
+) -> synthscan::Result<bool> {
+    let file = std::fs::File::open(path).map_err(|source| synthscan::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (calls, _counts) = synthscan::packet::read_calls(file)?;
+    if calls.is_empty() {
+        return Err(synthscan::Error::UnsupportedFormat(
+            "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),
+        ));
+    }
+    let mut flagged = false;
+    for (k, call) in calls.iter().enumerate() {
+        let analysis = synthscan::detect::analyze_call(detector, call, scorer, threads)?;
+        flagged |= analysis.call.is_flagged();
+        let file = if calls.len() > 1 {
+            format!("{name}#{}", k + 1)
+        } else {
+            name.to_string()
+        };
+        reporter.call(&report::CallReport::new(&file, call, &analysis, model_info.clone()))?;
+    }
+    Ok(flagged)
 }
 
 /// `calls.png` + `a/b/x.wav` -> `calls.x.png` when several inputs share one --plot.

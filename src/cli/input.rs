@@ -14,6 +14,23 @@ pub fn open(path: &Path, raw: &RawArgs) -> synthscan::Result<Box<dyn AudioSource
     Ok(Box::new(FileSource::open(path)?))
 }
 
+/// Whether `path` is a packet capture (pcap or pcapng), by its first bytes.
+pub fn is_capture(path: &Path) -> bool {
+    if path.as_os_str() == "-" {
+        return false;
+    }
+    // only a regular file: reading the start of a pipe would take it from the decoder
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            std::io::Read::read_exact(&mut f, &mut magic)
+        })
+        .is_ok_and(|()| synthscan::packet::is_capture(&magic))
+}
+
 /// A path as reports print it: lossily where it is not UTF-8 (the file itself is opened by its
 /// real name).
 pub fn display_name(path: &Path) -> String {

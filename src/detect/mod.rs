@@ -530,6 +530,55 @@ pub fn analyze_recording(
     })
 }
 
+/// A call of a packet capture, analysed: each leg on its own (as its audio in a file would be),
+/// and the call as a whole, decided by its most suspicious conclusive leg.
+#[derive(Debug, Clone)]
+pub struct CallAnalysis {
+    pub call: Analysis,
+    /// Per leg, in the call's order; `None` for a leg with no decodable audio.
+    pub legs: Vec<Option<Analysis>>,
+}
+
+/// Analyses every leg of a captured call with the file-analysis routine.
+pub fn analyze_call(
+    detector: &Detector,
+    call: &crate::packet::CapturedCall,
+    scorer: &mut dyn WindowScorer,
+    threads: usize,
+) -> Result<CallAnalysis> {
+    let mut legs = Vec::with_capacity(call.legs.len());
+    for leg in &call.legs {
+        if leg.stream.samples.is_empty() {
+            legs.push(None);
+            continue;
+        }
+        let mut source = crate::packet::LegSource::new(leg);
+        legs.push(Some(
+            analyze_recording(detector, &mut source, scorer, threads, false)?.analysis,
+        ));
+    }
+    let results: Vec<ChannelResult> = legs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let mut c = a.as_ref()?.channels.first()?.clone();
+            c.channel = i;
+            Some(c)
+        })
+        .collect();
+    let duration_s = legs.iter().flatten().map(|a| a.duration_s).fold(0.0, f64::max);
+    let threshold = legs
+        .iter()
+        .flatten()
+        .map(|a| a.threshold)
+        .next()
+        .unwrap_or_else(|| detector.threshold_for(crate::packet::RATE_HZ));
+    Ok(CallAnalysis {
+        call: Analysis::combine(duration_s, crate::packet::RATE_HZ, results, threshold),
+        legs,
+    })
+}
+
 /// Runs a whole source through a new stream: the file-analysis path.
 pub fn analyze_source(
     detector: &Detector,

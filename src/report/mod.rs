@@ -17,9 +17,10 @@ pub use live::{ErrorEvent, LiveSummary, LiveView, TrackEvent, event_text, write_
 #[cfg(feature = "plot")]
 pub use plot::write_plot;
 
-use crate::detect::{Analysis, Segment, Verdict, round};
+use crate::detect::{Analysis, CallAnalysis, Segment, Verdict, round};
 use crate::error::{Error, Result};
 use crate::model::Manifest;
+use crate::packet::{CapturedCall, CapturedLeg};
 
 /// Model identity carried by every report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -112,6 +113,102 @@ impl FileReport {
     }
 }
 
+/// One leg of a call found in a packet capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegReport {
+    pub leg: usize,
+    /// The RTP synchronisation source, as `0x` and 8 hex digits.
+    pub ssrc: String,
+    pub source: String,
+    pub destination: String,
+    pub codec: String,
+    /// RTP packets received (duplicates included).
+    pub packets: u64,
+    /// Packets missing from the sequence (their time is silence).
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Packets that arrived after a later one (put back in order).
+    pub late: u64,
+    /// RFC 4733 telephone-event packets (skipped).
+    pub telephone_events: u64,
+    pub score: Option<f64>,
+    pub verdict: Verdict,
+    pub speech_s: f64,
+    pub segments: Vec<Segment>,
+}
+
+/// The result for one call of a packet capture: the `analyze` object with `call_id` and `legs`
+/// in place of `channels`; the call's verdict is its most suspicious conclusive leg's.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    #[serde(flatten)]
+    pub call: FileReport,
+    /// The SIP Call-ID, when the capture held the signalling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    pub legs: Vec<LegReport>,
+}
+
+impl LegReport {
+    /// A leg's report from the capture and its own analysis (`None`: nothing decodable in it).
+    pub fn new(index: usize, leg: &CapturedLeg, analysis: Option<&Analysis>) -> Self {
+        let channel = analysis.and_then(|a| a.channels.first());
+        let s = &leg.stream;
+        Self {
+            leg: index,
+            ssrc: format!("0x{:08x}", leg.ssrc),
+            source: leg.source.to_string(),
+            destination: leg.destination.to_string(),
+            codec: s.codec.clone(),
+            packets: s.packets,
+            lost: s.lost,
+            duplicates: s.duplicates,
+            late: s.late,
+            telephone_events: s.telephone_events,
+            score: channel.and_then(|c| c.score).map(|s| round(s, 4)),
+            verdict: channel.map_or(Verdict::Inconclusive, |c| c.verdict),
+            speech_s: channel.map_or(0.0, |c| round(c.speech_s, 2)),
+            segments: channel.map_or_else(Vec::new, |c| round_segments(&c.segments)),
+        }
+    }
+}
+
+impl CallReport {
+    pub fn new(file: &str, call: &CapturedCall, analysis: &CallAnalysis, model: ModelInfo) -> Self {
+        let mut warnings = Vec::new();
+        for (i, leg) in call.legs.iter().enumerate() {
+            for (codec, packets) in &leg.stream.undecoded {
+                warnings.push(format!("leg {i}: {packets} packets of {codec} are not decoded"));
+            }
+            if leg.stream.cut {
+                warnings.push(format!("leg {i}: longer than 4 h; analysed up to there"));
+            }
+        }
+        let mut report = FileReport::new(file, "rtp", &analysis.call, warnings, model);
+        report.channels = None;
+        report.codec = {
+            let mut codecs: Vec<&str> = Vec::new();
+            for leg in &call.legs {
+                if !codecs.contains(&leg.stream.codec.as_str()) {
+                    codecs.push(&leg.stream.codec);
+                }
+            }
+            format!("rtp/{}", codecs.join(",").to_ascii_lowercase())
+        };
+        Self {
+            call: report,
+            call_id: call.call_id.clone(),
+            legs: call
+                .legs
+                .iter()
+                .zip(&analysis.legs)
+                .enumerate()
+                .map(|(i, (leg, a))| LegReport::new(i, leg, a.as_ref()))
+                .collect(),
+        }
+    }
+}
+
 /// An input that could not be analysed.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
@@ -128,10 +225,12 @@ pub enum Format {
     Csv,
 }
 
-/// A push sink: `begin` once, then one `file`/`error` per input in order, then `finish`.
+/// A push sink: `begin` once, then one `file`/`call`/`error` per input in order (a capture
+/// gives one `call` per call), then `finish`.
 pub trait Reporter {
     fn begin(&mut self) -> Result<()>;
     fn file(&mut self, report: &FileReport) -> Result<()>;
+    fn call(&mut self, report: &CallReport) -> Result<()>;
     fn error(&mut self, report: &ErrorReport) -> Result<()>;
     fn finish(&mut self) -> Result<()>;
 }
@@ -162,6 +261,11 @@ impl Reporter for JsonlReporter<'_> {
         Ok(())
     }
     fn file(&mut self, report: &FileReport) -> Result<()> {
+        serde_json::to_writer(&mut self.out, report).map_err(werr)?;
+        writeln!(self.out).map_err(werr)?;
+        self.out.flush().map_err(werr)
+    }
+    fn call(&mut self, report: &CallReport) -> Result<()> {
         serde_json::to_writer(&mut self.out, report).map_err(werr)?;
         writeln!(self.out).map_err(werr)?;
         self.out.flush().map_err(werr)
@@ -198,6 +302,9 @@ impl Reporter for JsonReporter<'_> {
         write!(self.out, "[").map_err(werr)
     }
     fn file(&mut self, report: &FileReport) -> Result<()> {
+        self.item(report)
+    }
+    fn call(&mut self, report: &CallReport) -> Result<()> {
         self.item(report)
     }
     fn error(&mut self, report: &ErrorReport) -> Result<()> {
@@ -254,6 +361,25 @@ impl Reporter for CsvReporter<'_> {
                 speech,
                 nseg,
                 csv_field(&r.model.version)
+            )
+            .map_err(werr)?;
+        }
+        self.out.flush().map_err(werr)
+    }
+    /// One row per leg; `channel` is the leg's index.
+    fn call(&mut self, r: &CallReport) -> Result<()> {
+        for leg in &r.legs {
+            writeln!(
+                self.out,
+                "{},{},{},{},{:.3},{:.2},{},{},",
+                csv_field(&r.call.file),
+                leg.leg,
+                opt(leg.score),
+                leg.verdict.as_str(),
+                r.call.duration_s,
+                leg.speech_s,
+                leg.segments.len(),
+                csv_field(&r.call.model.version)
             )
             .map_err(werr)?;
         }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{ErrorReport, FileReport, Reporter, werr};
+use super::{CallReport, ErrorReport, FileReport, Reporter, werr};
 use crate::detect::{Segment, Verdict};
 use crate::error::Result;
 
@@ -102,6 +102,44 @@ impl Reporter for TextReporter<'_> {
                 }
             }
             None => self.timeline("  ", &r.segments, r.threshold)?,
+        }
+        writeln!(self.out).map_err(werr)?;
+        self.out.flush().map_err(werr)
+    }
+
+    fn call(&mut self, r: &CallReport) -> Result<()> {
+        let c = &r.call;
+        let verdict = self.paint(c.verdict, &c.verdict.as_str().to_uppercase());
+        writeln!(self.out, "{}", c.file).map_err(werr)?;
+        writeln!(
+            self.out,
+            "  {verdict}  score {} (threshold {:.4})  {:.1} s call, {} legs",
+            score_text(c.score),
+            c.threshold,
+            c.duration_s,
+            r.legs.len()
+        )
+        .map_err(werr)?;
+        for w in &c.warnings {
+            writeln!(self.out, "  warning: {w}").map_err(werr)?;
+        }
+        for leg in &r.legs {
+            let v = self.paint(leg.verdict, leg.verdict.as_str());
+            writeln!(
+                self.out,
+                "  leg {} {} -> {} [{} ssrc {}]: {v}  score {}  {:.1} s speech, {} packets, {} lost",
+                leg.leg,
+                leg.source,
+                leg.destination,
+                leg.codec,
+                leg.ssrc,
+                score_text(leg.score),
+                leg.speech_s,
+                leg.packets,
+                leg.lost
+            )
+            .map_err(werr)?;
+            self.timeline("    ", &leg.segments, c.threshold)?;
         }
         writeln!(self.out).map_err(werr)?;
         self.out.flush().map_err(werr)

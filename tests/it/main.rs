@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+mod capture;
 mod channels;
 mod cli;
 mod hostile;

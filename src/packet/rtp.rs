@@ -1,0 +1,317 @@
+//! RTP (RFC 3550): the fixed header, and one stream put back in order. Packets are ordered by
+//! extended sequence number (16-bit wrap-around tracked as they arrive), duplicates dropped,
+//! and each payload placed by its timestamp, so packets lost or never sent (silence
+//! suppression) become silence of the right length.
+
+use crate::audio::{alaw_to_f32, ulaw_to_f32};
+
+/// An RTP packet's header fields and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpPacket {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: Vec<u8>,
+}
+
+/// Parses an RTP packet; `None` for anything that is not one (version, lengths, padding).
+pub fn parse(datagram: &[u8]) -> Option<RtpPacket> {
+    if datagram.len() < 12 || datagram[0] >> 6 != 2 {
+        return None;
+    }
+    let padding = datagram[0] & 0x20 != 0;
+    let extension = datagram[0] & 0x10 != 0;
+    let csrc_count = usize::from(datagram[0] & 0x0f);
+    let payload_type = datagram[1] & 0x7f;
+    // 72-76 are RTCP packet types seen through the RTP bit layout
+    if (72..=76).contains(&payload_type) {
+        return None;
+    }
+    let mut start = 12 + 4 * csrc_count;
+    if extension {
+        let words = u16::from_be_bytes([*datagram.get(start + 2)?, *datagram.get(start + 3)?]);
+        start += 4 + 4 * usize::from(words);
+    }
+    let mut end = datagram.len();
+    if padding {
+        let pad = usize::from(*datagram.last()?);
+        end = end.checked_sub(pad)?;
+    }
+    if start > end {
+        return None;
+    }
+    Some(RtpPacket {
+        payload_type,
+        marker: datagram[1] & 0x80 != 0,
+        sequence: u16::from_be_bytes([datagram[2], datagram[3]]),
+        timestamp: u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]),
+        ssrc: u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]),
+        payload: datagram[start..end].to_vec(),
+    })
+}
+
+/// What a payload type carries, from the SDP's rtpmap or the static assignments (RFC 3551).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+    /// RFC 4733 telephone events (DTMF): no speech, skipped and counted.
+    TelephoneEvent,
+    /// Comfort noise (RFC 3389): treated as silence.
+    ComfortNoise,
+    /// Anything else: reported by name, never guessed at.
+    Other(String),
+}
+
+impl Codec {
+    /// The static payload types (RFC 3551), and 101 as telephone events when no SDP says.
+    pub fn from_static(pt: u8) -> Codec {
+        match pt {
+            0 => Codec::Pcmu,
+            8 => Codec::Pcma,
+            13 => Codec::ComfortNoise,
+            101 => Codec::TelephoneEvent,
+            3 => Codec::Other("GSM".into()),
+            4 => Codec::Other("G723".into()),
+            9 => Codec::Other("G722".into()),
+            18 => Codec::Other("G729".into()),
+            other => Codec::Other(format!("payload type {other}")),
+        }
+    }
+
+    /// An SDP encoding name (`a=rtpmap:PT NAME/RATE`).
+    pub fn from_name(name: &str) -> Codec {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Codec::Pcmu,
+            "PCMA" => Codec::Pcma,
+            "TELEPHONE-EVENT" => Codec::TelephoneEvent,
+            "CN" => Codec::ComfortNoise,
+            other => Codec::Other(other.to_string()),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Codec::Pcmu => "PCMU".into(),
+            Codec::Pcma => "PCMA".into(),
+            Codec::TelephoneEvent => "telephone-event".into(),
+            Codec::ComfortNoise => "CN".into(),
+            Codec::Other(n) => n.clone(),
+        }
+    }
+}
+
+/// Decoded audio samples per RTP timestamp unit, and the sample rate, for a speech codec this
+/// module decodes.
+fn decodable(codec: &Codec) -> bool {
+    matches!(codec, Codec::Pcmu | Codec::Pcma)
+}
+
+/// Largest jump of the timestamp filled with silence (longer ones are a new talk spurt whose
+/// gap is not known: the audio is joined end to end).
+const MAX_GAP_SAMPLES: i64 = 8000 * 10;
+
+/// Most audio kept of one leg (4 h at 8 kHz, 460 MB): a crafted capture of many packets with
+/// long gaps cannot make the reassembly grow without bound. Beyond, the leg is cut and says so.
+pub const MAX_LEG_SAMPLES: usize = 8000 * 3600 * 4;
+
+/// One RTP stream (one SSRC from one address to another), collected, then reassembled.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// (extended sequence, timestamp, payload type, payload) in arrival order.
+    packets: Vec<(u64, u32, u8, Vec<u8>)>,
+    highest: Option<u64>,
+}
+
+/// A reassembled stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reassembled {
+    /// Samples at 8 kHz (PCMU/PCMA), lost packets as silence.
+    pub samples: Vec<f32>,
+    pub codec: String,
+    pub packets: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Packets that arrived after a later one (put back in order).
+    pub late: u64,
+    pub telephone_events: u64,
+    /// Payload types that were not decoded, with their packet counts.
+    pub undecoded: Vec<(String, u64)>,
+    /// The leg was longer than [`MAX_LEG_SAMPLES`] and was cut there.
+    pub cut: bool,
+}
+
+impl Stream {
+    /// Adds a packet in arrival order.
+    pub fn push(&mut self, p: RtpPacket) {
+        let ext = match self.highest {
+            None => u64::from(p.sequence) + (1 << 16),
+            Some(h) => {
+                // the extended number closest to the highest so far (RFC 3550 A.1)
+                let cycle = h & !0xffff;
+                let candidates = [cycle.wrapping_sub(1 << 16), cycle, cycle + (1 << 16)];
+                candidates
+                    .into_iter()
+                    .map(|c| c + u64::from(p.sequence))
+                    .min_by_key(|c| c.abs_diff(h))
+                    .unwrap_or(cycle + u64::from(p.sequence))
+            }
+        };
+        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
+        self.packets.push((ext, p.timestamp, p.payload_type, p.payload));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// Puts the stream back together; `codec_of` names each payload type.
+    pub fn reassemble(mut self, codec_of: &dyn Fn(u8) -> Codec) -> Reassembled {
+        let late = self.packets.windows(2).filter(|w| w[1].0 < w[0].0).count() as u64;
+        let received = self.packets.len() as u64;
+        self.packets.sort_by_key(|p| p.0);
+        self.packets.dedup_by_key(|p| p.0);
+        let duplicates = received - self.packets.len() as u64;
+        let mut out = Reassembled {
+            samples: Vec::new(),
+            codec: String::new(),
+            packets: received,
+            lost: 0,
+            duplicates,
+            late,
+            telephone_events: 0,
+            undecoded: Vec::new(),
+            cut: false,
+        };
+        let mut codecs: Vec<String> = Vec::new();
+        let mut previous_ext: Option<u64> = None;
+        let mut previous_ts: Option<u32> = None;
+        let mut position: i64 = 0;
+        for (ext, ts, pt, payload) in &self.packets {
+            if let Some(prev) = previous_ext {
+                out.lost += ext - prev - 1;
+            }
+            previous_ext = Some(*ext);
+            let codec = codec_of(*pt);
+            if !decodable(&codec) {
+                match codec {
+                    Codec::TelephoneEvent => out.telephone_events += 1,
+                    Codec::ComfortNoise => {}
+                    other => match out.undecoded.iter_mut().find(|(n, _)| *n == other.name()) {
+                        Some((_, count)) => *count += 1,
+                        None => out.undecoded.push((other.name(), 1)),
+                    },
+                }
+                continue;
+            }
+            if let Some(prev_ts) = previous_ts {
+                let delta = i64::from(ts.wrapping_sub(prev_ts) as i32);
+                position = if (0..=MAX_GAP_SAMPLES).contains(&delta) {
+                    position + delta
+                } else {
+                    out.samples.len() as i64
+                };
+            }
+            let at = usize::try_from(position).unwrap_or(0);
+            if at + payload.len() > MAX_LEG_SAMPLES {
+                out.cut = true;
+                break;
+            }
+            if at > out.samples.len() {
+                out.samples.resize(at, 0.0);
+            }
+            // a packet that overlaps the one before it (a repacketising sender) overwrites it
+            out.samples.truncate(at);
+            match codec {
+                Codec::Pcmu => out.samples.extend(payload.iter().map(|&b| ulaw_to_f32(b))),
+                _ => out.samples.extend(payload.iter().map(|&b| alaw_to_f32(b))),
+            }
+            let name = codec.name();
+            if !codecs.contains(&name) {
+                codecs.push(name);
+            }
+            previous_ts = Some(*ts);
+        }
+        out.codec = if codecs.is_empty() {
+            out.undecoded
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>()
+                .join("+")
+        } else {
+            codecs.join("+")
+        };
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16, ts: u32, byte: u8) -> RtpPacket {
+        RtpPacket {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: 7,
+            payload: vec![byte; 160],
+        }
+    }
+
+    #[test]
+    fn parse_reads_the_header_and_skips_csrcs_extension_and_padding() {
+        let mut d = vec![0xB1, 0x80 | 8, 0x12, 0x34, 0, 0, 1, 0, 0, 0, 0, 9];
+        d.extend_from_slice(&[1, 2, 3, 4]); // one CSRC
+        d.extend_from_slice(&[0xBE, 0xDE, 0, 1, 9, 9, 9, 9]); // a one-word extension
+        d.extend_from_slice(&[0xD5, 0xD5, 0, 0, 3]); // payload, then 3 bytes of padding
+        let p = parse(&d).expect("an RTP packet");
+        assert_eq!(
+            (p.payload_type, p.marker, p.sequence, p.timestamp, p.ssrc),
+            (8, true, 0x1234, 256, 9)
+        );
+        assert_eq!(p.payload, vec![0xD5, 0xD5]);
+        assert!(parse(&d[..11]).is_none());
+        assert!(parse(&[0x80, 200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_none(), "RTCP");
+    }
+
+    #[test]
+    fn reassembly_reorders_across_the_wrap_drops_duplicates_and_fills_losses() {
+        let mut s = Stream::default();
+        // 65534, 65535, then 1 before 0 (reordered across the wrap), 0 again, 2 lost, 3
+        for (seq, k) in [(65534u16, 0u32), (65535, 1), (1, 3), (0, 2), (0, 2), (3, 5)] {
+            s.push(packet(seq, 1000 + 160 * k, k as u8 + 1));
+        }
+        let r = s.reassemble(&Codec::from_static);
+        assert_eq!((r.packets, r.duplicates, r.lost, r.late), (6, 1, 1, 1));
+        assert_eq!(r.samples.len(), 160 * 6);
+        // the lost packet is silence, the others in timestamp order
+        assert!(r.samples[160 * 4..160 * 5].iter().all(|&x| x == 0.0));
+        for k in [0usize, 1, 2, 3, 5] {
+            let want = ulaw_to_f32(k as u8 + 1);
+            assert_eq!(r.samples[160 * k], want, "packet {k}");
+        }
+        assert_eq!(r.codec, "PCMU");
+    }
+
+    #[test]
+    fn telephone_events_and_unknown_codecs_are_counted_not_decoded() {
+        let mut s = Stream::default();
+        s.push(packet(1, 0, 1));
+        let mut dtmf = packet(2, 160, 0);
+        dtmf.payload_type = 101;
+        s.push(dtmf);
+        let mut g729 = packet(3, 320, 0);
+        g729.payload_type = 18;
+        s.push(g729);
+        let r = s.reassemble(&Codec::from_static);
+        assert_eq!(
+            (r.telephone_events, r.undecoded.clone()),
+            (1, vec![("G729".to_string(), 1)])
+        );
+        assert_eq!(r.samples.len(), 160);
+    }
+}
