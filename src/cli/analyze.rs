@@ -69,12 +69,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
                 Ok(any_flagged) => flagged |= any_flagged,
                 Err(e) => {
                     errors = true;
-                    let text = super::error_text(&e);
-                    eprintln!("synthscan: {name}: {text}");
-                    reporter.error(&ErrorReport {
-                        file: name.to_string(),
-                        error: text,
-                    })?;
+                    input_error(reporter.as_mut(), name, &e)?;
                 }
             }
             continue;
@@ -108,12 +103,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             }
             Err(e) if e.is_input_error() || matches!(e, synthscan::Error::Config(_)) => {
                 errors = true;
-                let text = super::error_text(&e);
-                eprintln!("synthscan: {name}: {text}");
-                reporter.error(&ErrorReport {
-                    file: name.to_string(),
-                    error: text,
-                })?;
+                input_error(reporter.as_mut(), name, &e)?;
             }
             Err(e) => return Err(e).with_context(|| format!("while analysing {name}")),
         }
@@ -126,6 +116,17 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// An input that could not be analysed: one line on standard error, an error record in the report.
+fn input_error(reporter: &mut dyn report::Reporter, name: &str, e: &synthscan::Error) -> Result<()> {
+    let text = super::error_text(e);
+    eprintln!("synthscan: {name}: {text}");
+    reporter.error(&ErrorReport {
+        file: name.to_string(),
+        error: text,
+    })?;
+    Ok(())
 }
 
 /// Every call of a packet capture, one report each; whether any was flagged.

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use synthscan::audio::resample::StreamResampler;
 use synthscan::audio::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
 
-use crate::{root, synthscan, test_model};
+use crate::{analyze_json, root, synthscan, test_model};
 
 /// A shipped sample at 8 kHz.
 fn phone_samples(name: &str) -> Vec<f32> {
@@ -124,22 +123,6 @@ fn write_wav(path: &Path, samples: &[f32]) {
         w.write_sample((s * 32768.0).round() as i16).unwrap();
     }
     w.finalize().unwrap();
-}
-
-fn analyze_json(path: &Path) -> Value {
-    let out = synthscan()
-        .args(["analyze", "-f", "json", "--model"])
-        .arg(test_model())
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().unwrap() < 2,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0].clone()
 }
 
 const A: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);

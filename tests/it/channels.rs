@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use synthscan::{AudioSource, FileSource};
 
 use crate::{assert_one_clear_error, fixture, synthscan, test_model};
@@ -106,14 +105,8 @@ fn more_than_64_channels_are_refused_not_misread() {
 }
 
 fn channel_scores(path: &Path) -> Vec<Option<f64>> {
-    let out = synthscan()
-        .args(["analyze", "-f", "json", "--model"])
-        .arg(test_model())
-        .arg(path)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0]["channels"]
+    let v = crate::analyze_json(path);
+    v["channels"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
         .iter()

@@ -53,6 +53,23 @@ pub fn assert_one_clear_error(out: &Output, expect: &str, what: &str) {
     assert_eq!(err.lines().count(), 1, "{what}: {err}");
 }
 
+/// `synthscan analyze -f json` with the test model: the first record (exit status below 2).
+pub fn analyze_json(path: &Path) -> serde_json::Value {
+    let out = synthscan()
+        .args(["analyze", "-f", "json", "--model"])
+        .arg(test_model())
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().unwrap() < 2,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].clone()
+}
+
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
