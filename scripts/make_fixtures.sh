@@ -230,4 +230,12 @@ rng = random.Random(7)
 put('random_bytes.flac', bytes(rng.randrange(256) for _ in range(4096)))
 PYEOF
 
+# ---------------------------------------------------------------- G.722 (64 kbit/s, one code byte per two samples)
+# A bitstream and another decoder's output for it (src/audio/g722.rs checks its decoder against that), and
+# a longer stream for a wideband call in a packet capture (tests/it/capture.rs).
+mkdir -p "$OUT/g722"
+"${FF[@]}" -i "$OUT/speech_16000.wav" -t 2.5 -ac 1 -ar 16000 -c:a g722 -f g722 "$OUT/g722/speech.g722"
+"${FF[@]}" -f g722 -i "$OUT/g722/speech.g722" -f s16le -acodec pcm_s16le "$OUT/g722/speech_ffmpeg.s16"
+"${FF[@]}" -i "$ROOT/samples/synthetic_robocall.wav" -ac 1 -ar 16000 -c:a g722 -f g722 "$OUT/g722/robocall.g722"
+
 echo "make_fixtures: wrote $(ls "$OUT" | grep -vc -e '^golden$' -e '^README.md$') files, $(du -sk "$OUT" | cut -f1) KiB total in $OUT"

@@ -9,6 +9,7 @@
 pub mod capture;
 mod decode;
 mod g711;
+pub mod g722;
 mod raw;
 pub mod resample;
 mod wav;

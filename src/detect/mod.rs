@@ -567,14 +567,17 @@ pub fn analyze_call(
         })
         .collect();
     let duration_s = legs.iter().flatten().map(|a| a.duration_s).fold(0.0, f64::max);
-    let threshold = legs
+    let rate_hz = call.legs.iter().map(|l| l.stream.rate_hz).max().unwrap_or(8000);
+    // the threshold shown is the deciding leg's (narrowband and wideband legs differ)
+    let deciding = legs
         .iter()
         .flatten()
-        .map(|a| a.threshold)
-        .next()
-        .unwrap_or_else(|| detector.threshold_for(crate::packet::RATE_HZ));
+        .filter(|a| a.verdict != Verdict::Inconclusive)
+        .max_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal))
+        .or_else(|| legs.iter().flatten().next());
+    let threshold = deciding.map_or_else(|| detector.threshold_for(rate_hz), |a| a.threshold);
     Ok(CallAnalysis {
-        call: Analysis::combine(duration_s, crate::packet::RATE_HZ, results, threshold),
+        call: Analysis::combine(duration_s, rate_hz, results, threshold),
         legs,
     })
 }

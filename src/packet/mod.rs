@@ -3,8 +3,8 @@
 //! RTP streams belong to which call, and each RTP stream put back in order and decoded. A leg
 //! becomes an ordinary mono audio source, so it is scored exactly as the same audio in a file.
 //!
-//! Decoded: PCMU and PCMA. Telephone events are skipped and counted; any other payload type
-//! (G.722 among them, for now) is reported by name, never guessed at.
+//! Decoded: PCMU, PCMA (8 kHz) and G.722 (16 kHz). Telephone events are skipped and counted;
+//! any other payload type is reported by name, never guessed at.
 
 pub mod rtp;
 pub mod sip;
@@ -21,9 +21,6 @@ use pcap_file::pcapng::{Block, PcapNgReader};
 use self::rtp::{Codec, Reassembled, Stream};
 use crate::audio::{AudioChunk, AudioSource, StreamInfo};
 use crate::error::{Error, Result};
-
-/// The RTP clock and sample rate of the codecs decoded here.
-pub const RATE_HZ: u32 = 8000;
 
 /// Fewer packets than this in one stream is not a call leg (a stray datagram that happens to
 /// look like RTP).
@@ -262,7 +259,7 @@ impl<'a> LegSource<'a> {
             samples: &leg.stream.samples,
             at: 0,
             info: StreamInfo {
-                sample_rate_hz: RATE_HZ,
+                sample_rate_hz: leg.stream.rate_hz,
                 channels: 1,
                 codec: format!("rtp/{}", leg.stream.codec.to_ascii_lowercase()),
                 total_frames: Some(leg.stream.samples.len() as u64),
@@ -284,7 +281,7 @@ impl AudioSource for LegSource<'_> {
         let chunk = AudioChunk {
             samples: self.samples[self.at..end].to_vec(),
             channels: 1,
-            sample_rate_hz: RATE_HZ,
+            sample_rate_hz: self.info.sample_rate_hz,
             start_sample: self.at as u64,
         };
         self.at = end;

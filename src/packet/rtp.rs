@@ -3,6 +3,7 @@
 //! and each payload placed by its timestamp, so packets lost or never sent (silence
 //! suppression) become silence of the right length.
 
+use crate::audio::g722::{G722_RATE_HZ, G722Decoder};
 use crate::audio::{alaw_to_f32, ulaw_to_f32};
 
 /// An RTP packet's header fields and payload.
@@ -57,6 +58,8 @@ pub fn parse(datagram: &[u8]) -> Option<RtpPacket> {
 pub enum Codec {
     Pcmu,
     Pcma,
+    /// G.722 at 64 kbit/s: 16 kHz audio on an 8 kHz RTP clock (RFC 3551).
+    G722,
     /// RFC 4733 telephone events (DTMF): no speech, skipped and counted.
     TelephoneEvent,
     /// Comfort noise (RFC 3389): treated as silence.
@@ -75,7 +78,7 @@ impl Codec {
             101 => Codec::TelephoneEvent,
             3 => Codec::Other("GSM".into()),
             4 => Codec::Other("G723".into()),
-            9 => Codec::Other("G722".into()),
+            9 => Codec::G722,
             18 => Codec::Other("G729".into()),
             other => Codec::Other(format!("payload type {other}")),
         }
@@ -86,6 +89,7 @@ impl Codec {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" => Codec::Pcmu,
             "PCMA" => Codec::Pcma,
+            "G722" => Codec::G722,
             "TELEPHONE-EVENT" => Codec::TelephoneEvent,
             "CN" => Codec::ComfortNoise,
             other => Codec::Other(other.to_string()),
@@ -96,25 +100,30 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU".into(),
             Codec::Pcma => "PCMA".into(),
+            Codec::G722 => "G722".into(),
             Codec::TelephoneEvent => "telephone-event".into(),
             Codec::ComfortNoise => "CN".into(),
             Codec::Other(n) => n.clone(),
         }
     }
+
+    /// The sample rate of the decoded audio, for the codecs decoded here.
+    fn rate_hz(&self) -> Option<u32> {
+        match self {
+            Codec::Pcmu | Codec::Pcma => Some(8000),
+            Codec::G722 => Some(G722_RATE_HZ),
+            _ => None,
+        }
+    }
 }
 
-/// Decoded audio samples per RTP timestamp unit, and the sample rate, for a speech codec this
-/// module decodes.
-fn decodable(codec: &Codec) -> bool {
-    matches!(codec, Codec::Pcmu | Codec::Pcma)
-}
+/// Largest jump of the timestamp (in 8 kHz clock ticks) filled with silence (longer ones are a
+/// new talk spurt whose gap is not known: the audio is joined end to end).
+const MAX_GAP_TICKS: i64 = 8000 * 10;
 
-/// Largest jump of the timestamp filled with silence (longer ones are a new talk spurt whose
-/// gap is not known: the audio is joined end to end).
-const MAX_GAP_SAMPLES: i64 = 8000 * 10;
-
-/// Most audio kept of one leg (4 h at 8 kHz, 460 MB): a crafted capture of many packets with
-/// long gaps cannot make the reassembly grow without bound. Beyond, the leg is cut and says so.
+/// Most audio kept of one leg (4 h at 8 kHz, 2 h at 16 kHz; 460 MB): a crafted capture of many
+/// packets with long gaps cannot make the reassembly grow without bound. Beyond, the leg is cut
+/// and says so.
 pub const MAX_LEG_SAMPLES: usize = 8000 * 3600 * 4;
 
 /// One RTP stream (one SSRC from one address to another), collected, then reassembled.
@@ -128,8 +137,11 @@ pub struct Stream {
 /// A reassembled stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reassembled {
-    /// Samples at 8 kHz (PCMU/PCMA), lost packets as silence.
+    /// Decoded samples, lost packets as silence.
     pub samples: Vec<f32>,
+    /// 8000 (PCMU, PCMA) or 16000 (G.722): the rate of the stream's first speech packet; packets
+    /// of a codec of another rate in the same stream are counted as not decoded.
+    pub rate_hz: u32,
     pub codec: String,
     pub packets: u64,
     pub lost: u64,
@@ -176,6 +188,7 @@ impl Stream {
         let duplicates = received - self.packets.len() as u64;
         let mut out = Reassembled {
             samples: Vec::new(),
+            rate_hz: 8000,
             codec: String::new(),
             packets: received,
             lost: 0,
@@ -188,6 +201,8 @@ impl Stream {
         let mut codecs: Vec<String> = Vec::new();
         let mut previous_ext: Option<u64> = None;
         let mut previous_ts: Option<u32> = None;
+        let mut rate: Option<u32> = None;
+        let mut g722 = G722Decoder::new();
         let mut position: i64 = 0;
         for (ext, ts, pt, payload) in &self.packets {
             if let Some(prev) = previous_ext {
@@ -195,7 +210,11 @@ impl Stream {
             }
             previous_ext = Some(*ext);
             let codec = codec_of(*pt);
-            if !decodable(&codec) {
+            let speech_rate = codec.rate_hz();
+            if speech_rate.is_some() && rate.is_none() {
+                rate = speech_rate;
+            }
+            if speech_rate.is_none() || speech_rate != rate {
                 match codec {
                     Codec::TelephoneEvent => out.telephone_events += 1,
                     Codec::ComfortNoise => {}
@@ -206,16 +225,18 @@ impl Stream {
                 }
                 continue;
             }
+            // samples per 8 kHz clock tick: 1, or 2 for G.722
+            let per_tick = i64::from(speech_rate.unwrap_or(8000) / 8000);
             if let Some(prev_ts) = previous_ts {
                 let delta = i64::from(ts.wrapping_sub(prev_ts) as i32);
-                position = if (0..=MAX_GAP_SAMPLES).contains(&delta) {
-                    position + delta
+                position = if (0..=MAX_GAP_TICKS).contains(&delta) {
+                    position + delta * per_tick
                 } else {
                     out.samples.len() as i64
                 };
             }
             let at = usize::try_from(position).unwrap_or(0);
-            if at + payload.len() > MAX_LEG_SAMPLES {
+            if at + payload.len() * per_tick as usize > MAX_LEG_SAMPLES {
                 out.cut = true;
                 break;
             }
@@ -226,7 +247,8 @@ impl Stream {
             out.samples.truncate(at);
             match codec {
                 Codec::Pcmu => out.samples.extend(payload.iter().map(|&b| ulaw_to_f32(b))),
-                _ => out.samples.extend(payload.iter().map(|&b| alaw_to_f32(b))),
+                Codec::Pcma => out.samples.extend(payload.iter().map(|&b| alaw_to_f32(b))),
+                _ => g722.decode(payload, &mut out.samples),
             }
             let name = codec.name();
             if !codecs.contains(&name) {
@@ -234,6 +256,7 @@ impl Stream {
             }
             previous_ts = Some(*ts);
         }
+        out.rate_hz = rate.unwrap_or(8000);
         out.codec = if codecs.is_empty() {
             out.undecoded
                 .iter()

@@ -352,3 +352,46 @@ fn a_capture_without_calls_or_cut_short_is_a_clear_answer() {
     let call = analyze_json(&cut);
     assert_eq!(call["legs"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_wideband_g722_leg_scores_like_its_audio_at_16_khz() {
+    let codes = std::fs::read(crate::fixture("g722/robocall.g722")).unwrap();
+    let mut frames = Vec::new();
+    for (k, chunk) in codes.chunks(160).enumerate() {
+        // one RTP tick per code byte (RFC 3551's 8 kHz clock for G.722), two samples per byte
+        let packet = rtp(9, k as u16, 160 * k as u32, 0x3333_3333, chunk);
+        frames.push((
+            0.02 * k as f64,
+            frame(&Udp {
+                src: A,
+                dst: B,
+                payload: packet,
+            }),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("wideband.pcap");
+    write_pcap(&pcap, &frames);
+    let mut decoded = Vec::new();
+    synthscan::audio::g722::G722Decoder::new().decode(&codes, &mut decoded);
+    let wav = dir.path().join("wideband.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for &s in &decoded {
+        w.write_sample((s * 32768.0).round() as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let call = analyze_json(&pcap);
+    let file = analyze_json(&wav);
+    let leg = &call["legs"][0];
+    assert_eq!(leg["codec"], "G722");
+    assert_eq!(call["sample_rate_hz"], 16000);
+    let (x, y) = (leg["score"].as_f64().unwrap(), file["score"].as_f64().unwrap());
+    assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
+    assert_eq!(call["threshold"], file["threshold"], "the wideband threshold");
+}
