@@ -36,6 +36,10 @@ pub struct AnalyzeArgs {
     /// a warning.
     #[arg(long)]
     allow_truncated: bool,
+    /// In packet captures, take only UDP datagrams to or from these ports as RTP (LO-HI or one
+    /// port; repeatable), for captures whose signalling is missing or encrypted.
+    #[arg(long, value_name = "LO-HI", value_parser = parse_rtp_range)]
+    rtp_port: Vec<(u16, u16)>,
     #[command(flatten)]
     detector: DetectorArgs,
     #[command(flatten)]
@@ -54,12 +58,16 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
     reporter.begin()?;
     let (mut flagged, mut errors) = (false, false);
+    let ports = synthscan::packet::RtpPorts {
+        ranges: args.rtp_port.clone(),
+    };
     for path in &args.files {
         let name = &input::display_name(path);
         if input::is_capture(path) {
             match analyze_capture(
                 path,
                 name,
+                &ports,
                 &detector,
                 &mut scorer,
                 args.threads,
@@ -118,6 +126,10 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     })
 }
 
+fn parse_rtp_range(text: &str) -> std::result::Result<(u16, u16), String> {
+    synthscan::packet::RtpPorts::parse_range(text).map_err(|e| e.to_string())
+}
+
 /// An input that could not be analysed: one line on standard error, an error record in the report.
 fn input_error(reporter: &mut dyn report::Reporter, name: &str, e: &synthscan::Error) -> Result<()> {
     let text = super::error_text(e);
@@ -130,9 +142,11 @@ fn input_error(reporter: &mut dyn report::Reporter, name: &str, e: &synthscan::E
 }
 
 /// Every call of a packet capture, one report each; whether any was flagged.
+#[allow(clippy::too_many_arguments)]
 fn analyze_capture(
     path: &Path,
     name: &str,
+    ports: &synthscan::packet::RtpPorts,
     detector: &synthscan::Detector,
     scorer: &mut OnnxScorer,
     threads: usize,
@@ -143,7 +157,7 @@ fn analyze_capture(
         path: path.to_path_buf(),
         source,
     })?;
-    let (calls, _counts) = synthscan::packet::read_calls(file)?;
+    let (calls, _counts) = synthscan::packet::read_calls(file, ports)?;
     if calls.is_empty() {
         return Err(synthscan::Error::UnsupportedFormat(
             "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),

@@ -171,9 +171,48 @@ struct Collected {
     packets: usize,
 }
 
+/// Which UDP datagrams may be RTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RtpPorts {
+    /// Inclusive port ranges; empty: any port (streams then need [`MIN_PACKETS`] packets
+    /// unless signalling names them).
+    pub ranges: Vec<(u16, u16)>,
+}
+
+impl RtpPorts {
+    /// Parses `LO-HI` or a single port.
+    pub fn parse_range(text: &str) -> Result<(u16, u16)> {
+        let bad = || Error::Config(format!("'{text}' is not a UDP port or a range LO-HI of ports"));
+        let (lo, hi) = match text.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let p = text.trim().parse().map_err(|_| bad())?;
+                (p, p)
+            }
+        };
+        if lo > hi || lo == 0 {
+            return Err(bad());
+        }
+        Ok((lo, hi))
+    }
+
+    fn admits(&self, d: &Datagram) -> bool {
+        self.ranges.is_empty()
+            || self
+                .ranges
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&d.source.port()) || (lo..=hi).contains(&d.destination.port()))
+    }
+}
+
 /// Finds the calls in a capture: RTP streams tied to calls by the SDP of SIP messages when the
 /// capture has them; otherwise the two directions between one pair of addresses are one call.
-pub fn read_calls(input: impl Read) -> Result<(Vec<CapturedCall>, CaptureCounts)> {
+/// With port ranges, only datagrams to or from those ports are taken as RTP, and every stream
+/// there counts however short.
+pub fn read_calls(input: impl Read, ports: &RtpPorts) -> Result<(Vec<CapturedCall>, CaptureCounts)> {
     let mut counts = CaptureCounts::default();
     // where each call receives audio, and the payload types it announced
     let mut receivers: HashMap<SocketAddr, (String, HashMap<u8, Codec>)> = HashMap::new();
@@ -187,6 +226,9 @@ pub fn read_calls(input: impl Read) -> Result<(Vec<CapturedCall>, CaptureCounts)
             for addr in offer.media {
                 receivers.insert(addr, (offer.call_id.clone(), offer.rtpmap.clone()));
             }
+            return;
+        }
+        if !ports.admits(&d) {
             return;
         }
         let Some(packet) = rtp::parse(&d.payload) else { return };
@@ -211,7 +253,7 @@ pub fn read_calls(input: impl Read) -> Result<(Vec<CapturedCall>, CaptureCounts)
         };
         let (source, destination, ssrc) = key;
         let signalled = receivers.get(&destination).or_else(|| receivers.get(&source));
-        if collected.packets < MIN_PACKETS && signalled.is_none() {
+        if collected.packets < MIN_PACKETS && signalled.is_none() && ports.ranges.is_empty() {
             continue;
         }
         let (call_key, call_id, rtpmap) = match signalled {

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use serde_json::Value;
 use synthscan::audio::resample::StreamResampler;
 use synthscan::audio::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
 
@@ -394,4 +395,43 @@ fn a_wideband_g722_leg_scores_like_its_audio_at_16_khz() {
     let (x, y) = (leg["score"].as_f64().unwrap(), file["score"].as_f64().unwrap());
     assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
     assert_eq!(call["threshold"], file["threshold"], "the wideband threshold");
+}
+
+#[test]
+fn rtp_port_ranges_name_the_streams_when_signalling_is_missing() {
+    // five packets: too few to be taken for a call leg on their own
+    let frames: Vec<_> = (0..5u16)
+        .map(|k| {
+            let packet = rtp(0, k, 160 * u32::from(k), 0x4444_4444, &[0x55; 160]);
+            (
+                0.02 * f64::from(k),
+                frame(&Udp {
+                    src: B,
+                    dst: A,
+                    payload: packet,
+                }),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("short.pcap");
+    write_pcap(&pcap, &frames);
+    let run = |extra: &[&str]| {
+        synthscan()
+            .args(["analyze", "-f", "jsonl", "--model"])
+            .arg(test_model())
+            .args(extra)
+            .arg(&pcap)
+            .output()
+            .unwrap()
+    };
+    crate::assert_one_clear_error(&run(&[]), "holds no RTP call audio", "no range");
+    crate::assert_one_clear_error(
+        &run(&["--rtp-port", "10000-20000"]),
+        "holds no RTP call audio",
+        "other ports",
+    );
+    let named = run(&["--rtp-port", "40000-40009", "--rtp-port", "6000"]);
+    let call: Value = serde_json::from_slice(&named.stdout).unwrap();
+    assert_eq!(call["legs"][0]["packets"], 5, "{call}");
 }
