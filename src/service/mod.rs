@@ -11,6 +11,7 @@ mod guard;
 mod listener;
 pub mod media;
 mod metrics;
+mod page;
 mod stream;
 mod upload;
 
@@ -144,6 +145,9 @@ pub fn run(
         .route("/v1/stream", get(stream::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text).route_layer(with_token))
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
@@ -224,7 +228,7 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
 async fn not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
-        "no such endpoint (POST /v1/analyze, GET /v1/stream, GET /healthz, GET /metrics)",
+        "no such endpoint (GET /, POST /v1/analyze, GET /v1/stream, GET /healthz, GET /metrics)",
     )
 }
 

@@ -403,3 +403,42 @@ async fn a_stream_of_pings_alone_is_closed_as_idle() {
     );
     pinger.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_whole_from_the_binary_under_a_strict_policy() {
+    let server = Server::start(&["--token", "s3cret"]);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    // the page and its assets need no token (they hold nothing); the API calls they make do
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let body = r.text().await.unwrap();
+        // nothing from elsewhere: the only absolute URL is the SVG namespace name
+        let external = body.matches("http://").count() + body.matches("https://").count();
+        let namespace = body.matches("http://www.w3.org/2000/svg").count();
+        assert_eq!(external, namespace, "{path} refers to another site");
+        assert!(!body.contains("innerHTML"), "{path}: text is never parsed as HTML");
+    }
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<script src="/app.js" defer></script>"#));
+    let r = http
+        .post(format!("{base}/v1/analyze"))
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the API keeps its token rule");
+}
