@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(counts.udp <= counts.frames);
         for leg in calls.iter().flat_map(|c| &c.legs) {
             assert!(leg.stream.samples.iter().all(|s| s.is_finite() && s.abs() <= 1.0));
-            assert!(leg.stream.duplicates <= leg.stream.packets);
+            assert!(leg.stream.counts.duplicates <= leg.stream.counts.packets);
         }
     }
 });

@@ -134,6 +134,20 @@ pub struct Stream {
     highest: Option<u64>,
 }
 
+/// What happened to a stream's packets on the way (reports carry these fields as they are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamCounts {
+    /// RTP packets received (duplicates included).
+    pub packets: u64,
+    /// Packets missing from the sequence (their time is silence).
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Packets that arrived after a later one (put back in order).
+    pub late: u64,
+    /// RFC 4733 telephone-event packets (skipped).
+    pub telephone_events: u64,
+}
+
 /// A reassembled stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reassembled {
@@ -143,12 +157,7 @@ pub struct Reassembled {
     /// of a codec of another rate in the same stream are counted as not decoded.
     pub rate_hz: u32,
     pub codec: String,
-    pub packets: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    /// Packets that arrived after a later one (put back in order).
-    pub late: u64,
-    pub telephone_events: u64,
+    pub counts: StreamCounts,
     /// Payload types that were not decoded, with their packet counts.
     pub undecoded: Vec<(String, u64)>,
     /// The leg was longer than [`MAX_LEG_SAMPLES`] and was cut there.
@@ -190,11 +199,13 @@ impl Stream {
             samples: Vec::new(),
             rate_hz: 8000,
             codec: String::new(),
-            packets: received,
-            lost: 0,
-            duplicates,
-            late,
-            telephone_events: 0,
+            counts: StreamCounts {
+                packets: received,
+                lost: 0,
+                duplicates,
+                late,
+                telephone_events: 0,
+            },
             undecoded: Vec::new(),
             cut: false,
         };
@@ -206,7 +217,7 @@ impl Stream {
         let mut position: i64 = 0;
         for (ext, ts, pt, payload) in &self.packets {
             if let Some(prev) = previous_ext {
-                out.lost += ext - prev - 1;
+                out.counts.lost += ext - prev - 1;
             }
             previous_ext = Some(*ext);
             let codec = codec_of(*pt);
@@ -216,7 +227,7 @@ impl Stream {
             }
             if speech_rate.is_none() || speech_rate != rate {
                 match codec {
-                    Codec::TelephoneEvent => out.telephone_events += 1,
+                    Codec::TelephoneEvent => out.counts.telephone_events += 1,
                     Codec::ComfortNoise => {}
                     other => match out.undecoded.iter_mut().find(|(n, _)| *n == other.name()) {
                         Some((_, count)) => *count += 1,
@@ -309,7 +320,8 @@ mod tests {
             s.push(packet(seq, 1000 + 160 * k, k as u8 + 1));
         }
         let r = s.reassemble(&Codec::from_static);
-        assert_eq!((r.packets, r.duplicates, r.lost, r.late), (6, 1, 1, 1));
+        let c = r.counts;
+        assert_eq!((c.packets, c.duplicates, c.lost, c.late), (6, 1, 1, 1));
         assert_eq!(r.samples.len(), 160 * 6);
         // the lost packet is silence, the others in timestamp order
         assert!(r.samples[160 * 4..160 * 5].iter().all(|&x| x == 0.0));
@@ -332,7 +344,7 @@ mod tests {
         s.push(g729);
         let r = s.reassemble(&Codec::from_static);
         assert_eq!(
-            (r.telephone_events, r.undecoded.clone()),
+            (r.counts.telephone_events, r.undecoded.clone()),
             (1, vec![("G729".to_string(), 1)])
         );
         assert_eq!(r.samples.len(), 160);

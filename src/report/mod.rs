@@ -20,6 +20,7 @@ pub use plot::write_plot;
 use crate::detect::{Analysis, CallAnalysis, Segment, Verdict, round};
 use crate::error::{Error, Result};
 use crate::model::Manifest;
+use crate::packet::rtp::StreamCounts;
 use crate::packet::{CapturedCall, CapturedLeg};
 
 /// Model identity carried by every report.
@@ -122,15 +123,8 @@ pub struct LegReport {
     pub source: String,
     pub destination: String,
     pub codec: String,
-    /// RTP packets received (duplicates included).
-    pub packets: u64,
-    /// Packets missing from the sequence (their time is silence).
-    pub lost: u64,
-    pub duplicates: u64,
-    /// Packets that arrived after a later one (put back in order).
-    pub late: u64,
-    /// RFC 4733 telephone-event packets (skipped).
-    pub telephone_events: u64,
+    #[serde(flatten)]
+    pub counts: StreamCounts,
     pub score: Option<f64>,
     pub verdict: Verdict,
     pub speech_s: f64,
@@ -160,11 +154,7 @@ impl LegReport {
             source: leg.source.to_string(),
             destination: leg.destination.to_string(),
             codec: s.codec.clone(),
-            packets: s.packets,
-            lost: s.lost,
-            duplicates: s.duplicates,
-            late: s.late,
-            telephone_events: s.telephone_events,
+            counts: s.counts,
             score: channel.and_then(|c| c.score).map(|s| round(s, 4)),
             verdict: channel.map_or(Verdict::Inconclusive, |c| c.verdict),
             speech_s: channel.map_or(0.0, |c| round(c.speech_s, 2)),

@@ -135,8 +135,8 @@ impl Reporter for TextReporter<'_> {
                 leg.ssrc,
                 score_text(leg.score),
                 leg.speech_s,
-                leg.packets,
-                leg.lost
+                leg.counts.packets,
+                leg.counts.lost
             )
             .map_err(werr)?;
             self.timeline("    ", &leg.segments, c.threshold)?;
