@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+#[cfg(feature = "serve")]
+mod browser;
 mod capture;
 mod channels;
 mod cli;
