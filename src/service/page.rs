@@ -10,9 +10,11 @@ const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/app.css");
 
 /// Scripts and styles from this server only, requests to this server only, no frames, no
-/// forms posted elsewhere, no plugins; blob: for the evidence download.
+/// forms posted elsewhere, no plugins; blob: for the evidence download and for playing the
+/// recording the user chose.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     connect-src 'self'; img-src 'self' data: blob:; media-src blob:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = body.into_response();

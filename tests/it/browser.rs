@@ -1,8 +1,9 @@
 //! The page of `synthscan serve` in a real browser: Debian's chromium, headless, driven through
 //! chromedriver's WebDriver protocol over 127.0.0.1 (both installed by scripts/setup.sh). A
 //! shipped sample is chosen in the page's file input; the verdict and score the page shows must
-//! equal the API's, its timeline must have one bar per segment, and the evidence report it saves
-//! must carry the file's SHA-256.
+//! equal the API's, its timeline must have one bar per segment, its waveform must be drawn and a
+//! segment's button must play from that segment, and the evidence report it saves must carry the
+//! file's SHA-256.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -88,6 +89,7 @@ async fn the_page_shows_what_the_api_says_and_saves_the_evidence() {
             json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--autoplay-policy=no-user-gesture-required",
                          format!("--user-data-dir={}", profile.path().display())]
             }}}}),
         )
@@ -158,13 +160,41 @@ async fn the_page_shows_what_the_api_says_and_saves_the_evidence() {
     .await;
     assert_eq!(bars.as_u64(), Some(api["segments"].as_array().unwrap().len() as u64));
 
+    // the waveform is drawn, and a segment's button plays the recording from that segment
+    let drawn = post(
+        format!("/session/{id}/execute/sync"),
+        json!({"script": "return [document.querySelectorAll('#results article svg.waveform rect').length,
+                                  document.querySelector('#results article audio').src];", "args": []}),
+    )
+    .await;
+    assert!(drawn[0].as_u64().unwrap() > 100, "{drawn}");
+    assert!(drawn[1].as_str().unwrap().starts_with("blob:"), "{drawn}");
+    // the last segment's: a time well into the recording, so the check cannot pass at 0
+    let segments = api["segments"].as_array().unwrap();
+    let last_start = segments[segments.len() - 1]["start_s"].as_f64().unwrap();
+    assert!(last_start > 1.0, "{last_start}");
+    let position = post(
+        format!("/session/{id}/execute/sync"),
+        json!({"script": "const a = document.querySelector('#results article audio');
+                          const plays = document.querySelectorAll('#results article button.play');
+                          plays[plays.length - 1].click();
+                          a.pause();
+                          return a.currentTime;", "args": []}),
+    )
+    .await;
+    let at = position.as_f64().unwrap();
+    assert!(
+        (at - last_start).abs() < 0.05,
+        "playing from {at} s, the segment starts at {last_start} s"
+    );
+
     // the evidence report: catch the blob the page hands to the download link
     let evidence = post(
         format!("/session/{id}/execute/async"),
         json!({"script": "const done = arguments[arguments.length - 1];
                           const make = URL.createObjectURL;
                           URL.createObjectURL = (blob) => { blob.text().then(done); return make(blob); };
-                          document.querySelector('#results article button').click();", "args": []}),
+                          document.querySelector('#results article button.save').click();", "args": []}),
     )
     .await;
     let html = evidence.as_str().unwrap();

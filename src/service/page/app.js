@@ -76,15 +76,55 @@ function timeline(segments, duration, threshold, label) {
   return svg;
 }
 
-function segmentTable(segments, threshold) {
+// Each row has a button that plays the recording from the start of that stretch.
+function segmentTable(segments, threshold, player) {
   const table = el("table", {}, el("caption", {}, "Stretches of speech and their scores"));
   table.append(el("tr", {}, el("th", { scope: "col" }, "from"), el("th", { scope: "col" }, "to"),
-    el("th", { scope: "col" }, "score"), el("th", { scope: "col" }, "reading")));
+    el("th", { scope: "col" }, "score"), el("th", { scope: "col" }, "reading"), el("th", { scope: "col" }, "listen")));
   for (const s of segments) {
+    const play = el("button", { type: "button", class: "play" }, `Play from ${fmtTime(s.start_s)}`);
+    play.addEventListener("click", () => seek(player, s.start_s));
     table.append(el("tr", {}, el("td", {}, fmtTime(s.start_s)), el("td", {}, fmtTime(s.end_s)),
-      el("td", {}, s.score.toFixed(3)), el("td", {}, s.score >= threshold ? "machine-like" : "voice-like")));
+      el("td", {}, s.score.toFixed(3)), el("td", {}, s.score >= threshold ? "machine-like" : "voice-like"),
+      el("td", {}, play)));
   }
   return table;
+}
+
+function seek(player, seconds) {
+  player.currentTime = seconds;
+  player.play().catch(() => {});
+}
+
+// The waveform on the same time axis as the score timelines (peak per column); a click plays
+// from that point. Formats the browser cannot decode (G.711 or ADPCM WAV) get a sentence.
+async function waveform(file, duration, player) {
+  const box = el("div", { class: "waveform-box" });
+  try {
+    const context = new AudioContext();
+    const audio = await context.decodeAudioData(await file.arrayBuffer());
+    context.close();
+    const data = audio.getChannelData(0);
+    const w = 1000, h = 60, span = Math.max(duration, audio.duration, 0.001);
+    const svg = svgEl("svg", { class: "waveform", viewBox: `0 0 ${w} ${h}`, role: "img",
+      "aria-label": "Waveform; click to listen from that point" });
+    const columns = Math.max(1, Math.round((audio.duration / span) * w));
+    const step = Math.max(1, Math.floor(data.length / columns));
+    for (let x = 0; x < columns; x++) {
+      let peak = 0;
+      for (let i = x * step; i < Math.min((x + 1) * step, data.length); i++) peak = Math.max(peak, Math.abs(data[i]));
+      const bar = Math.max(peak * h, 1);
+      svg.append(svgEl("rect", { x, y: (h - bar) / 2, width: 1, height: bar, fill: "#444" }));
+    }
+    svg.addEventListener("click", (e) => {
+      const r = svg.getBoundingClientRect();
+      seek(player, ((e.clientX - r.left) / r.width) * span);
+    });
+    box.append(svg);
+  } catch (_) {
+    box.append(el("p", { class: "help" }, "This browser cannot draw or play this recording's format; the scores above still hold."));
+  }
+  return box;
 }
 
 // A self-contained report to keep with the recording.
@@ -109,8 +149,9 @@ function evidence(file, digest, report, analysedAt) {
     parts + `<h2>Known limits</h2><p>${esc(LIMITS)}</p></body></html>`;
 }
 
-function showResult(file, digest, report) {
+async function showResult(file, digest, report) {
   const card = el("article", { class: "card", "aria-label": `Result for ${file.name}` });
+  const player = el("audio", { controls: "", preload: "metadata", src: URL.createObjectURL(file) });
   card.append(el("h3", {}, file.name));
   card.append(el("p", { class: `verdict ${report.verdict}` }, WORDS[report.verdict] || report.verdict));
   card.append(el("p", {}, `Score ${scoreText(report.score)} (flagged at ${report.threshold} or more). `,
@@ -119,19 +160,21 @@ function showResult(file, digest, report) {
     card.append(el("p", {}, "Too little speech was found to judge: a longer stretch of one voice talking is needed."));
   }
   for (const w of report.warnings || []) card.append(el("p", {}, `Note: ${w}`));
+  card.append(player);
+  card.append(await waveform(file, report.duration_s, player));
   const parts = report.legs || report.channels;
   if (parts) {
     parts.forEach((p, i) => {
       const name = report.legs ? `Leg ${i}: ${p.source} \u2192 ${p.destination} (${p.codec})` : `Channel ${i}`;
       card.append(el("h4", {}, `${name}: ${WORDS[p.verdict] || p.verdict}, score ${scoreText(p.score)}`));
       card.append(timeline(p.segments, report.duration_s, report.threshold, `${name}: score over time`));
-      card.append(segmentTable(p.segments, report.threshold));
+      card.append(segmentTable(p.segments, report.threshold, player));
     });
   } else {
     card.append(timeline(report.segments, report.duration_s, report.threshold, "Score over time"));
-    card.append(segmentTable(report.segments, report.threshold));
+    card.append(segmentTable(report.segments, report.threshold, player));
   }
-  const save = el("button", { type: "button" }, "Save an evidence report");
+  const save = el("button", { type: "button", class: "save" }, "Save an evidence report");
   save.addEventListener("click", () => {
     const html = evidence(file, digest, report, new Date().toISOString());
     const link = el("a", { href: URL.createObjectURL(new Blob([html], { type: "text/html" })), download: `${file.name}.synthscan.html` });
@@ -169,9 +212,9 @@ async function analyse(files) {
         const detail = json && json.error ? ` (${json.error})` : "";
         showError(file, (STATUS_TEXT[reply.status] || `The server answered ${reply.status}.`) + detail);
       } else if (Array.isArray(json)) {
-        json.forEach((r) => showResult(file, digest, r));
+        for (const r of json) await showResult(file, digest, r);
       } else {
-        showResult(file, digest, json);
+        await showResult(file, digest, json);
       }
     } catch (e) {
       showError(file, `The recording could not be sent to the server: ${e.message}`);
