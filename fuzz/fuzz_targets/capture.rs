@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = packet::sip::parse(data);
         return;
     }
-    if let Ok((calls, counts)) = packet::read_calls(std::io::Cursor::new(data), &packet::RtpPorts::default()) {
+    if let Ok((calls, counts)) = packet::read_calls(std::io::Cursor::new(data), &packet::CaptureOptions::default()) {
         assert!(counts.udp <= counts.frames);
         for leg in calls.iter().flat_map(|c| &c.legs) {
             assert!(leg.stream.samples.iter().all(|s| s.is_finite() && s.abs() <= 1.0));

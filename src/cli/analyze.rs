@@ -58,8 +58,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut reporter = report::reporter(format, Box::new(output::Stdout::new()), color);
     reporter.begin()?;
     let (mut flagged, mut errors) = (false, false);
-    let ports = synthscan::packet::RtpPorts {
+    let ports = synthscan::packet::CaptureOptions {
         ranges: args.rtp_port.clone(),
+        max_samples: None,
     };
     for path in &args.files {
         let name = &input::display_name(path);
@@ -127,7 +128,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn parse_rtp_range(text: &str) -> std::result::Result<(u16, u16), String> {
-    synthscan::packet::RtpPorts::parse_range(text).map_err(|e| e.to_string())
+    synthscan::packet::CaptureOptions::parse_range(text).map_err(|e| e.to_string())
 }
 
 /// An input that could not be analysed: one line on standard error, an error record in the report.
@@ -146,7 +147,7 @@ fn input_error(reporter: &mut dyn report::Reporter, name: &str, e: &synthscan::E
 fn analyze_capture(
     path: &Path,
     name: &str,
-    ports: &synthscan::packet::RtpPorts,
+    ports: &synthscan::packet::CaptureOptions,
     detector: &synthscan::Detector,
     scorer: &mut OnnxScorer,
     threads: usize,

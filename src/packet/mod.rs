@@ -171,15 +171,18 @@ struct Collected {
     packets: usize,
 }
 
-/// Which UDP datagrams may be RTP.
+/// How a capture is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RtpPorts {
-    /// Inclusive port ranges; empty: any port (streams then need [`MIN_PACKETS`] packets
-    /// unless signalling names them).
+pub struct CaptureOptions {
+    /// Inclusive port ranges of the datagrams that may be RTP; empty: any port (streams then
+    /// need [`MIN_PACKETS`] packets unless signalling names them).
     pub ranges: Vec<(u16, u16)>,
+    /// Decoded samples of all legs together at most (a service's upload limit); `None`: only
+    /// the per-leg bound.
+    pub max_samples: Option<u64>,
 }
 
-impl RtpPorts {
+impl CaptureOptions {
     /// Parses `LO-HI` or a single port.
     pub fn parse_range(text: &str) -> Result<(u16, u16)> {
         let bad = || Error::Config(format!("'{text}' is not a UDP port or a range LO-HI of ports"));
@@ -212,7 +215,7 @@ impl RtpPorts {
 /// capture has them; otherwise the two directions between one pair of addresses are one call.
 /// With port ranges, only datagrams to or from those ports are taken as RTP, and every stream
 /// there counts however short.
-pub fn read_calls(input: impl Read, ports: &RtpPorts) -> Result<(Vec<CapturedCall>, CaptureCounts)> {
+pub fn read_calls(input: impl Read, ports: &CaptureOptions) -> Result<(Vec<CapturedCall>, CaptureCounts)> {
     let mut counts = CaptureCounts::default();
     // where each call receives audio, and the payload types it announced
     let mut receivers: HashMap<SocketAddr, (String, HashMap<u8, Codec>)> = HashMap::new();
@@ -247,6 +250,7 @@ pub fn read_calls(input: impl Read, ports: &RtpPorts) -> Result<(Vec<CapturedCal
     counts.sip = sip_messages;
     let mut calls: Vec<CapturedCall> = Vec::new();
     let mut call_of: HashMap<String, usize> = HashMap::new();
+    let mut budget = ports.max_samples.unwrap_or(u64::MAX);
     for key in order {
         let Some(collected) = streams.remove(&key) else {
             continue;
@@ -274,8 +278,17 @@ pub fn read_calls(input: impl Read, ports: &RtpPorts) -> Result<(Vec<CapturedCal
             source,
             destination,
             first_s: collected.first_s,
-            stream: collected.stream.reassemble(&codec_of),
+            stream: collected
+                .stream
+                .reassemble(&codec_of, usize::try_from(budget).unwrap_or(usize::MAX)),
         };
+        if leg.stream.cut && ports.max_samples.is_some() {
+            return Err(Error::TooMuchAudio(format!(
+                "the calls in the capture hold more than {} samples",
+                ports.max_samples.unwrap_or_default()
+            )));
+        }
+        budget = budget.saturating_sub(leg.stream.samples.len() as u64);
         let index = *call_of.entry(call_key).or_insert_with(|| {
             calls.push(CapturedCall {
                 call_id,

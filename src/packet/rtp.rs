@@ -160,7 +160,7 @@ pub struct Reassembled {
     pub counts: StreamCounts,
     /// Payload types that were not decoded, with their packet counts.
     pub undecoded: Vec<(String, u64)>,
-    /// The leg was longer than [`MAX_LEG_SAMPLES`] and was cut there.
+    /// The leg was longer than [`MAX_LEG_SAMPLES`] (or the caller's limit) and was cut there.
     pub cut: bool,
 }
 
@@ -188,8 +188,10 @@ impl Stream {
         self.packets.is_empty()
     }
 
-    /// Puts the stream back together; `codec_of` names each payload type.
-    pub fn reassemble(mut self, codec_of: &dyn Fn(u8) -> Codec) -> Reassembled {
+    /// Puts the stream back together; `codec_of` names each payload type. At most `limit`
+    /// samples (and [`MAX_LEG_SAMPLES`]) are kept.
+    pub fn reassemble(mut self, codec_of: &dyn Fn(u8) -> Codec, limit: usize) -> Reassembled {
+        let limit = limit.min(MAX_LEG_SAMPLES);
         let late = self.packets.windows(2).filter(|w| w[1].0 < w[0].0).count() as u64;
         let received = self.packets.len() as u64;
         self.packets.sort_by_key(|p| p.0);
@@ -247,7 +249,7 @@ impl Stream {
                 };
             }
             let at = usize::try_from(position).unwrap_or(0);
-            if at + payload.len() * per_tick as usize > MAX_LEG_SAMPLES {
+            if at + payload.len() * per_tick as usize > limit {
                 out.cut = true;
                 break;
             }
@@ -319,7 +321,7 @@ mod tests {
         for (seq, k) in [(65534u16, 0u32), (65535, 1), (1, 3), (0, 2), (0, 2), (3, 5)] {
             s.push(packet(seq, 1000 + 160 * k, k as u8 + 1));
         }
-        let r = s.reassemble(&Codec::from_static);
+        let r = s.reassemble(&Codec::from_static, usize::MAX);
         let c = r.counts;
         assert_eq!((c.packets, c.duplicates, c.lost, c.late), (6, 1, 1, 1));
         assert_eq!(r.samples.len(), 160 * 6);
@@ -342,7 +344,7 @@ mod tests {
         let mut g729 = packet(3, 320, 0);
         g729.payload_type = 18;
         s.push(g729);
-        let r = s.reassemble(&Codec::from_static);
+        let r = s.reassemble(&Codec::from_static, usize::MAX);
         assert_eq!(
             (r.counts.telephone_events, r.undecoded.clone()),
             (1, vec![("G729".to_string(), 1)])

@@ -20,7 +20,8 @@ use crate::analyze_recording;
 use crate::audio::{BoundedSource, FileSource};
 use crate::error::{Error, Result};
 use crate::model::OnnxScorer;
-use crate::report::{ErrorReport, FileReport, ModelInfo};
+use crate::packet::CaptureOptions;
+use crate::report::{CallReport, ErrorReport, FileReport, ModelInfo};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AnalyzeQuery {
@@ -103,12 +104,21 @@ pub(super) async fn analyze(
     let allow_truncated = q.allow_truncated.as_deref().is_some_and(|v| v == "1" || v == "true");
     let joined = tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body, allow_truncated)).await;
     match joined {
-        Ok(Ok(report)) => {
+        Ok(Ok(Uploaded::File(report))) => {
             Metrics::inc(&app.metrics.files_analyzed);
             if report.verdict == crate::Verdict::Synthetic {
                 Metrics::inc(&app.metrics.calls_flagged);
             }
             axum::Json(report).into_response()
+        }
+        Ok(Ok(Uploaded::Calls(calls))) => {
+            Metrics::inc(&app.metrics.files_analyzed);
+            for c in &calls {
+                if c.call.verdict == crate::Verdict::Synthetic {
+                    Metrics::inc(&app.metrics.calls_flagged);
+                }
+            }
+            axum::Json(calls).into_response()
         }
         Ok(Err(e)) => {
             let status = match &e {
@@ -164,13 +174,64 @@ async fn read_body(body: Body, max: usize) -> std::result::Result<Option<Bytes>,
     Ok((seen <= max).then(|| Bytes::from(kept)))
 }
 
-fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> Result<FileReport> {
+/// What an upload held: a recording, or the calls of a packet capture (a JSON array).
+enum Uploaded {
+    File(Box<FileReport>),
+    Calls(Vec<CallReport>),
+}
+
+/// The calls of a packet capture, each leg analysed like a file, within the upload's limits.
+fn analyze_capture(app: &App, name: &str, bytes: Bytes, scorer: &mut OnnxScorer) -> Result<Vec<CallReport>> {
+    let limits = app.uploads;
+    let started = std::time::Instant::now();
+    let options = CaptureOptions {
+        ranges: Vec::new(),
+        max_samples: Some(limits.max_samples),
+    };
+    let (calls, _) = crate::packet::read_calls(std::io::Cursor::new(bytes), &options)?;
+    if calls.is_empty() {
+        return Err(Error::UnsupportedFormat(
+            "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),
+        ));
+    }
+    let mut reports = Vec::with_capacity(calls.len());
+    for (k, call) in calls.iter().enumerate() {
+        if started.elapsed() > limits.analysis_timeout {
+            return Err(Error::TooSlow(format!(
+                "over {:.0} s for one upload",
+                limits.analysis_timeout.as_secs_f64()
+            )));
+        }
+        let analysis = crate::detect::analyze_call(&app.detector, call, scorer, 1)?;
+        let file = if calls.len() > 1 {
+            format!("{name}#{}", k + 1)
+        } else {
+            name.to_string()
+        };
+        reports.push(CallReport::new(
+            &file,
+            call,
+            &analysis,
+            ModelInfo::from(&app.model.manifest),
+        ));
+    }
+    Ok(reports)
+}
+
+fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> Result<Uploaded> {
     let scorer = app.analyze_scorers.lock().ok().and_then(|mut pool| pool.pop());
     let mut scorer = match scorer {
         Some(s) => s,
         None => OnnxScorer::new(&app.model, 1)?,
     };
     let limits = app.uploads;
+    if crate::packet::is_capture(&bytes) {
+        let result = analyze_capture(app, name, bytes, &mut scorer).map(Uploaded::Calls);
+        if let Ok(mut pool) = app.analyze_scorers.lock() {
+            pool.push(scorer);
+        }
+        return result;
+    }
     // the same routine and windows per model call as `synthscan analyze`, inside the limits
     let result = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())
         .and_then(|mut source| {
@@ -178,13 +239,13 @@ fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> 
             analyze_recording(&app.detector, &mut bounded, &mut scorer, 1, allow_truncated)
         })
         .map(|r| {
-            FileReport::new(
+            Uploaded::File(Box::new(FileReport::new(
                 name,
                 &r.codec,
                 &r.analysis,
                 r.warnings,
                 ModelInfo::from(&app.model.manifest),
-            )
+            )))
         });
     if let Ok(mut pool) = app.analyze_scorers.lock() {
         pool.push(scorer);

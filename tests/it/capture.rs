@@ -435,3 +435,38 @@ fn rtp_port_ranges_name_the_streams_when_signalling_is_missing() {
     let call: Value = serde_json::from_slice(&named.stdout).unwrap();
     assert_eq!(call["legs"][0]["packets"], 5, "{call}");
 }
+
+#[cfg(feature = "serve")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_posted_to_the_service_gets_the_same_calls_as_analyze() {
+    let dir = tempfile::tempdir().unwrap();
+    let (frames, _, _) = build_call(true);
+    let pcap = dir.path().join("call.pcap");
+    write_pcap(&pcap, &frames);
+    let cli = analyze_json(&pcap);
+    let bytes = std::fs::read(&pcap).unwrap();
+    let http = reqwest::Client::new();
+    let server = crate::serve::Server::start(&["--model", &crate::path_str(&test_model())]);
+    let r = http
+        .post(format!("http://{}/v1/analyze?name=call.pcap", server.addr))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut calls: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(calls.len(), 1);
+    calls[0]["file"] = cli["file"].clone();
+    assert_eq!(calls[0], cli);
+    // the legs' decoded audio counts against the upload's audio limit (1 s of 48 kHz stereo)
+    let small = crate::serve::Server::start(&["--model", &crate::path_str(&test_model()), "--max-upload-seconds", "1"]);
+    let r = http
+        .post(format!("http://{}/v1/analyze", small.addr))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("more than 96000 samples"), "{v}");
+}
