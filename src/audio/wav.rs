@@ -132,31 +132,12 @@ impl WideWav {
     pub fn next_chunk(&mut self, start: u64) -> Result<(Option<AudioChunk>, bool)> {
         let want = CHUNK_FRAMES * self.channels;
         let mut samples = Vec::with_capacity(want);
-        let mut ended_early = false;
-        if self.float {
-            for s in self.reader.samples::<f32>().take(want) {
-                match s {
-                    Ok(v) => samples.push(v),
-                    Err(e) if is_eof(&e) => {
-                        ended_early = true;
-                        break;
-                    }
-                    Err(e) => return Err(map_hound(e)),
-                }
-            }
+        let ended_early = if self.float {
+            read_into(self.reader.samples::<f32>(), want, |v| v, &mut samples)?
         } else {
             let scale = self.scale;
-            for s in self.reader.samples::<i32>().take(want) {
-                match s {
-                    Ok(v) => samples.push(v as f32 * scale),
-                    Err(e) if is_eof(&e) => {
-                        ended_early = true;
-                        break;
-                    }
-                    Err(e) => return Err(map_hound(e)),
-                }
-            }
-        }
+            read_into(self.reader.samples::<i32>(), want, |v| v as f32 * scale, &mut samples)?
+        };
         // a frame cut in the middle is dropped, as symphonia drops it
         samples.truncate(samples.len() - samples.len() % self.channels);
         if samples.is_empty() {
@@ -171,6 +152,24 @@ impl WideWav {
         };
         Ok((Some(chunk), ended_early))
     }
+}
+
+/// Reads up to `want` samples into `out`, converted; whether the data ended before the size
+/// its header states.
+fn read_into<T>(
+    samples: impl Iterator<Item = hound::Result<T>>,
+    want: usize,
+    convert: impl Fn(T) -> f32,
+    out: &mut Vec<f32>,
+) -> Result<bool> {
+    for s in samples.take(want) {
+        match s {
+            Ok(v) => out.push(convert(v)),
+            Err(e) if is_eof(&e) => return Ok(true),
+            Err(e) => return Err(map_hound(e)),
+        }
+    }
+    Ok(false)
 }
 
 fn is_eof(e: &hound::Error) -> bool {

@@ -158,22 +158,11 @@ fn analyze_capture(
         path: path.to_path_buf(),
         source,
     })?;
-    let (calls, _counts) = synthscan::packet::read_calls(file, ports)?;
-    if calls.is_empty() {
-        return Err(synthscan::Error::UnsupportedFormat(
-            "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),
-        ));
-    }
+    let calls = synthscan::detect::analyze_capture(detector, file, ports, scorer, threads, None)?;
     let mut flagged = false;
-    for (k, call) in calls.iter().enumerate() {
-        let analysis = synthscan::detect::analyze_call(detector, call, scorer, threads)?;
-        flagged |= analysis.call.is_flagged();
-        let file = if calls.len() > 1 {
-            format!("{name}#{}", k + 1)
-        } else {
-            name.to_string()
-        };
-        reporter.call(&report::CallReport::new(&file, call, &analysis, model_info.clone()))?;
+    for call in report::CallReport::for_capture(name, &calls, model_info) {
+        flagged |= call.call.verdict == synthscan::Verdict::Synthetic;
+        reporter.call(&call)?;
     }
     Ok(flagged)
 }

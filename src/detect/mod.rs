@@ -568,18 +568,49 @@ pub fn analyze_call(
         .collect();
     let duration_s = legs.iter().flatten().map(|a| a.duration_s).fold(0.0, f64::max);
     let rate_hz = call.legs.iter().map(|l| l.stream.rate_hz).max().unwrap_or(8000);
+    let mut combined = Analysis::combine(duration_s, rate_hz, results, detector.threshold_for(rate_hz));
     // the threshold shown is the deciding leg's (narrowband and wideband legs differ)
-    let deciding = legs
-        .iter()
-        .flatten()
-        .filter(|a| a.verdict != Verdict::Inconclusive)
-        .max_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal))
-        .or_else(|| legs.iter().flatten().next());
-    let threshold = deciding.map_or_else(|| detector.threshold_for(rate_hz), |a| a.threshold);
-    Ok(CallAnalysis {
-        call: Analysis::combine(duration_s, rate_hz, results, threshold),
-        legs,
-    })
+    if let Some(leg) = combined
+        .channels
+        .get(combined.deciding_channel)
+        .and_then(|c| legs.get(c.channel)?.as_ref())
+    {
+        combined.threshold = leg.threshold;
+    }
+    Ok(CallAnalysis { call: combined, legs })
+}
+
+/// Every call of a packet capture, analysed: the routine `analyze` and the service's uploads
+/// share. `time_limit`, when given, is checked between calls.
+pub fn analyze_capture(
+    detector: &Detector,
+    input: impl std::io::Read,
+    options: &crate::packet::CaptureOptions,
+    scorer: &mut dyn WindowScorer,
+    threads: usize,
+    time_limit: Option<std::time::Duration>,
+) -> Result<Vec<(crate::packet::CapturedCall, CallAnalysis)>> {
+    let started = std::time::Instant::now();
+    let (calls, _) = crate::packet::read_calls(input, options)?;
+    if calls.is_empty() {
+        return Err(Error::UnsupportedFormat(
+            "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),
+        ));
+    }
+    let mut analysed = Vec::with_capacity(calls.len());
+    for call in calls {
+        if let Some(limit) = time_limit
+            && started.elapsed() > limit
+        {
+            return Err(Error::TooSlow(format!(
+                "over {:.0} s for one upload",
+                limit.as_secs_f64()
+            )));
+        }
+        let analysis = analyze_call(detector, &call, scorer, threads)?;
+        analysed.push((call, analysis));
+    }
+    Ok(analysed)
 }
 
 /// Runs a whole source through a new stream: the file-analysis path.

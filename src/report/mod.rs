@@ -164,6 +164,23 @@ impl LegReport {
 }
 
 impl CallReport {
+    /// The reports of a capture's calls, named `name`, or `name#1`, `name#2`, ... when it holds
+    /// several.
+    pub fn for_capture(name: &str, calls: &[(CapturedCall, CallAnalysis)], model: &ModelInfo) -> Vec<Self> {
+        calls
+            .iter()
+            .enumerate()
+            .map(|(k, (call, analysis))| {
+                let file = if calls.len() > 1 {
+                    format!("{name}#{}", k + 1)
+                } else {
+                    name.to_string()
+                };
+                Self::new(&file, call, analysis, model.clone())
+            })
+            .collect()
+    }
+
     pub fn new(file: &str, call: &CapturedCall, analysis: &CallAnalysis, model: ModelInfo) -> Self {
         let mut warnings = Vec::new();
         for (i, leg) in call.legs.iter().enumerate() {

@@ -183,39 +183,18 @@ enum Uploaded {
 /// The calls of a packet capture, each leg analysed like a file, within the upload's limits.
 fn analyze_capture(app: &App, name: &str, bytes: Bytes, scorer: &mut OnnxScorer) -> Result<Vec<CallReport>> {
     let limits = app.uploads;
-    let started = std::time::Instant::now();
     let options = CaptureOptions {
         ranges: Vec::new(),
         max_samples: Some(limits.max_samples),
     };
-    let (calls, _) = crate::packet::read_calls(std::io::Cursor::new(bytes), &options)?;
-    if calls.is_empty() {
-        return Err(Error::UnsupportedFormat(
-            "the capture holds no RTP call audio (UDP streams of at least 10 RTP packets)".into(),
-        ));
-    }
-    let mut reports = Vec::with_capacity(calls.len());
-    for (k, call) in calls.iter().enumerate() {
-        if started.elapsed() > limits.analysis_timeout {
-            return Err(Error::TooSlow(format!(
-                "over {:.0} s for one upload",
-                limits.analysis_timeout.as_secs_f64()
-            )));
-        }
-        let analysis = crate::detect::analyze_call(&app.detector, call, scorer, 1)?;
-        let file = if calls.len() > 1 {
-            format!("{name}#{}", k + 1)
-        } else {
-            name.to_string()
-        };
-        reports.push(CallReport::new(
-            &file,
-            call,
-            &analysis,
-            ModelInfo::from(&app.model.manifest),
-        ));
-    }
-    Ok(reports)
+    let input = std::io::Cursor::new(bytes);
+    let calls =
+        crate::detect::analyze_capture(&app.detector, input, &options, scorer, 1, Some(limits.analysis_timeout))?;
+    Ok(CallReport::for_capture(
+        name,
+        &calls,
+        &ModelInfo::from(&app.model.manifest),
+    ))
 }
 
 fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> Result<Uploaded> {
