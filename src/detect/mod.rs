@@ -29,7 +29,7 @@ pub use vad::VoiceGate;
 use crate::audio::AudioChunk;
 use crate::audio::resample::StreamResampler;
 use crate::error::{Error, Result};
-use crate::features::{FeatureExtractor, FrameBatch};
+use crate::features::{FeatureExtractor, FrameBatch, Spectrogram, SpectrogramBuilder};
 use crate::model::{Manifest, WindowScorer};
 use timeline::Timeline;
 
@@ -611,6 +611,43 @@ pub fn analyze_capture(
         analysed.push((call, analysis));
     }
     Ok(analysed)
+}
+
+/// Spectrogram columns at most over all channels of one source: 65,536 columns of 80 bins are
+/// 21 MB of floats, so a 64-channel file cannot make the pictures cost more than its analysis.
+pub const SPECTROGRAM_COLUMN_BUDGET: usize = 1 << 16;
+
+/// The spectrogram of each channel of a whole source, built from the frames the model scores
+/// (the same front end as detection: resampled to the model's rate, its STFT and filterbank),
+/// with at most `max_columns` columns a channel, and fewer when the channels together would
+/// exceed [`SPECTROGRAM_COLUMN_BUDGET`].
+pub fn spectrogram(
+    manifest: &Manifest,
+    source: &mut dyn crate::audio::AudioSource,
+    max_columns: usize,
+) -> Result<Vec<Spectrogram>> {
+    let info = source.info().clone();
+    let n_ch = info.channels.max(1);
+    let columns = max_columns.clamp(1, (SPECTROGRAM_COLUMN_BUDGET / n_ch).max(1));
+    let mut fronts = (0..n_ch)
+        .map(|_| FrontEnd::new(manifest, info.sample_rate_hz))
+        .collect::<Result<Vec<_>>>()?;
+    let mut builders: Vec<_> = (0..n_ch)
+        .map(|_| SpectrogramBuilder::new(manifest.features.n_bins, columns))
+        .collect();
+    let mut channel = Vec::new();
+    while let Some(chunk) = source.next_chunk()? {
+        for (c, (front, builder)) in fronts.iter_mut().zip(&mut builders).enumerate() {
+            chunk.channel_into(c, &mut channel);
+            front.push(&channel, false)?;
+            builder.push(&front.frames.features);
+        }
+    }
+    for (front, builder) in fronts.iter_mut().zip(&mut builders) {
+        front.push(&[], true)?;
+        builder.push(&front.frames.features);
+    }
+    Ok(builders.into_iter().map(SpectrogramBuilder::finish).collect())
 }
 
 /// Runs a whole source through a new stream: the file-analysis path.

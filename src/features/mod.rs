@@ -12,6 +12,7 @@
 //! `training/synthscan_train/features_ref.py` implements the same definition.
 
 mod filterbank;
+mod spectrogram;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use filterbank::{Filterbank, FilterbankKind};
+pub use spectrogram::{Spectrogram, SpectrogramBuilder};
 
 /// Feature parameters (the `features` section of a model manifest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

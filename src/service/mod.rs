@@ -12,6 +12,7 @@ mod listener;
 pub mod media;
 mod metrics;
 mod page;
+mod spectrogram;
 mod stream;
 mod upload;
 
@@ -142,12 +143,17 @@ pub fn run(
     let with_token = axum::middleware::from_fn_with_state(Arc::clone(&app), require_header_token);
     let router = Router::new()
         .route("/v1/analyze", post(upload::analyze).route_layer(with_token.clone()))
+        .route(
+            "/v1/spectrogram",
+            post(spectrogram::spectrogram).route_layer(with_token.clone()),
+        )
         .route("/v1/stream", get(stream::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text).route_layer(with_token))
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
         .route("/app.css", get(page::style))
+        .route("/tap.js", get(page::tap))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::clone(&app));
@@ -228,7 +234,7 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
 async fn not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
-        "no such endpoint (GET /, POST /v1/analyze, GET /v1/stream, GET /healthz, GET /metrics)",
+        "no such endpoint (GET /, POST /v1/analyze, POST /v1/spectrogram, GET /v1/stream, GET /healthz, GET /metrics)",
     )
 }
 
@@ -294,7 +300,17 @@ async fn healthz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> R
     };
     axum::Json(json!({
         "status": status,
-        "model": {"name": m.name, "version": m.version, "sha256": m.sha256.to_lowercase()},
+        "model": {
+            "name": m.name,
+            "version": m.version,
+            "sha256": m.sha256.to_lowercase(),
+            // what the page needs to say why a result is inconclusive
+            "window_s": m.window.frames as f64 * m.features.hop_s(),
+            "min_speech_s": m.min_speech_s,
+            // what the live view draws its threshold line at (browsers capture at 44.1 or 48 kHz)
+            "threshold": app.detector.threshold_for(48_000),
+            "threshold_narrowband": app.detector.threshold_for(8_000),
+        },
         "streams_open": app.metrics.streams_open.load(Ordering::Relaxed),
     }))
     .into_response()

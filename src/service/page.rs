@@ -1,6 +1,7 @@
-//! `GET /`: the page for people who do not use a terminal (page/index.html, app.js, app.css),
-//! embedded in the binary. It loads nothing from anywhere else and talks only to this server's
-//! API, under a Content-Security-Policy that forbids everything else.
+//! `GET /`: the page for people who do not use a terminal (page/index.html, app.js, app.css and
+//! the microphone worklet tap.js), embedded in the binary. It loads nothing from anywhere else
+//! and talks only to this server's API, under a Content-Security-Policy that forbids everything
+//! else.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/app.css");
+const TAP: &str = include_str!("page/tap.js");
 
 /// Scripts and styles from this server only, requests to this server only, no frames, no
 /// forms posted elsewhere, no plugins; blob: for the evidence download and for playing the
@@ -36,6 +38,11 @@ pub async fn index() -> Response {
 
 pub async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// The live view's AudioWorklet (microphone samples to the page).
+pub async fn tap() -> Response {
+    asset(TAP, "text/javascript; charset=utf-8")
 }
 
 pub async fn style() -> Response {

@@ -46,43 +46,9 @@ pub(super) async fn analyze(
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("the query string is not valid: {e}")),
     };
-    if app.draining.load(Ordering::SeqCst) {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is draining; send it elsewhere",
-        );
-    }
-    let limits = app.uploads;
-    let too_large = || {
-        format!(
-            "the upload is over the limit of {} MB",
-            limits.max_body_bytes as f64 / f64::from(1u32 << 20)
-        )
-    };
-    // A stated length far over the limit is refused before one byte of the body is read. A
-    // body a little over it is read to its end and dropped first: a client that sends its
-    // whole body before reading the answer would otherwise see a reset instead of the 413.
-    let stated = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if stated.is_some_and(|n| n > (limits.max_body_bytes + DRAIN_SLACK_BYTES) as u64) {
-        return refused(&app, StatusCode::PAYLOAD_TOO_LARGE, too_large());
-    }
-    let body = match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
-        Ok(Ok(Some(b))) => b,
-        Ok(Ok(None)) => return refused(&app, StatusCode::PAYLOAD_TOO_LARGE, too_large()),
-        Ok(Err(e)) => return error_response(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}")),
-        Err(_) => {
-            return refused(
-                &app,
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the upload did not arrive within {:.0} s",
-                    limits.body_timeout.as_secs_f64()
-                ),
-            );
-        }
+    let body = match receive(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
     };
     let name = q.name.unwrap_or_else(|| "body".into());
     if body.is_empty() {
@@ -120,33 +86,82 @@ pub(super) async fn analyze(
             }
             axum::Json(calls).into_response()
         }
-        Ok(Err(e)) => {
-            let status = match &e {
-                Error::TooMuchAudio(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                e if e.is_input_error() => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            if matches!(e, Error::TooMuchAudio(_) | Error::TooSlow(_)) {
-                Metrics::inc(&app.metrics.uploads_refused);
-            } else {
-                Metrics::inc(&app.metrics.errors);
-            }
-            (
-                status,
-                axum::Json(ErrorReport {
-                    file: name,
-                    error: match e {
-                        Error::Truncated(_) => format!("{e} (allow_truncated=1 analyses what is there)"),
-                        _ => e.to_string(),
-                    },
-                }),
-            )
-                .into_response()
-        }
+        Ok(Err(e)) => failed(&app, name, e),
         Err(_) => {
             Metrics::inc(&app.metrics.errors);
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "the analysis task failed")
         }
+    }
+}
+
+/// The answer for an upload that could not be analysed: 413 for too much audio, 422 for audio
+/// that cannot be read or an analysis over its time, 500 for a fault of the server.
+pub(super) fn failed(app: &App, name: String, e: Error) -> Response {
+    let status = match &e {
+        Error::TooMuchAudio(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        e if e.is_input_error() => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if matches!(e, Error::TooMuchAudio(_) | Error::TooSlow(_)) {
+        Metrics::inc(&app.metrics.uploads_refused);
+    } else {
+        Metrics::inc(&app.metrics.errors);
+    }
+    (
+        status,
+        axum::Json(ErrorReport {
+            file: name,
+            error: match e {
+                Error::Truncated(_) => format!("{e} (allow_truncated=1 analyses what is there)"),
+                _ => e.to_string(),
+            },
+        }),
+    )
+        .into_response()
+}
+
+/// The body of an upload within the limits, or the refusal to send: 503 while draining, 413
+/// for a body over the limit, 408 for one that does not arrive in time, 400 for one that broke
+/// off.
+pub(super) async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::result::Result<Bytes, Response> {
+    if app.draining.load(Ordering::SeqCst) {
+        return Err(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is draining; send it elsewhere",
+        ));
+    }
+    let limits = app.uploads;
+    let too_large = || {
+        format!(
+            "the upload is over the limit of {} MB",
+            limits.max_body_bytes as f64 / f64::from(1u32 << 20)
+        )
+    };
+    // A stated length far over the limit is refused before one byte of the body is read. A
+    // body a little over it is read to its end and dropped first: a client that sends its
+    // whole body before reading the answer would otherwise see a reset instead of the 413.
+    let stated = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if stated.is_some_and(|n| n > (limits.max_body_bytes + DRAIN_SLACK_BYTES) as u64) {
+        return Err(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large()));
+    }
+    match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
+        Ok(Ok(Some(b))) => Ok(b),
+        Ok(Ok(None)) => Err(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())),
+        Ok(Err(e)) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("the upload broke off: {e}"),
+        )),
+        Err(_) => Err(refused(
+            app,
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the upload did not arrive within {:.0} s",
+                limits.body_timeout.as_secs_f64()
+            ),
+        )),
     }
 }
 

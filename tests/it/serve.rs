@@ -494,3 +494,108 @@ async fn a_post_is_refused_before_its_body_is_read_and_query_tokens_open_only_th
         .unwrap();
     assert_eq!(status(r), 401);
 }
+
+/// `POST /v1/spectrogram`: the model's frames of each channel, in time order, pooled into at
+/// most the columns asked for, behind the same token as the other POSTs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spectrogram_shows_each_channels_frames_in_time_order() {
+    let server = Server::start(&["--token", "secret-t"]);
+    let base = format!("http://{}", server.addr);
+    // channel 0: 2 s of silence, then speech; channel 1: the same speech, then 2 s of silence
+    let speech: Vec<f32> = sample_f32("synthetic_robocall.wav")
+        .into_iter()
+        .take(4 * 16_000)
+        .collect();
+    let silence = vec![0f32; 2 * 16_000];
+    let ch0: Vec<f32> = silence.iter().chain(&speech).copied().collect();
+    let ch1: Vec<f32> = speech.iter().chain(&silence).copied().collect();
+    let mut wav = Vec::new();
+    {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(std::io::Cursor::new(&mut wav), spec).unwrap();
+        for (a, b) in ch0.iter().zip(&ch1) {
+            w.write_sample((a * 32767.0) as i16).unwrap();
+            w.write_sample((b * 32767.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let http = reqwest::Client::new();
+    let post = |query: &str, body: Vec<u8>, token: bool| {
+        let mut r = http.post(format!("{base}/v1/spectrogram{query}")).body(body);
+        if token {
+            r = r.bearer_auth("secret-t");
+        }
+        r.send()
+    };
+    assert_eq!(post("", wav.clone(), false).await.unwrap().status(), 401);
+    let r = post("?columns=100", wav.clone(), true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let n = ch0.len() as u64;
+    // frames as the feature extractor defines them: 25 ms windows every 10 ms
+    assert_eq!(
+        v["frames"].as_u64(),
+        Some(1 + (n - 400).div_ceil(160)),
+        "{}",
+        v["frames"]
+    );
+    assert_eq!((v["n_bins"].as_u64(), v["hop_s"].as_f64()), (Some(80), Some(0.01)));
+    // 599 frames into at most 100 columns: the pooling doubles until 8 frames a column
+    let per_column = v["seconds_per_column"].as_f64().unwrap();
+    assert!((per_column - 0.08).abs() < 1e-9, "{per_column}");
+    let columns = v["channels"][0]["columns"].as_u64().unwrap() as usize;
+    assert_eq!(columns, 599usize.div_ceil(8));
+    let image = |c: usize| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v["channels"][c]["data"].as_str().unwrap())
+            .unwrap()
+    };
+    let mean = |bytes: &[u8], col: usize| {
+        bytes[col * 80..(col + 1) * 80]
+            .iter()
+            .map(|&b| f64::from(b))
+            .sum::<f64>()
+            / 80.0
+    };
+    let (a, b) = (image(0), image(1));
+    assert_eq!((a.len(), b.len()), (columns * 80, columns * 80));
+    // digital silence sits at the floor, speech well above it, on the right side of each channel
+    let silent = (1.9 / per_column) as usize;
+    for col in 0..silent {
+        assert_eq!(mean(&a, col), 0.0, "channel 0, column {col}");
+        assert_eq!(
+            mean(&b, columns - 1 - col),
+            0.0,
+            "channel 1, column {}",
+            columns - 1 - col
+        );
+    }
+    let loud = |bytes: &[u8], cols: std::ops::Range<usize>| {
+        cols.clone().map(|c| mean(bytes, c)).sum::<f64>() / cols.len() as f64
+    };
+    assert!(
+        loud(&a, silent + 3..columns) > 60.0,
+        "{}",
+        loud(&a, silent + 3..columns)
+    );
+    assert!(loud(&b, 0..columns - silent - 3) > 60.0);
+
+    // refusals are sentences
+    for query in ["?columns=0", "?columns=99999"] {
+        let r = post(query, wav.clone(), true).await.unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains("columns must be"), "{e}");
+    }
+    let mut capture = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    capture.extend([0u8; 16]);
+    let r = post("", capture, true).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("packet capture"), "{e}");
+}

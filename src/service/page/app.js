@@ -1,6 +1,7 @@
-// The synthscan page: recordings go to POST /v1/analyze on the server that served the page;
-// results are drawn from the JSON it returns. Nothing is loaded from anywhere else, and no
-// text from a file or a server is ever parsed as HTML.
+// The synthscan page: recordings go to POST /v1/analyze (and /v1/spectrogram for the picture)
+// on the server that served the page, the microphone to /v1/stream; results are drawn from the
+// JSON they return. Nothing is loaded from anywhere else, and no text from a file or a server
+// is ever parsed as HTML.
 "use strict";
 
 const LIMITS = "The detector is wrong on some recordings: at its thresholds it flags about 2 % of " +
@@ -14,15 +15,25 @@ const WORDS = {
   inconclusive: "Not enough speech to judge",
 };
 
+const LIVE_WORDS = {
+  synthetic: "Sounds machine-made so far",
+  genuine: "Sounds like a real voice so far",
+  inconclusive: "Listening: not enough speech yet",
+};
+
 const STATUS_TEXT = {
   400: "The server could not read the request.",
   401: "The server needs an access token: enter it under \u201cAccess token\u201d.",
   408: "The recording took too long to arrive.",
   413: "The recording is too large for this server.",
-  422: "The recording could not be analysed.",
+  422: "The file could not be analysed: it is not audio this server can read, or not a packet capture.",
   429: "Too many wrong tokens from this computer; wait a few seconds.",
   503: "The server is busy or shutting down; try again shortly.",
 };
+
+// What /healthz says of the model: its window and the speech a verdict needs, its thresholds.
+let MODEL = { window_s: 1, min_speech_s: 1, threshold: null };
+let figureCount = 0;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -46,34 +57,339 @@ function scoreText(score) {
   return score === null || score === undefined ? "none" : score.toFixed(3);
 }
 
+function token() {
+  return document.getElementById("token").value.trim();
+}
+
 async function sha256Hex(buffer) {
   if (!window.crypto || !crypto.subtle) return null;
   const digest = await crypto.subtle.digest("SHA-256", buffer);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// Why a channel, leg or file got no verdict, in the reader's words.
+function whyInconclusive(part, duration) {
+  if (part.score === null || part.score === undefined) {
+    if (duration < MODEL.window_s) {
+      return `The recording is ${duration.toFixed(1)} s long; the detector needs at least ${MODEL.window_s} s.`;
+    }
+    return `No ${MODEL.window_s}-second stretch held enough speech to score: as far as the detector can tell ` +
+      "it is silence, music, tones or noise.";
+  }
+  return `Only ${part.speech_s} s of speech was found; a verdict needs at least ${MODEL.min_speech_s} s of one voice talking.`;
+}
+
+// POST with upload progress (fetch has none); resolves to {status, json}.
+function post(url, body, onUpload) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    if (token()) xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
+    xhr.responseType = "text";
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable && onUpload) onUpload(e.loaded / e.total); };
+    xhr.onload = () => {
+      let json = null;
+      try { json = JSON.parse(xhr.responseText); } catch (_) { json = null; }
+      resolve({ status: xhr.status, json });
+    };
+    xhr.onerror = () => reject(new Error("the server could not be reached"));
+    xhr.send(body);
+  });
+}
+
+// ---- the shared time axis ------------------------------------------------------------------
+
+// One per result: the stretch of the recording on show, shared by every figure of the card.
+class View {
+  constructor(duration, player) {
+    this.duration = Math.max(duration, 0.001);
+    this.t0 = 0;
+    this.t1 = this.duration;
+    this.player = player;
+    this.figures = [];
+    this.label = el("output", { "aria-live": "polite" });
+  }
+
+  span() { return this.t1 - this.t0; }
+  x(t) { return (t - this.t0) / this.span(); }
+  at(fraction) { return this.t0 + fraction * this.span(); }
+
+  set(t0, t1) {
+    const span = Math.min(Math.max(t1 - t0, Math.min(0.25, this.duration)), this.duration);
+    const start = Math.min(Math.max(t0, 0), this.duration - span);
+    this.t0 = start;
+    this.t1 = start + span;
+    this.draw();
+  }
+
+  zoom(factor) {
+    const playing = this.player.currentTime;
+    const centre = playing > this.t0 && playing < this.t1 ? playing : (this.t0 + this.t1) / 2;
+    const span = this.span() / factor;
+    this.set(centre - span / 2, centre + span / 2);
+  }
+
+  pan(fraction) { this.set(this.t0 + fraction * this.span(), this.t1 + fraction * this.span()); }
+  all() { this.set(0, this.duration); }
+
+  // The figures over the whole recording, as HTML for the evidence report; the view is put back.
+  pictures() {
+    const [t0, t1] = [this.t0, this.t1];
+    this.all();
+    const figures = this.figures.map((f) => ({ name: f.name, html: f.pictures().join("") }));
+    this.set(t0, t1);
+    return figures;
+  }
+
+  draw() {
+    this.label.textContent = `Showing ${fmtTime(this.t0)} to ${fmtTime(this.t1)} of ${fmtTime(this.duration)}`;
+    for (const f of this.figures) f.draw();
+    this.playhead();
+  }
+
+  playhead() {
+    const t = this.player.currentTime;
+    for (const f of this.figures) {
+      const inside = t >= this.t0 && t <= this.t1;
+      f.head.hidden = !inside;
+      if (inside) f.head.style.left = `${(this.x(t) * 100).toFixed(3)}%`;
+    }
+  }
+
+  // Keeps the playhead on show while the recording plays.
+  follow() {
+    const t = this.player.currentTime;
+    if (!this.player.paused && (t > this.t1 || t < this.t0)) this.set(t - 0.1 * this.span(), t + 0.9 * this.span());
+    else this.playhead();
+  }
+
+  toolbar() {
+    const button = (text, action) => {
+      const b = el("button", { type: "button" }, text);
+      b.addEventListener("click", action);
+      return b;
+    };
+    return el("div", { class: "toolbar", role: "toolbar", "aria-label": "Time axis" },
+      button("Zoom in", () => this.zoom(2)), button("Zoom out", () => this.zoom(0.5)),
+      button("Earlier", () => this.pan(-0.5)), button("Later", () => this.pan(0.5)),
+      button("Whole recording", () => this.all()), this.label);
+  }
+
+  // A stack of panels on this time axis: a click plays from that point; with the keyboard,
+  // + and - zoom, the arrows move, Home shows it all and Enter plays from the view's start.
+  figure(name, panels) {
+    figureCount += 1;
+    const box = el("div", { class: "figure", tabindex: "0", role: "group",
+      "aria-label": `${name}. Press plus or minus to zoom, the arrow keys to move, Home to see it all, Enter to play from the left edge.` });
+    const head = el("div", { class: "playhead", "aria-hidden": "true" });
+    for (const p of panels) box.append(p.node);
+    box.append(head);
+    box.addEventListener("click", (e) => {
+      const r = box.getBoundingClientRect();
+      seek(this.player, this.at((e.clientX - r.left) / r.width));
+    });
+    box.addEventListener("keydown", (e) => {
+      const keys = { "+": () => this.zoom(2), "=": () => this.zoom(2), "-": () => this.zoom(0.5),
+        ArrowLeft: () => this.pan(-0.25), ArrowRight: () => this.pan(0.25), Home: () => this.all(),
+        Enter: () => seek(this.player, this.t0) };
+      if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+    });
+    this.figures.push({ head, name, draw: () => { for (const p of panels) p.draw(this); },
+      pictures: () => panels.filter((p) => p.picture).map((p) => p.picture()) });
+    return box;
+  }
+}
+
+function seek(player, seconds) {
+  player.currentTime = Math.max(0, seconds);
+  player.play().catch(() => {});
+}
+
+function niceStep(span) {
+  for (const s of [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600]) {
+    if (span / s <= 8) return s;
+  }
+  return 7200;
+}
+
+// Time ticks of the view.
+function ruler() {
+  const svg = svgEl("svg", { class: "ruler", viewBox: "0 0 1000 20", preserveAspectRatio: "none", "aria-hidden": "true" });
+  return {
+    node: svg,
+    draw(view) {
+      svg.replaceChildren();
+      const step = niceStep(view.span());
+      for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1 + 1e-9; t += step) {
+        const x = view.x(t) * 1000;
+        svg.append(svgEl("line", { x1: x, y1: 14, x2: x, y2: 20, stroke: "#555", "vector-effect": "non-scaling-stroke" }));
+      }
+      // labels as HTML so the text is not stretched with the picture
+    },
+  };
+}
+
+function rulerLabels() {
+  const box = el("div", { class: "ruler-labels", "aria-hidden": "true" });
+  box.style.position = "relative";
+  box.style.height = "1.2rem";
+  return {
+    node: box,
+    draw(view) {
+      box.replaceChildren();
+      const step = niceStep(view.span());
+      for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1 + 1e-9; t += step) {
+        const label = el("span", {}, fmtTime(t));
+        label.style.position = "absolute";
+        label.style.fontSize = ".75rem";
+        label.style.left = `${(view.x(t) * 100).toFixed(2)}%`;
+        label.style.transform = t === 0 ? "none" : "translateX(-50%)";
+        if (view.x(t) > 0.95) label.style.transform = "translateX(-100%)";
+        box.append(label);
+      }
+    },
+  };
+}
+
+function canvasSize(canvas) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+  canvas.height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+  return [canvas.width, canvas.height];
+}
+
+// The waveform of one decoded channel: the sample range under each pixel column, from the
+// samples when zoomed in and from peaks of 256-sample blocks when zoomed out.
+function waveformPanel(samples, rate, name) {
+  const canvas = el("canvas", { class: "waveform", role: "img", "aria-label": `${name}: waveform` });
+  const block = 256, blocks = Math.ceil(samples.length / block);
+  const lows = new Float32Array(blocks), highs = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    let lo = 0, hi = 0;
+    for (let i = b * block; i < Math.min((b + 1) * block, samples.length); i++) {
+      lo = Math.min(lo, samples[i]);
+      hi = Math.max(hi, samples[i]);
+    }
+    lows[b] = lo;
+    highs[b] = hi;
+  }
+  return {
+    node: canvas,
+    draw(view) {
+      const [w, h] = canvasSize(canvas);
+      const ctx = canvas.getContext("2d");
+      ctx.clearRect(0, 0, w, h);
+      ctx.fillStyle = "#333";
+      const perPixel = (view.span() * rate) / w;
+      for (let x = 0; x < w; x++) {
+        const a = Math.floor(view.at(x / w) * rate), b = Math.max(a + 1, Math.floor(view.at((x + 1) / w) * rate));
+        if (a >= samples.length || b <= 0) continue;
+        let lo = 0, hi = 0;
+        if (perPixel > 2 * block) {
+          for (let k = Math.floor(a / block); k < Math.min(Math.ceil(b / block), blocks); k++) {
+            lo = Math.min(lo, lows[k]);
+            hi = Math.max(hi, highs[k]);
+          }
+        } else {
+          for (let i = Math.max(a, 0); i < Math.min(b, samples.length); i++) {
+            lo = Math.min(lo, samples[i]);
+            hi = Math.max(hi, samples[i]);
+          }
+        }
+        const top = ((1 - Math.min(hi, 1)) / 2) * h, bottom = ((1 - Math.max(lo, -1)) / 2) * h;
+        ctx.fillRect(x, top, 1, Math.max(bottom - top, 1));
+      }
+    },
+    picture: () => `<img alt="waveform" src="${canvas.toDataURL("image/png")}">`,
+  };
+}
+
+// Viridis, sampled: dark blue to yellow, readable without telling red from green.
+const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
+  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
+const PALETTE = Array.from({ length: 256 }, (_, v) => {
+  const f = (v / 255) * (VIRIDIS.length - 1), i = Math.min(Math.floor(f), VIRIDIS.length - 2), k = f - i;
+  return VIRIDIS[i].map((c, j) => Math.round(c + k * (VIRIDIS[i + 1][j] - c)));
+});
+
+function khz(hz) {
+  return hz >= 1000 ? `${(hz / 1000).toFixed(hz % 1000 === 0 ? 0 : 1)} kHz` : `${Math.round(hz)} Hz`;
+}
+
+// The model's own filterbank frames (from /v1/spectrogram), lowest frequency at the bottom.
+function spectrogramPanel(spec, channel, name) {
+  const bins = spec.n_bins, columns = channel.columns;
+  const bytes = Uint8Array.from(atob(channel.data), (c) => c.charCodeAt(0));
+  const canvas = el("canvas", { class: "spectrogram", role: "img",
+    "aria-label": `${name}: spectrogram of the ${spec.n_bins} ${spec.filterbank} filterbank bands the model sees, ${khz(spec.f_min_hz)} to ${khz(spec.f_max_hz)}` });
+  const box = el("div", {});
+  box.style.position = "relative";
+  const top = el("span", { class: "label", "aria-hidden": "true" }, khz(spec.f_max_hz));
+  top.style.top = "0";
+  const bottom = el("span", { class: "label", "aria-hidden": "true" }, khz(spec.f_min_hz));
+  bottom.style.bottom = "0";
+  box.append(canvas, top, bottom);
+  const strip = document.createElement("canvas");
+  return {
+    node: box,
+    draw(view) {
+      const [w, h] = canvasSize(canvas);
+      strip.width = w;
+      strip.height = bins;
+      const sctx = strip.getContext("2d");
+      const image = sctx.createImageData(w, bins);
+      for (let x = 0; x < w; x++) {
+        const c = Math.floor(view.at((x + 0.5) / w) / spec.seconds_per_column);
+        if (c < 0 || c >= columns) continue;
+        for (let b = 0; b < bins; b++) {
+          const rgb = PALETTE[bytes[c * bins + b]];
+          const at = ((bins - 1 - b) * w + x) * 4;
+          image.data[at] = rgb[0];
+          image.data[at + 1] = rgb[1];
+          image.data[at + 2] = rgb[2];
+          image.data[at + 3] = 255;
+        }
+      }
+      sctx.putImageData(image, 0, 0);
+      const ctx = canvas.getContext("2d");
+      ctx.clearRect(0, 0, w, h);
+      ctx.drawImage(strip, 0, 0, w, bins, 0, 0, w, h);
+    },
+    picture: () => `<img alt="spectrogram, ${khz(spec.f_min_hz)} (bottom) to ${khz(spec.f_max_hz)} (top)" src="${canvas.toDataURL("image/png")}">`,
+  };
+}
+
 // The score along the recording: one bar per segment, its height the score; the threshold a
 // dashed line. Segments over the threshold are also hatched, so colour is not the only cue.
-function timeline(segments, duration, threshold, label) {
+function timelinePanel(segments, threshold, name) {
   const w = 1000, h = 56;
-  const svg = svgEl("svg", { class: "timeline", viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": label });
-  const defs = svgEl("defs", {});
-  const pattern = svgEl("pattern", { id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
-  pattern.append(svgEl("rect", { width: 6, height: 6, fill: "#a4161a" }));
-  pattern.append(svgEl("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#fff", "stroke-width": 2 }));
-  defs.append(pattern);
-  svg.append(defs);
-  svg.append(svgEl("rect", { x: 0, y: 0, width: w, height: h, fill: "none", stroke: "#888" }));
-  const span = Math.max(duration, 0.001);
-  for (const s of segments) {
-    const x = (s.start_s / span) * w, width = Math.max(((s.end_s - s.start_s) / span) * w, 1);
-    const height = s.score * (h - 4);
-    const over = s.score >= threshold;
-    svg.append(svgEl("rect", { x, y: h - 2 - height, width, height, fill: over ? "url(#hatch)" : "#1d5c9b" }));
-  }
-  const ty = h - 2 - threshold * (h - 4);
-  svg.append(svgEl("line", { x1: 0, y1: ty, x2: w, y2: ty, stroke: "#1b1b1b", "stroke-dasharray": "6 4" }));
-  return svg;
+  const hatch = `hatch-${figureCount}`;
+  const svg = svgEl("svg", { class: "timeline", viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none",
+    role: "img", "aria-label": `${name}: score over time, ${segments.length} segments, ` +
+      `${segments.filter((s) => s.score >= threshold).length} at or over the threshold` });
+  return {
+    node: svg,
+    draw(view) {
+      svg.replaceChildren();
+      const defs = svgEl("defs", {});
+      const pattern = svgEl("pattern", { id: hatch, width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
+      pattern.append(svgEl("rect", { width: 6, height: 6, fill: "#a4161a" }));
+      pattern.append(svgEl("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#fff", "stroke-width": 2 }));
+      defs.append(pattern);
+      svg.append(defs);
+      for (const s of segments) {
+        const x = view.x(s.start_s) * w, width = Math.max(((s.end_s - s.start_s) / view.span()) * w, 1);
+        const height = s.score * (h - 4);
+        const over = s.score >= threshold;
+        svg.append(svgEl("rect", { class: over ? "segment over" : "segment", x, y: h - 2 - height, width, height,
+          fill: over ? `url(#${hatch})` : "#1d5c9b" }));
+      }
+      const ty = h - 2 - threshold * (h - 4);
+      svg.append(svgEl("line", { x1: 0, y1: ty, x2: w, y2: ty, stroke: "#1b1b1b", "stroke-dasharray": "6 4",
+        "vector-effect": "non-scaling-stroke" }));
+    },
+    picture: () => new XMLSerializer().serializeToString(svg),
+  };
 }
 
 // Each row has a button that plays the recording from the start of that stretch.
@@ -88,57 +404,38 @@ function segmentTable(segments, threshold, player) {
       el("td", {}, s.score.toFixed(3)), el("td", {}, s.score >= threshold ? "machine-like" : "voice-like"),
       el("td", {}, play)));
   }
-  return table;
+  return el("div", { class: "table-box" }, table);
 }
 
-function seek(player, seconds) {
-  player.currentTime = seconds;
-  player.play().catch(() => {});
-}
-
-// The waveform on the same time axis as the score timelines (peak per column); a click plays
-// from that point. Formats the browser cannot decode (G.711 or ADPCM WAV) get a sentence.
-async function waveform(file, duration, player) {
-  const box = el("div", { class: "waveform-box" });
+// The recording as the browser decodes it (for the waveform), or null for formats it cannot
+// decode (G.711 or ADPCM WAV, captures).
+async function decode(file) {
   try {
     const context = new AudioContext();
     const audio = await context.decodeAudioData(await file.arrayBuffer());
     context.close();
-    const data = audio.getChannelData(0);
-    const w = 1000, h = 60, span = Math.max(duration, audio.duration, 0.001);
-    const svg = svgEl("svg", { class: "waveform", viewBox: `0 0 ${w} ${h}`, role: "img",
-      "aria-label": "Waveform; click to listen from that point" });
-    const columns = Math.max(1, Math.round((audio.duration / span) * w));
-    const step = Math.max(1, Math.floor(data.length / columns));
-    for (let x = 0; x < columns; x++) {
-      let peak = 0;
-      for (let i = x * step; i < Math.min((x + 1) * step, data.length); i++) peak = Math.max(peak, Math.abs(data[i]));
-      const bar = Math.max(peak * h, 1);
-      svg.append(svgEl("rect", { x, y: (h - bar) / 2, width: 1, height: bar, fill: "#444" }));
-    }
-    svg.addEventListener("click", (e) => {
-      const r = svg.getBoundingClientRect();
-      seek(player, ((e.clientX - r.left) / r.width) * span);
-    });
-    box.append(svg);
+    return audio;
   } catch (_) {
-    box.append(el("p", { class: "help" }, "This browser cannot draw or play this recording's format; the scores above still hold."));
+    return null;
   }
-  return box;
 }
 
 // A self-contained report to keep with the recording.
-function evidence(file, digest, report, analysedAt) {
+function evidence(file, digest, report, analysedAt, figures) {
   const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const parts = (report.legs || report.channels || [report]).map((p, i) => {
     const rows = (p.segments || []).map((s) =>
       `<tr><td>${esc(fmtTime(s.start_s))}</td><td>${esc(fmtTime(s.end_s))}</td><td>${esc(s.score.toFixed(3))}</td></tr>`).join("");
     const name = report.legs ? `leg ${i} (${esc(p.source)} \u2192 ${esc(p.destination)})` : report.channels ? `channel ${i}` : "recording";
-    return `<h2>${name}: ${esc(WORDS[p.verdict])}</h2><p>score ${esc(scoreText(p.score))}, speech ${esc(p.speech_s)} s</p>` +
+    const why = p.verdict === "inconclusive" ? `<p>${esc(whyInconclusive(p, report.duration_s))}</p>` : "";
+    const figure = figures[i] ? `<figure>${figures[i].html}<figcaption>${esc(figures[i].name)}, ` +
+      `0:00.0 to ${esc(fmtTime(report.duration_s))}; the dashed line is the threshold, hatched bars are over it.</figcaption></figure>` : "";
+    return `<h2>${name}: ${esc(WORDS[p.verdict])}</h2><p>score ${esc(scoreText(p.score))}, speech ${esc(p.speech_s)} s</p>${why}${figure}` +
       `<table><tr><th>from</th><th>to</th><th>score</th></tr>${rows}</table>`;
   }).join("");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>synthscan report: ${esc(file.name)}</title>` +
-    `<style>body{font:1rem/1.5 sans-serif;max-width:50rem;margin:auto;padding:1rem}td,th{border:1px solid #888;padding:.2rem .5rem}table{border-collapse:collapse}</style></head><body>` +
+    `<style>body{font:1rem/1.5 sans-serif;max-width:50rem;margin:auto;padding:1rem}td,th{border:1px solid #888;padding:.2rem .5rem}table{border-collapse:collapse}` +
+    `figure{margin:1rem 0}figure img,figure svg{display:block;width:100%}figure img{height:auto}figure svg{height:3.5rem;border:1px solid #888}</style></head><body>` +
     `<h1>synthscan report</h1><dl>` +
     `<dt>File</dt><dd>${esc(file.name)}</dd><dt>Size</dt><dd>${esc(file.size)} bytes</dd>` +
     `<dt>SHA-256</dt><dd>${esc(digest || "not computed (the page was not served over a secure context)")}</dd>` +
@@ -149,34 +446,44 @@ function evidence(file, digest, report, analysedAt) {
     parts + `<h2>Known limits</h2><p>${esc(LIMITS)}</p></body></html>`;
 }
 
-async function showResult(file, digest, report) {
+async function showResult(file, digest, report, spec) {
   const card = el("article", { class: "card", "aria-label": `Result for ${file.name}` });
   const player = el("audio", { controls: "", preload: "metadata", src: URL.createObjectURL(file) });
   card.append(el("h3", {}, file.name));
   card.append(el("p", { class: `verdict ${report.verdict}` }, WORDS[report.verdict] || report.verdict));
   card.append(el("p", {}, `Score ${scoreText(report.score)} (flagged at ${report.threshold} or more). `,
     `${report.duration_s} s of audio, ${report.speech_s} s of speech found.`));
-  if (report.verdict === "inconclusive") {
-    card.append(el("p", {}, "Too little speech was found to judge: a longer stretch of one voice talking is needed."));
-  }
+  if (report.verdict === "inconclusive") card.append(el("p", { class: "why" }, whyInconclusive(report, report.duration_s)));
   for (const w of report.warnings || []) card.append(el("p", {}, `Note: ${w}`));
   card.append(player);
-  card.append(await waveform(file, report.duration_s, player));
-  const parts = report.legs || report.channels;
-  if (parts) {
-    parts.forEach((p, i) => {
-      const name = report.legs ? `Leg ${i}: ${p.source} \u2192 ${p.destination} (${p.codec})` : `Channel ${i}`;
-      card.append(el("h4", {}, `${name}: ${WORDS[p.verdict] || p.verdict}, score ${scoreText(p.score)}`));
-      card.append(timeline(p.segments, report.duration_s, report.threshold, `${name}: score over time`));
-      card.append(segmentTable(p.segments, report.threshold, player));
-    });
-  } else {
-    card.append(timeline(report.segments, report.duration_s, report.threshold, "Score over time"));
-    card.append(segmentTable(report.segments, report.threshold, player));
+
+  const view = new View(report.duration_s, player);
+  const audio = report.legs ? null : await decode(file);
+  if (!report.legs && !audio) {
+    card.append(el("p", { class: "help" }, "This browser cannot draw or play this recording's format; the scores and the spectrogram still hold."));
   }
+  if (report.legs) {
+    card.append(el("p", { class: "help" }, "A packet capture is not played in the browser; each leg's scores are below."));
+  }
+  card.append(view.toolbar());
+  const parts = report.legs || report.channels || [report];
+  parts.forEach((p, i) => {
+    const name = report.legs ? `Leg ${i}: ${p.source} \u2192 ${p.destination} (${p.codec})`
+      : report.channels ? `Channel ${i}` : "Recording";
+    if (report.legs || report.channels) {
+      card.append(el("h4", {}, `${name}: ${WORDS[p.verdict] || p.verdict}, score ${scoreText(p.score)}`));
+      if (p.verdict === "inconclusive") card.append(el("p", { class: "why" }, whyInconclusive(p, report.duration_s)));
+    }
+    const panels = [rulerLabels(), ruler()];
+    if (audio && i < audio.numberOfChannels) panels.push(waveformPanel(audio.getChannelData(i), audio.sampleRate, name));
+    if (spec && spec.channels[i]) panels.push(spectrogramPanel(spec, spec.channels[i], name));
+    panels.push(timelinePanel(p.segments, report.threshold, name));
+    card.append(view.figure(`${name}: waveform, spectrogram and score on one time axis`, panels));
+    card.append(segmentTable(p.segments, report.threshold, player));
+  });
   const save = el("button", { type: "button", class: "save" }, "Save an evidence report");
   save.addEventListener("click", () => {
-    const html = evidence(file, digest, report, new Date().toISOString());
+    const html = evidence(file, digest, report, new Date().toISOString(), view.pictures());
     const link = el("a", { href: URL.createObjectURL(new Blob([html], { type: "text/html" })), download: `${file.name}.synthscan.html` });
     document.body.append(link);
     link.click();
@@ -184,43 +491,213 @@ async function showResult(file, digest, report) {
   });
   card.append(save);
   document.getElementById("results").prepend(card);
-  const model = document.getElementById("model");
-  model.textContent = `Model ${report.model.name} ${report.model.version} (SHA-256 ${report.model.sha256}). ${LIMITS}`;
+  view.draw();
+  player.addEventListener("timeupdate", () => view.follow());
+  player.addEventListener("seeked", () => view.follow());
+  const tick = () => { if (!player.paused) { view.follow(); requestAnimationFrame(tick); } };
+  player.addEventListener("play", () => requestAnimationFrame(tick));
+  window.addEventListener("resize", () => view.draw());
+  showModel(report.model);
 }
 
-function showError(file, message) {
-  const card = el("article", { class: "card", "aria-label": `Error for ${file.name}` });
-  card.append(el("h3", {}, file.name), el("p", { class: "error" }, message));
+function showModel(model) {
+  document.getElementById("model").textContent =
+    `Model ${model.name} ${model.version} (SHA-256 ${model.sha256}). ${LIMITS}`;
+}
+
+function showError(name, message) {
+  const card = el("article", { class: "card", "aria-label": `Error for ${name}` });
+  card.append(el("h3", {}, name), el("p", { class: "error" }, message));
   document.getElementById("results").prepend(card);
+}
+
+function refusal(reply) {
+  const detail = reply.json && reply.json.error ? ` (${reply.json.error})` : "";
+  return (STATUS_TEXT[reply.status] || `The server answered ${reply.status}.`) + detail;
 }
 
 async function analyse(files) {
   const status = document.getElementById("status");
-  const token = document.getElementById("token").value.trim();
+  const progress = document.getElementById("progress");
+  progress.hidden = false;
   let n = 0;
   for (const file of files) {
     n += 1;
-    status.textContent = `Analysing ${file.name} (${n} of ${files.length})\u2026`;
+    const of = `(${n} of ${files.length})`;
+    status.textContent = `Sending ${file.name} ${of}\u2026`;
+    progress.value = 0;
     try {
       const body = await file.arrayBuffer();
       const digest = await sha256Hex(body);
-      const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      const reply = await fetch(`/v1/analyze?name=${encodeURIComponent(file.name)}`, { method: "POST", body, headers });
-      let json = null;
-      try { json = await reply.json(); } catch (_) { json = null; }
-      if (!reply.ok) {
-        const detail = json && json.error ? ` (${json.error})` : "";
-        showError(file, (STATUS_TEXT[reply.status] || `The server answered ${reply.status}.`) + detail);
-      } else if (Array.isArray(json)) {
-        for (const r of json) await showResult(file, digest, r);
-      } else {
-        await showResult(file, digest, json);
+      const name = encodeURIComponent(file.name);
+      const reply = await post(`/v1/analyze?name=${name}`, body, (f) => {
+        progress.value = f;
+        if (f >= 1) {
+          progress.removeAttribute("value");
+          status.textContent = `Analysing ${file.name} ${of}\u2026`;
+        }
+      });
+      if (reply.status !== 200 || reply.json === null) {
+        showError(file.name, refusal(reply));
+        continue;
       }
+      if (Array.isArray(reply.json)) {
+        for (const r of reply.json) await showResult(file, digest, r, null);
+        continue;
+      }
+      status.textContent = `Drawing ${file.name} ${of}\u2026`;
+      const columns = Math.min(16384, Math.max(2000, Math.ceil(reply.json.duration_s / 0.01)));
+      const spec = await post(`/v1/spectrogram?columns=${columns}&name=${name}`, body);
+      await showResult(file, digest, reply.json, spec.status === 200 ? spec.json : null);
     } catch (e) {
-      showError(file, `The recording could not be sent to the server: ${e.message}`);
+      showError(file.name, `The recording could not be sent to the server: ${e.message}.`);
     }
   }
+  progress.hidden = true;
   status.textContent = `Done: ${files.length} recording${files.length === 1 ? "" : "s"} analysed.`;
+}
+
+// ---- live: the microphone to /v1/stream --------------------------------------------------
+
+const live = { socket: null, context: null, media: null, points: [], summary: null };
+
+// The live score over the time listened: the smoothed score as a line, the threshold dashed,
+// and the stretches with an alert raised hatched behind it (so colour is not the only cue).
+function liveChart() {
+  const w = 1000, h = 80, box = document.getElementById("live-chart");
+  const end = Math.max(30, ...live.points.map((p) => p.t));
+  const x = (t) => (t / end) * w, y = (score) => h - 2 - score * (h - 4);
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", role: "img",
+    "aria-label": "Live score over the time listened; hatched where an alert was raised" });
+  const defs = svgEl("defs", {});
+  const pattern = svgEl("pattern", { id: "live-hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
+  pattern.append(svgEl("rect", { width: 6, height: 6, fill: "#f3d6d7" }));
+  pattern.append(svgEl("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#a4161a", "stroke-width": 1.5 }));
+  defs.append(pattern);
+  svg.append(defs);
+  let since = null;
+  live.points.forEach((p, i) => {
+    if (p.alert && since === null) since = p.t;
+    const last = i === live.points.length - 1;
+    if (since !== null && (!p.alert || last)) {
+      svg.append(svgEl("rect", { class: "alert-span", x: x(since), y: 0, width: Math.max(x(p.t) - x(since), 2), height: h, fill: "url(#live-hatch)" }));
+      since = null;
+    }
+  });
+  if (MODEL.threshold !== null) {
+    svg.append(svgEl("line", { x1: 0, y1: y(MODEL.threshold), x2: w, y2: y(MODEL.threshold), stroke: "#1b1b1b", "stroke-dasharray": "6 4", "vector-effect": "non-scaling-stroke" }));
+  }
+  const line = live.points.filter((p) => p.score !== null).map((p) => `${x(p.t)},${y(p.score)}`).join(" ");
+  svg.append(svgEl("polyline", { points: line, fill: "none", stroke: "#1d5c9b", "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
+  const legend = el("p", { class: "help" }, `0 to ${fmtTime(end)}; score 0 at the bottom, 1 at the top; ` +
+    "the dashed line is the threshold, hatched stretches had an alert raised.");
+  box.replaceChildren(svg, legend);
+}
+
+function onLiveEvent(e) {
+  const verdict = document.getElementById("live-verdict");
+  const figures = document.getElementById("live-figures");
+  if (e.event === "update") {
+    live.points.push({ t: e.time_s, score: e.score, alert: e.alert });
+    verdict.className = `verdict ${e.alert ? "synthetic" : e.verdict}`;
+    verdict.textContent = e.alert ? "Alert: the voice sounds machine-made" : LIVE_WORDS[e.verdict];
+    figures.textContent = `Live score ${scoreText(e.score)} (the last few seconds), whole call so far ` +
+      `${scoreText(e.call_score)}${MODEL.threshold !== null ? `, flagged at ${MODEL.threshold} or more` : ""}; ` +
+      `${e.speech_s.toFixed(1)} s of speech heard in ${fmtTime(e.time_s)}.`;
+    liveChart();
+  } else if (e.event === "alert") {
+    const text = e.state === "raised"
+      ? `${fmtTime(e.time_s)}: alert raised, the voice sounds machine-made (score ${e.score.toFixed(3)})`
+      : `${fmtTime(e.time_s)}: alert cleared (score ${e.score.toFixed(3)})`;
+    document.getElementById("live-alerts").append(el("li", {}, text));
+  } else if (e.event === "summary") {
+    live.summary = e;
+    verdict.className = `verdict ${e.verdict}`;
+    verdict.textContent = `${WORDS[e.verdict]} (the whole time listened)`;
+    figures.textContent = `Score ${scoreText(e.score)} (flagged at ${e.threshold} or more). ` +
+      `${e.duration_s} s listened, ${e.speech_s} s of speech heard; ${e.alerts} alert${e.alerts === 1 ? "" : "s"}.` +
+      (e.verdict === "inconclusive" ? ` ${whyInconclusive(e, e.duration_s)}` : "");
+  } else if (e.event === "error") {
+    document.getElementById("live-alerts").append(el("li", {}, `The server: ${e.error}`));
+  }
+}
+
+function stopCapture() {
+  if (live.media) for (const t of live.media.getTracks()) t.stop();
+  if (live.context) live.context.close().catch(() => {});
+  live.media = null;
+  live.context = null;
+}
+
+async function startListening() {
+  const button = document.getElementById("listen");
+  const verdict = document.getElementById("live-verdict");
+  document.getElementById("live").hidden = false;
+  document.getElementById("live-alerts").replaceChildren();
+  document.getElementById("live-figures").textContent = "";
+  live.points = [];
+  live.summary = null;
+  liveChart();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    verdict.className = "error";
+    verdict.textContent = "This browser gives pages the microphone only over https or on this computer (127.0.0.1).";
+    return;
+  }
+  try {
+    live.media = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
+  } catch (e) {
+    verdict.className = "error";
+    verdict.textContent = `The microphone is not available: ${e.message || e.name}.`;
+    return;
+  }
+  live.context = new AudioContext();
+  await live.context.audioWorklet.addModule("/tap.js");
+  const url = new URL("/v1/stream", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = new URLSearchParams({ encoding: "s16le", rate: String(live.context.sampleRate), channels: "1",
+    ...(token() ? { token: token() } : {}) }).toString();
+  const socket = new WebSocket(url);
+  live.socket = socket;
+  socket.addEventListener("message", (m) => {
+    try { onLiveEvent(JSON.parse(m.data)); } catch (_) { /* not an event */ }
+  });
+  socket.addEventListener("close", (e) => {
+    stopCapture();
+    live.socket = null;
+    button.textContent = "Start listening";
+    if (e.code !== 1000 && !live.summary) {
+      verdict.className = "error";
+      verdict.textContent = e.code === 1006
+        ? "The server refused the stream or could not be reached (is the token right? is it busy or draining?)."
+        : `The server ended the stream: ${e.reason || `code ${e.code}`}.`;
+    }
+  });
+  await new Promise((resolve) => {
+    socket.addEventListener("open", resolve, { once: true });
+    socket.addEventListener("close", resolve, { once: true });
+  });
+  if (socket.readyState !== WebSocket.OPEN) return;
+  const source = live.context.createMediaStreamSource(live.media);
+  const tap = new AudioWorkletNode(live.context, "synthscan-tap");
+  // the tap must be pulled by the graph to run; a silent gain keeps it out of the speakers
+  const mute = live.context.createGain();
+  mute.gain.value = 0;
+  source.connect(tap).connect(mute).connect(live.context.destination);
+  tap.port.onmessage = (m) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    const samples = m.data, pcm = new DataView(new ArrayBuffer(samples.length * 2));
+    for (let i = 0; i < samples.length; i++) pcm.setInt16(2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768))), true);
+    socket.send(pcm.buffer);
+  };
+  verdict.className = "verdict inconclusive";
+  verdict.textContent = LIVE_WORDS.inconclusive;
+  button.textContent = "Stop listening";
+}
+
+// Stop: the server answers with the summary, then closes the socket.
+function stopListening() {
+  stopCapture();
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.send(JSON.stringify({ event: "stop" }));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -233,4 +710,17 @@ document.addEventListener("DOMContentLoaded", () => {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); analyse(Array.from(e.dataTransfer.files)); });
   input.addEventListener("change", () => { analyse(Array.from(input.files)); input.value = ""; });
+  document.getElementById("listen").addEventListener("click", () => {
+    if (live.socket) stopListening();
+    else startListening();
+  });
+  fetch("/healthz").then((r) => r.json()).then((h) => {
+    MODEL = { ...MODEL, ...h.model };
+    showModel(h.model);
+    if (h.status === "draining") {
+      document.getElementById("status").textContent = "This server is shutting down: it takes no new recordings.";
+    }
+  }).catch(() => {
+    document.getElementById("status").textContent = "The server does not answer; reload the page when it is running.";
+  });
 });
