@@ -5,7 +5,8 @@
 //!   API's, the timeline has one bar per segment, the waveform and the spectrogram are drawn,
 //!   the keyboard zooms the time axis, a segment's button plays from that segment, the evidence
 //!   report carries the file's SHA-256 and the figures, and at 200 % zoom (a 640-pixel-wide
-//!   viewport) nothing needs scrolling sideways; a file that is not audio gets a sentence.
+//!   viewport) nothing needs scrolling sideways; a file that is not audio gets a sentence, and so
+//!   do audio over the server's limit and a draining server.
 //! - The live view with Chromium's fake microphone playing a shipped sample: the page streams it
 //!   to /v1/stream and shows the server's updates and summary.
 //!
@@ -444,5 +445,59 @@ async fn the_live_view_streams_the_microphone_and_shows_the_servers_events() {
     );
     let score = format!("Score {:.3}", summary["score"].as_f64().unwrap());
     assert!(shown[1].as_str().unwrap().starts_with(&score), "{shown} vs {summary}");
+    s.end().await;
+}
+
+/// Refusals reach the reader as sentences: audio over the server's limit, and a server that is
+/// draining (it says so on a fresh page load too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_why_the_server_refused() {
+    let server = Server::start(&["--max-upload-seconds", "1", "--drain-seconds", "30"]);
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let s = driver.session(profile.path(), &[]).await;
+    let page = format!("http://{}/", server.addr);
+    s.post("/url", json!({"url": page})).await;
+    let error = "const e = document.querySelector('#results article .error'); return e ? e.textContent : null;";
+    s.choose_file(&root().join("samples").join("genuine_jfk.wav")).await;
+    let too_large = s.wait_for(error, Duration::from_secs(30), "the refusal").await;
+    assert!(
+        too_large
+            .as_str()
+            .unwrap()
+            .starts_with("The recording is too large for this server."),
+        "{too_large}"
+    );
+
+    // an open stream keeps the server draining (for up to 30 s) after SIGTERM
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream?encoding=ulaw&rate=8000", server.addr))
+        .await
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.exec("document.getElementById('results').replaceChildren();").await;
+    s.choose_file(&root().join("samples").join("genuine_jfk.wav")).await;
+    let draining = s.wait_for(error, Duration::from_secs(30), "the refusal").await;
+    assert!(
+        draining
+            .as_str()
+            .unwrap()
+            .starts_with("The server is busy or shutting down"),
+        "{draining}"
+    );
+    s.post("/url", json!({"url": page})).await;
+    let status = s
+        .wait_for(
+            "const t = document.getElementById('status').textContent; return t ? t : null;",
+            Duration::from_secs(10),
+            "the status line",
+        )
+        .await;
+    assert!(status.as_str().unwrap().contains("shutting down"), "{status}");
+    drop(ws);
     s.end().await;
 }
