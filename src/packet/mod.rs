@@ -6,7 +6,9 @@
 //! Decoded: PCMU, PCMA (8 kHz) and G.722 (16 kHz). Telephone events are skipped and counted;
 //! any other payload type is reported by name, never guessed at.
 
+pub mod metadata;
 pub mod rtp;
+pub mod sdp;
 pub mod sip;
 
 use std::collections::HashMap;
