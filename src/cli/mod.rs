@@ -10,6 +10,8 @@ mod monitor;
 mod output;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
+mod siprec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,10 @@ enum Command {
     /// Serve scoring over HTTP and WebSocket (files and live call audio) for call-centre pipelines.
     #[cfg(feature = "serve")]
     Serve(serve::ServeArgs),
+    /// Record calls a session border controller or PBX forks with SIPREC, and score each
+    /// participant's voice live.
+    #[cfg(feature = "serve")]
+    Siprec(siprec::SiprecArgs),
     /// List the audio input devices `monitor` can listen to.
     Devices(devices::DevicesArgs),
     /// Write the exact features the model sees to .npy files (for training and inspection).
@@ -222,6 +228,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devices(args) => devices::run(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "serve")]
+        Command::Siprec(args) => siprec::run(args),
         Command::Features(args) => features::run(args),
         Command::Info(args) => info::run(args),
         Command::Completions { shell } => {

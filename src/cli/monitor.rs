@@ -461,7 +461,7 @@ fn summarise(sink: &mut Sink<'_>, report: &FileReport, alerts: usize, overruns: 
                 &LiveSummary {
                     event: "summary",
                     report,
-                    track: None,
+                    origin: None,
                     alerts,
                     overruns: Some(overruns),
                 },

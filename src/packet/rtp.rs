@@ -164,22 +164,28 @@ pub struct Reassembled {
     pub cut: bool,
 }
 
+/// The extended sequence number of `sequence`: the one closest to the highest so far (RFC
+/// 3550 A.1), so 16-bit wrap-around and reordering across it are followed. The first number
+/// starts one cycle up, so a packet reordered before it still has a place.
+fn extend(highest: Option<u64>, sequence: u16) -> u64 {
+    match highest {
+        None => u64::from(sequence) + (1 << 16),
+        Some(h) => {
+            let cycle = h & !0xffff;
+            let candidates = [cycle.wrapping_sub(1 << 16), cycle, cycle + (1 << 16)];
+            candidates
+                .into_iter()
+                .map(|c| c + u64::from(sequence))
+                .min_by_key(|c| c.abs_diff(h))
+                .unwrap_or(cycle + u64::from(sequence))
+        }
+    }
+}
+
 impl Stream {
     /// Adds a packet in arrival order.
     pub fn push(&mut self, p: RtpPacket) {
-        let ext = match self.highest {
-            None => u64::from(p.sequence) + (1 << 16),
-            Some(h) => {
-                // the extended number closest to the highest so far (RFC 3550 A.1)
-                let cycle = h & !0xffff;
-                let candidates = [cycle.wrapping_sub(1 << 16), cycle, cycle + (1 << 16)];
-                candidates
-                    .into_iter()
-                    .map(|c| c + u64::from(p.sequence))
-                    .min_by_key(|c| c.abs_diff(h))
-                    .unwrap_or(cycle + u64::from(p.sequence))
-            }
-        };
+        let ext = extend(self.highest, p.sequence);
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.packets.push((ext, p.timestamp, p.payload_type, p.payload));
     }
@@ -283,6 +289,86 @@ impl Stream {
     }
 }
 
+/// One RTP stream decoded as it arrives (a live leg of `synthscan siprec`): there is no time to
+/// wait for stragglers, so a packet is decoded when it comes; a gap in the timestamps (lost
+/// packets, silence suppression) becomes silence of its length, up to [`MAX_GAP_TICKS`] as in
+/// a capture's reassembly; a packet older than the newest one played is late and dropped; a
+/// new SSRC (the sender restarted its stream) starts a new sequence on the same timeline.
+#[derive(Debug, Default)]
+pub struct LiveDecoder {
+    ssrc: Option<u32>,
+    highest: Option<u64>,
+    /// The timestamp the next packet is expected to carry.
+    next_ts: Option<u32>,
+    rate: Option<u32>,
+    g722: G722Decoder,
+    pub counts: StreamCounts,
+    /// Packets of payload types not decoded (other than telephone events).
+    pub undecoded: u64,
+}
+
+impl LiveDecoder {
+    /// Decodes `p` (its payload type named by `codec`) into `out`, after any silence its
+    /// timestamp implies. Returns the rate of what was appended, or `None` when the packet gave
+    /// no audio (late, a repeat, a telephone event, a codec not decoded).
+    pub fn push(&mut self, p: &RtpPacket, codec: &Codec, out: &mut Vec<f32>) -> Option<u32> {
+        self.counts.packets += 1;
+        if self.ssrc != Some(p.ssrc) {
+            self.ssrc = Some(p.ssrc);
+            self.highest = None;
+        }
+        let ext = extend(self.highest, p.sequence);
+        if let Some(h) = self.highest {
+            if ext == h {
+                self.counts.duplicates += 1;
+                return None;
+            }
+            if ext < h {
+                self.counts.late += 1;
+                return None;
+            }
+            self.counts.lost += ext - h - 1;
+        }
+        self.highest = Some(ext);
+        let rate = match codec {
+            Codec::TelephoneEvent => {
+                self.counts.telephone_events += 1;
+                return None;
+            }
+            Codec::ComfortNoise => return None,
+            other => match other.rate_hz() {
+                Some(rate) => rate,
+                None => {
+                    self.undecoded += 1;
+                    return None;
+                }
+            },
+        };
+        if self.rate != Some(rate) {
+            // a codec of another rate starts afresh: no silence is carried across the change
+            self.rate = Some(rate);
+            self.next_ts = None;
+            self.g722 = G722Decoder::new();
+        }
+        let per_tick = (rate / 8000) as usize;
+        if let Some(expected) = self.next_ts {
+            let delta = i64::from(p.timestamp.wrapping_sub(expected) as i32);
+            if (1..=MAX_GAP_TICKS).contains(&delta) {
+                out.resize(out.len() + delta as usize * per_tick, 0.0);
+            }
+        }
+        let before = out.len();
+        match codec {
+            Codec::Pcmu => out.extend(p.payload.iter().map(|&b| ulaw_to_f32(b))),
+            Codec::Pcma => out.extend(p.payload.iter().map(|&b| alaw_to_f32(b))),
+            _ => self.g722.decode(&p.payload, out),
+        }
+        let ticks = ((out.len() - before) / per_tick.max(1)) as u32;
+        self.next_ts = Some(p.timestamp.wrapping_add(ticks));
+        Some(rate)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +418,41 @@ mod tests {
             assert_eq!(r.samples[160 * k], want, "packet {k}");
         }
         assert_eq!(r.codec, "PCMU");
+    }
+
+    #[test]
+    fn live_decoding_fills_gaps_drops_late_packets_and_follows_a_new_ssrc() {
+        let mut d = LiveDecoder::default();
+        let mut out = Vec::new();
+        let pcmu = Codec::Pcmu;
+        assert_eq!(d.push(&packet(65535, 0, 1), &pcmu, &mut out), Some(8000));
+        // 0 (across the wrap) is next; 1 is lost; 2 arrives, then 1 late, then 2 again
+        d.push(&packet(0, 160, 2), &pcmu, &mut out);
+        d.push(&packet(2, 480, 3), &pcmu, &mut out);
+        assert_eq!(d.push(&packet(1, 320, 9), &pcmu, &mut out), None);
+        assert_eq!(d.push(&packet(2, 480, 3), &pcmu, &mut out), None);
+        assert_eq!(out.len(), 160 * 4);
+        assert!(out[320..480].iter().all(|&x| x == 0.0), "the lost packet is silence");
+        assert_eq!(
+            (out[0], out[160], out[480]),
+            (ulaw_to_f32(1), ulaw_to_f32(2), ulaw_to_f32(3))
+        );
+        let c = d.counts;
+        assert_eq!((c.packets, c.lost, c.late, c.duplicates), (5, 1, 1, 1));
+        // a new SSRC with unrelated numbers goes on at once (its timestamps are its own)
+        let mut other = packet(9000, 7_000_000, 4);
+        other.ssrc = 99;
+        assert_eq!(d.push(&other, &pcmu, &mut out), Some(8000));
+        assert_eq!(out.len(), 160 * 5);
+        // silence suppression: the next packet 1 s on in time
+        let mut later = packet(9001, 7_000_000 + 160 + 8000, 5);
+        later.ssrc = 99;
+        d.push(&later, &pcmu, &mut out);
+        assert_eq!(out.len(), 160 * 6 + 8000);
+        let mut dtmf = packet(9002, 0, 0);
+        dtmf.ssrc = 99;
+        assert_eq!(d.push(&dtmf, &Codec::TelephoneEvent, &mut out), None);
+        assert_eq!(d.counts.telephone_events, 1);
     }
 
     #[test]

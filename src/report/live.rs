@@ -15,12 +15,22 @@ pub fn write_event(out: &mut dyn Write, event: &LiveEvent) -> Result<()> {
     write_line(out, event)
 }
 
-/// A live event of one named track of a network stream: the event's fields plus `track`.
+/// Where a network event comes from: a named track of a WebSocket stream (`"track"`), or a leg
+/// of a recorded call (`"call_id"` and `"leg"`, from `synthscan siprec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Origin<'a> {
+    Track { track: &'a str },
+    Leg { call_id: &'a str, leg: &'a str },
+}
+
+/// A live event of a network stream: the event's fields plus its origin's.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrackEvent<'a> {
     #[serde(flatten)]
     pub event: &'a LiveEvent,
-    pub track: &'a str,
+    #[serde(flatten)]
+    pub origin: Origin<'a>,
 }
 
 /// `{"event": "error", ...}`: something a stream sent could not be used; the stream goes on
@@ -29,17 +39,17 @@ pub struct TrackEvent<'a> {
 pub struct ErrorEvent<'a> {
     /// Always `"error"`.
     pub event: &'static str,
-    /// The track the error belongs to, when it belongs to one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub track: Option<&'a str>,
+    /// The track or leg the error belongs to, when it belongs to one.
+    #[serde(flatten)]
+    pub origin: Option<Origin<'a>>,
     pub error: &'a str,
 }
 
 impl<'a> ErrorEvent<'a> {
-    pub fn new(track: Option<&'a str>, error: &'a str) -> Self {
+    pub fn new(origin: Option<Origin<'a>>, error: &'a str) -> Self {
         Self {
             event: "error",
-            track,
+            origin,
             error,
         }
     }
@@ -52,9 +62,9 @@ pub struct LiveSummary<'a> {
     pub event: &'static str,
     #[serde(flatten)]
     pub report: &'a FileReport,
-    /// The track of a network stream this summary closes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub track: Option<&'a str>,
+    /// The track or leg of a network stream this summary closes.
+    #[serde(flatten)]
+    pub origin: Option<Origin<'a>>,
     /// Alerts raised during the stream.
     pub alerts: usize,
     /// Input samples lost because the analysis fell behind the device (`monitor` only: a
@@ -232,19 +242,38 @@ mod tests {
         let monitor: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
         let mut service: serde_json::Value = serde_json::from_str(&event_text(&TrackEvent {
             event: &event,
-            track: "inbound",
+            origin: Origin::Track { track: "inbound" },
         }))
         .expect("valid JSON");
         assert_eq!(service["event"], "update");
         assert_eq!(service["track"], "inbound");
         service.as_object_mut().expect("an object").remove("track");
         assert_eq!(service, monitor);
+        let mut recorded: serde_json::Value = serde_json::from_str(&event_text(&TrackEvent {
+            event: &event,
+            origin: Origin::Leg {
+                call_id: "c1",
+                leg: "Alice",
+            },
+        }))
+        .expect("valid JSON");
+        assert_eq!(
+            (&recorded["call_id"], &recorded["leg"]),
+            (&"c1".into(), &"Alice".into())
+        );
+        let fields = recorded.as_object_mut().expect("an object");
+        fields.remove("call_id");
+        fields.remove("leg");
+        assert_eq!(recorded, monitor);
     }
 
     #[test]
     fn an_error_event_names_its_track_only_when_it_has_one() {
-        let with: serde_json::Value =
-            serde_json::from_str(&event_text(&ErrorEvent::new(Some("a"), "bad \"payload\""))).expect("valid JSON");
+        let with: serde_json::Value = serde_json::from_str(&event_text(&ErrorEvent::new(
+            Some(Origin::Track { track: "a" }),
+            "bad \"payload\"",
+        )))
+        .expect("valid JSON");
         assert_eq!(
             with,
             serde_json::json!({"event": "error", "track": "a", "error": "bad \"payload\""})

@@ -13,7 +13,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-pub use live::{ErrorEvent, LiveSummary, LiveView, TrackEvent, event_text, write_event, write_summary};
+pub use live::{ErrorEvent, LiveSummary, LiveView, Origin, TrackEvent, event_text, write_event, write_summary};
 #[cfg(feature = "plot")]
 pub use plot::write_plot;
 

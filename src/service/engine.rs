@@ -20,7 +20,7 @@ use super::metrics::Metrics;
 use crate::detect::{AlertState, LiveEvent, LivePolicy, LiveStream};
 use crate::error::Result;
 use crate::model::{LoadedModel, OnnxScorer};
-use crate::report::{ErrorEvent, FileReport, LiveSummary, ModelInfo, TrackEvent, event_text};
+use crate::report::{ErrorEvent, FileReport, LiveSummary, ModelInfo, Origin, TrackEvent, event_text};
 use crate::{Detector, Error};
 
 /// What a connection sends to its worker.
@@ -28,6 +28,9 @@ pub enum Job {
     Audio {
         conn: u64,
         track: String,
+        /// The recorded call the track is a leg of (`siprec`); events then name `call_id` and
+        /// `leg` instead of `track`.
+        call: Option<Arc<str>>,
         rate_hz: u32,
         channels: usize,
         samples: Vec<f32>,
@@ -124,12 +127,25 @@ impl Engine {
     }
 }
 
-fn track_event(event: &LiveEvent, track: &str) -> Reply {
-    Reply::Event(event_text(&TrackEvent { event, track }))
+/// A live track on a worker, and the call it is a leg of, if any.
+struct Track {
+    live: LiveStream,
+    call: Option<Arc<str>>,
 }
 
-fn error_event(track: &str, e: &Error) -> Reply {
-    Reply::Event(event_text(&ErrorEvent::new(Some(track), &e.to_string())))
+fn origin<'a>(track: &'a str, call: Option<&'a Arc<str>>) -> Origin<'a> {
+    match call {
+        Some(call_id) => Origin::Leg { call_id, leg: track },
+        None => Origin::Track { track },
+    }
+}
+
+fn track_event(event: &LiveEvent, origin: Origin<'_>) -> Reply {
+    Reply::Event(event_text(&TrackEvent { event, origin }))
+}
+
+fn error_event(origin: Origin<'_>, e: &Error) -> Reply {
+    Reply::Event(event_text(&ErrorEvent::new(Some(origin), &e.to_string())))
 }
 
 fn worker(
@@ -140,13 +156,14 @@ fn worker(
     metrics: &Metrics,
     info: &ModelInfo,
 ) {
-    let mut tracks: HashMap<(u64, String), LiveStream> = HashMap::new();
+    let mut tracks: HashMap<(u64, String), Track> = HashMap::new();
     let mut events = Vec::new();
     for job in rx {
         match job {
             Job::Audio {
                 conn,
                 track,
+                call,
                 rate_hz,
                 channels,
                 samples,
@@ -157,17 +174,18 @@ fn worker(
                 let _in_flight = buffered;
                 let key = (conn, track);
                 let name = key.1.clone();
-                let live = match tracks.entry(key) {
+                let Track { live, call } = match tracks.entry(key) {
                     Entry::Occupied(o) => o.into_mut(),
                     Entry::Vacant(v) => match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
-                        Ok(live) => v.insert(live),
+                        Ok(live) => v.insert(Track { live, call }),
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
-                            let _ = reply.send(error_event(&name, &e));
+                            let _ = reply.send(error_event(origin(&name, call.as_ref()), &e));
                             continue;
                         }
                     },
                 };
+                let from = origin(&name, call.as_ref());
                 if live.rate_hz() != rate_hz || live.channels() != channels {
                     Metrics::inc(&metrics.errors);
                     let e = Error::Corrupt(format!(
@@ -175,14 +193,14 @@ fn worker(
                         live.rate_hz(),
                         live.channels()
                     ));
-                    let _ = reply.send(error_event(&name, &e));
+                    let _ = reply.send(error_event(from, &e));
                     continue;
                 }
                 events.clear();
                 let before = live.windows_scored();
                 if let Err(e) = live.push(&samples, &mut scorer, &mut events) {
                     Metrics::inc(&metrics.errors);
-                    let _ = reply.send(error_event(&name, &e));
+                    let _ = reply.send(error_event(from, &e));
                     continue;
                 }
                 if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
@@ -190,7 +208,7 @@ fn worker(
                 }
                 count_scored(metrics, live.windows_scored() - before, &events);
                 for e in &events {
-                    let _ = reply.send(track_event(e, &name));
+                    let _ = reply.send(track_event(e, from));
                 }
             }
             Job::Finish { conn, label, reply } => {
@@ -201,9 +219,10 @@ fn worker(
                     .collect();
                 names.sort();
                 for name in names {
-                    let Some(mut live) = tracks.remove(&(conn, name.clone())) else {
+                    let Some(Track { mut live, call }) = tracks.remove(&(conn, name.clone())) else {
                         continue;
                     };
+                    let from = origin(&name, call.as_ref());
                     events.clear();
                     let before = live.windows_scored();
                     match live.finish(&mut scorer, &mut events) {
@@ -211,7 +230,7 @@ fn worker(
                             // the last windows, scored at the end of the stream, count too
                             count_scored(metrics, live.windows_scored() - before, &events);
                             for e in &events {
-                                let _ = reply.send(track_event(e, &name));
+                                let _ = reply.send(track_event(e, from));
                             }
                             Metrics::inc(&metrics.tracks_finished);
                             if analysis.is_flagged() {
@@ -228,7 +247,7 @@ fn worker(
                             let summary = LiveSummary {
                                 event: "summary",
                                 report: &report,
-                                track: Some(&name),
+                                origin: Some(from),
                                 alerts: live.alerts_raised(),
                                 overruns: None,
                             };
@@ -236,7 +255,7 @@ fn worker(
                         }
                         Err(e) => {
                             Metrics::inc(&metrics.errors);
-                            let _ = reply.send(error_event(&name, &e));
+                            let _ = reply.send(error_event(from, &e));
                         }
                     }
                 }

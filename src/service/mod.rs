@@ -12,6 +12,7 @@ mod listener;
 pub mod media;
 mod metrics;
 mod page;
+pub mod siprec;
 mod spectrogram;
 mod stream;
 mod upload;

@@ -198,6 +198,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
                     app.engine.send(conn, Job::Audio {
                         conn,
                         track: p.track,
+                        call: None,
                         rate_hz: p.rate_hz,
                         channels: p.channels,
                         samples: p.samples,

@@ -12,7 +12,7 @@ use synthscan::audio::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
 use crate::{analyze_json, root, synthscan, test_model};
 
 /// A shipped sample at 8 kHz.
-fn phone_samples(name: &str) -> Vec<f32> {
+pub fn phone_samples(name: &str) -> Vec<f32> {
     let samples: Vec<f32> = hound::WavReader::open(root().join("samples").join(name))
         .unwrap()
         .samples::<i16>()
@@ -32,14 +32,14 @@ fn alaw_encode(x: f32) -> u8 {
         .unwrap()
 }
 
-struct Udp {
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    payload: Vec<u8>,
+pub struct Udp {
+    pub src: ([u8; 4], u16),
+    pub dst: ([u8; 4], u16),
+    pub payload: Vec<u8>,
 }
 
 /// Ethernet II + IPv4 + UDP around a payload (checksums left zero, as offloading NICs capture).
-fn frame(u: &Udp) -> Vec<u8> {
+pub fn frame(u: &Udp) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
     let total = 20 + 8 + u.payload.len();
     f.extend_from_slice(&[0x45, 0]);
@@ -55,7 +55,7 @@ fn frame(u: &Udp) -> Vec<u8> {
     f
 }
 
-fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, pt];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&ts.to_be_bytes());
@@ -64,7 +64,7 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
+pub fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
     let mut b = Vec::new();
     b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     b.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -111,7 +111,7 @@ fn write_pcapng(path: &Path, frames: &[(f64, Vec<u8>)]) {
     std::fs::write(path, out).unwrap();
 }
 
-fn write_wav(path: &Path, samples: &[f32]) {
+pub fn write_wav(path: &Path, samples: &[f32]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,

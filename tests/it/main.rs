@@ -16,6 +16,7 @@ mod pipeline;
 mod serve;
 #[cfg(feature = "serve")]
 mod serve_hostile;
+mod siprec;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

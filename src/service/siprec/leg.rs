@@ -1,0 +1,129 @@
+//! One recorded stream: the RTP arriving on its port, decoded as it comes (packet::rtp's
+//! LiveDecoder) and handed to the scoring worker that owns the call, as one live track named
+//! after its participant.
+//!
+//! UDP cannot be slowed down, so when the scorers fall behind (the call's or the server's
+//! audio buffer is full) packets are dropped and counted rather than queued without bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{Semaphore, watch};
+
+use super::Shared;
+use crate::packet::rtp::{self, Codec, LiveDecoder};
+use crate::service::engine::{Buffered, Job, Reply};
+use crate::service::metrics::Metrics;
+
+/// What the receiving task of one leg needs.
+pub(super) struct Leg {
+    pub socket: UdpSocket,
+    pub call_id: Arc<str>,
+    /// The engine's key for the call: all its legs live on one worker.
+    pub conn: u64,
+    pub name: String,
+    /// Payload type -> codec, as last negotiated (a re-INVITE may change it).
+    pub codecs: watch::Receiver<HashMap<u8, Codec>>,
+    pub reply: UnboundedSender<Reply>,
+    /// When audio last arrived on any leg of the call, in ms since the server started.
+    pub last_audio: Arc<AtomicU64>,
+    /// The call's share of the audio waiting for the scorer.
+    pub call_buffer: Arc<Semaphore>,
+    pub shared: Arc<Shared>,
+}
+
+pub(super) async fn receive(leg: Leg) {
+    let Leg {
+        socket,
+        call_id,
+        conn,
+        name,
+        codecs,
+        reply,
+        last_audio,
+        call_buffer,
+        shared,
+    } = leg;
+    let metrics = &shared.metrics;
+    let mut decoder = LiveDecoder::default();
+    let mut datagram = vec![0u8; 2048];
+    let mut samples = Vec::with_capacity(640);
+    // the track's rate, and the name it is scored under (a codec change to another rate
+    // starts a new track: `name~2`)
+    let mut track: Option<(u32, String)> = None;
+    let mut tracks = 0u32;
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut datagram).await else {
+            return;
+        };
+        if !shared.allowed(from.ip()) {
+            Metrics::inc(&metrics.sip_refused);
+            continue;
+        }
+        let Some(packet) = rtp::parse(&datagram[..n]) else {
+            continue;
+        };
+        let received = Instant::now();
+        Metrics::inc(&metrics.rtp_packets);
+        let codec = codecs
+            .borrow()
+            .get(&packet.payload_type)
+            .cloned()
+            .unwrap_or_else(|| Codec::from_static(packet.payload_type));
+        let (lost, late, undecoded) = (decoder.counts.lost, decoder.counts.late, decoder.undecoded);
+        samples.clear();
+        let rate = decoder.push(&packet, &codec, &mut samples);
+        metrics
+            .rtp_lost
+            .fetch_add(decoder.counts.lost - lost, Ordering::Relaxed);
+        metrics
+            .rtp_late
+            .fetch_add(decoder.counts.late - late, Ordering::Relaxed);
+        let skipped = decoder.undecoded - undecoded + u64::from(codec == Codec::TelephoneEvent);
+        metrics.rtp_unknown.fetch_add(skipped, Ordering::Relaxed);
+        let Some(rate) = rate else {
+            continue;
+        };
+        last_audio.store(shared.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let track_name = match &track {
+            Some((r, n)) if *r == rate => n.clone(),
+            _ => {
+                tracks += 1;
+                let n = if tracks == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}~{tracks}")
+                };
+                track = Some((rate, n.clone()));
+                n
+            }
+        };
+        let count = samples.len() as u32;
+        let (Ok(mine), Ok(server)) = (
+            Arc::clone(&call_buffer).try_acquire_many_owned(count),
+            Arc::clone(&shared.buffer).try_acquire_many_owned(count),
+        ) else {
+            Metrics::inc(&metrics.rtp_dropped);
+            continue;
+        };
+        let buffered = Buffered::new(mine, server, u64::from(count), Arc::clone(metrics));
+        let job = Job::Audio {
+            conn,
+            track: track_name,
+            call: Some(Arc::clone(&call_id)),
+            rate_hz: rate,
+            channels: 1,
+            samples: std::mem::take(&mut samples),
+            received,
+            reply: reply.clone(),
+            buffered: Some(buffered),
+        };
+        if !shared.engine.send(conn, job) {
+            return;
+        }
+    }
+}
