@@ -280,3 +280,279 @@ fn a_sipp_recording_client_over_udp_gets_a_summary_per_participant_equal_to_anal
 fn a_sipp_recording_client_over_tcp_gets_the_same() {
     run_sipp_call("t1");
 }
+
+/// A SIP client made by hand over UDP, for the exchanges SIPp's scenario does not cover.
+struct Client {
+    socket: UdpSocket,
+    server: SocketAddr,
+}
+
+impl Client {
+    fn new(server: SocketAddr) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Client { socket, server }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    fn send(&self, method: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, extra: &str, body: &str) {
+        let port = self.port();
+        let to_tag = to_tag.map_or(String::new(), |t| format!(";tag={t}"));
+        let msg = format!(
+            "{method} sip:srs@{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq}\r\n\
+             From: <sip:src@127.0.0.1:{port}>;tag=src1\r\nTo: <sip:srs@{server}>{to_tag}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:src@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            server = self.server,
+        );
+        self.socket.send_to(msg.as_bytes(), self.server).unwrap();
+    }
+
+    /// The next message that arrives within `limit` whose first line contains `start`.
+    fn expect(&self, start: &str, limit: Duration) -> Option<String> {
+        let started = Instant::now();
+        let mut buf = vec![0u8; 65_536];
+        while started.elapsed() < limit {
+            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                if text.lines().next().is_some_and(|l| l.contains(start)) {
+                    return Some(text);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// A SIPREC offer: one PCMU stream per label, metadata naming a participant per label.
+fn siprec_body(labels: &[(&str, &str, &str)]) -> (String, String) {
+    let mut sdp = "v=0\r\no=SRC 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n".to_string();
+    let mut xml = String::from("<recording xmlns=\"urn:ietf:params:xml:ns:recording:1\">");
+    for (i, (label, name, codec)) in labels.iter().enumerate() {
+        let pt = if *codec == "PCMA" { 8 } else { 0 };
+        sdp.push_str(&format!(
+            "m=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\na=label:{label}\r\na=sendonly\r\n",
+            30000 + 2 * i
+        ));
+        xml.push_str(&format!(
+            "<participant participant_id=\"p{label}\"><nameID aor=\"sip:{name}@example.com\"><name>{name}</name></nameID></participant>\
+             <stream stream_id=\"s{label}\"><label>{label}</label></stream>\
+             <participantstreamassoc participant_id=\"p{label}\"><send>s{label}</send></participantstreamassoc>"
+        ));
+    }
+    xml.push_str("</recording>");
+    let body = format!(
+        "--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\n\
+         Content-Disposition: recording-session\r\n\r\n{xml}\r\n--b--\r\n"
+    );
+    (
+        body,
+        "Content-Type: multipart/mixed;boundary=b\r\nRequire: siprec\r\n".into(),
+    )
+}
+
+#[test]
+fn keep_alives_refusals_and_unknown_dialogs_get_clean_answers() {
+    let model = test_model();
+    let rec = Recorder::start(&["--max-calls", "1", "--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    c.send("OPTIONS", "ka", 1, None, "", "");
+    let ok = c.expect("SIP/2.0 200", wait).expect("OPTIONS answered");
+    assert!(header(&ok, "Allow").unwrap().contains("INVITE"), "{ok}");
+    c.send("BYE", "nobody", 2, Some("x"), "", "");
+    assert!(c.expect("SIP/2.0 481", wait).is_some(), "BYE outside a dialog");
+    c.send("INFO", "info", 1, None, "", "");
+    assert!(c.expect("SIP/2.0 405", wait).is_some(), "INFO");
+    // junk and a request without its headers: one dropped, one answered 400; the server goes on
+    c.socket.send_to(b"\x16\x03\x01 not sip at all", rec.sip).unwrap();
+    c.socket
+        .send_to(
+            b"INVITE sip:x SIP/2.0\r\nCall-ID: bare\r\nContent-Length: 0\r\n\r\n",
+            rec.sip,
+        )
+        .unwrap();
+    c.send("INVITE", "no-sdp", 1, None, "", "");
+    assert!(c.expect("SIP/2.0 488", wait).is_some(), "an INVITE without an offer");
+    let video = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 30000 RTP/AVP 96\r\n";
+    c.send("INVITE", "video", 1, None, "Content-Type: application/sdp\r\n", video);
+    assert!(c.expect("SIP/2.0 488", wait).is_some(), "nothing to record");
+    // one call is the limit here: a second INVITE gets 503
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    c.send("INVITE", "first", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("the first call is answered");
+    let tag = sip_tag(&answer);
+    c.send("ACK", "first", 1, Some(&tag), "", "");
+    c.send("INVITE", "second", 1, None, &headers, &body);
+    let busy = c.expect("SIP/2.0 503", wait).expect("the second call is refused");
+    assert!(header(&busy, "Retry-After").is_some(), "{busy}");
+    c.send("BYE", "first", 2, Some(&tag), "", "");
+    assert!(c.expect("SIP/2.0 200", wait).is_some());
+    assert_eq!(rec.metric("synthscan_calls_rejected_total"), 3.0);
+    assert!(rec.metric("synthscan_sip_malformed_total") >= 2.0);
+    assert_eq!(rec.metric("synthscan_calls_total"), 1.0);
+}
+
+fn sip_tag(response: &str) -> String {
+    let to = header(response, "To").unwrap();
+    to.split(";tag=").nth(1).unwrap().split(';').next().unwrap().to_string()
+}
+
+/// The answer's media lines: (port, rtpmap line) per `m=`.
+fn answered_media(response: &str) -> Vec<(u16, String)> {
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let mut out: Vec<(u16, String)> = Vec::new();
+    for line in body.lines() {
+        if let Some(m) = line.strip_prefix("m=audio ") {
+            out.push((m.split_whitespace().next().unwrap().parse().unwrap(), String::new()));
+        } else if let (Some(map), Some(last)) = (line.strip_prefix("a=rtpmap:"), out.last_mut()) {
+            last.1 = map.to_string();
+        }
+    }
+    out
+}
+
+/// A re-INVITE adds a stream and changes a codec; the call then goes quiet, is ended with a
+/// BYE after --idle-seconds, and every event also reaches the webhook.
+#[test]
+fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries() {
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/events", hook.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&received);
+    std::thread::spawn(move || {
+        for stream in hook.incoming() {
+            let Ok(mut stream) = stream else { return };
+            use std::io::{Read, Write};
+            let mut request = Vec::new();
+            let mut buf = [0u8; 65_536];
+            // read the head, then Content-Length bytes of body
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = header(head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if body.len() >= length {
+                        sink.lock().unwrap().push_str(body);
+                        break;
+                    }
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let model = test_model();
+    let rec = Recorder::start(&[
+        "--idle-seconds",
+        "1.5",
+        "--webhook",
+        &hook_url,
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU"), ("2", "Bob", "PCMU")]);
+    c.send("INVITE", "quiet", 1, None, &headers, &body);
+    assert!(c.expect("SIP/2.0 100", wait).is_some());
+    let answer = c.expect("SIP/2.0 200", wait).unwrap();
+    assert_eq!(header(&answer, "Content-Type"), Some("application/sdp"));
+    let first = answered_media(&answer);
+    assert_eq!(first.len(), 2, "{answer}");
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    let tag = sip_tag(&answer);
+    // the 200 is sent again until the ACK comes (RFC 3261 timer G)
+    assert!(c.expect("SIP/2.0 200", wait).is_some(), "no retransmission of the 200");
+    c.send("ACK", "quiet", 1, Some(&tag), "", "");
+    // a short stretch of audio on Alice's stream keeps the call alive a moment
+    let (alice, _) = leg_audio("synthetic_robocall.wav", 2.0);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for p in packets(&alice, 0x1111) {
+        sender.send_to(&p, ("127.0.0.1", first[0].0)).unwrap();
+    }
+    // re-INVITE: Alice now in PCMA, and a third participant
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMA"), ("2", "Bob", "PCMU"), ("3", "Carol", "PCMU")]);
+    c.send("INVITE", "quiet", 2, Some(&tag), &headers, &body);
+    let again = c.expect("SIP/2.0 200", wait).expect("the re-INVITE is answered");
+    let second = answered_media(&again);
+    assert_eq!(second.len(), 3, "{again}");
+    assert_eq!(
+        (second[0].0, second[1].0),
+        (first[0].0, first[1].0),
+        "streams keep their ports"
+    );
+    assert!(second[0].1.contains("PCMA"), "{again}");
+    c.send("ACK", "quiet", 2, Some(&tag), "", "");
+    let updated = rec.wait_for(wait, "update", |v| v["event"] == "call" && v["state"] == "updated");
+    let names: Vec<&str> = updated["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["leg"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alice", "Bob", "Carol"]);
+    assert_eq!(updated["legs"][0]["codec"], "PCMA");
+
+    // then nothing: the server ends the call with a BYE of its own
+    let bye = c.expect("BYE ", Duration::from_secs(6)).expect("a BYE from the server");
+    assert_eq!(header(&bye, "Call-ID"), Some("quiet"));
+    assert!(header(&bye, "From").unwrap().contains(&tag), "{bye}");
+    let ended = rec.wait_for(wait, "end", |v| v["event"] == "call" && v["state"] == "ended");
+    assert!(ended["reason"].as_str().unwrap().contains("no RTP"), "{ended}");
+    let alice_summary = rec.wait_for(wait, "Alice's summary", |v| {
+        v["event"] == "summary" && v["leg"] == "Alice"
+    });
+    assert!(
+        (alice_summary["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.021,
+        "{alice_summary}"
+    );
+    for leg in ["Bob", "Carol"] {
+        let s = rec.wait_for(wait, "summary", |v| v["event"] == "summary" && v["leg"] == leg);
+        assert_eq!(s["verdict"], "inconclusive", "{s}");
+    }
+    // the webhook got the same events as standard output
+    let started = Instant::now();
+    loop {
+        let body = received.lock().unwrap().clone();
+        let lines: Vec<Value> = body.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let summaries = lines.iter().filter(|v| v["event"] == "summary").count();
+        if summaries == 3 && lines.iter().any(|v| v["event"] == "call" && v["state"] == "ended") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the webhook got: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(rec.metric("synthscan_webhook_sent_total") >= 6.0);
+    assert_eq!(rec.metric("synthscan_webhook_failed_total"), 0.0);
+}
+
+#[test]
+fn only_allowed_addresses_are_heard_and_the_network_needs_an_allow_list() {
+    let model = test_model();
+    let rec = Recorder::start(&["--allow", "10.0.0.0/8", "--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    c.send("OPTIONS", "ka", 1, None, "", "");
+    assert!(
+        c.expect("SIP/2.0", Duration::from_secs(1)).is_none(),
+        "127.0.0.1 is not allowed"
+    );
+    let out = synthscan()
+        .args(["siprec", "--listen", "0.0.0.0:0", "--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    crate::assert_one_clear_error(&out, "--allow", "off loopback without --allow");
+}

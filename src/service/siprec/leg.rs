@@ -28,6 +28,8 @@ pub(super) struct Leg {
     pub name: String,
     /// Payload type -> codec, as last negotiated (a re-INVITE may change it).
     pub codecs: watch::Receiver<HashMap<u8, Codec>>,
+    /// The rate of the codec answered first.
+    pub rate_hz: u32,
     pub reply: UnboundedSender<Reply>,
     /// When audio last arrived on any leg of the call, in ms since the server started.
     pub last_audio: Arc<AtomicU64>,
@@ -43,6 +45,7 @@ pub(super) async fn receive(leg: Leg) {
         conn,
         name,
         codecs,
+        rate_hz,
         reply,
         last_audio,
         call_buffer,
@@ -54,8 +57,26 @@ pub(super) async fn receive(leg: Leg) {
     let mut samples = Vec::with_capacity(640);
     // the track's rate, and the name it is scored under (a codec change to another rate
     // starts a new track: `name~2`)
-    let mut track: Option<(u32, String)> = None;
-    let mut tracks = 0u32;
+    let mut track = (rate_hz, name.clone());
+    let mut tracks = 1u32;
+    // the track exists from the start, so a participant who never speaks still gets a summary
+    let opened = shared.engine.send(
+        conn,
+        Job::Audio {
+            conn,
+            track: name.clone(),
+            call: Some(Arc::clone(&call_id)),
+            rate_hz,
+            channels: 1,
+            samples: Vec::new(),
+            received: Instant::now(),
+            reply: reply.clone(),
+            buffered: None,
+        },
+    );
+    if !opened {
+        return;
+    }
     loop {
         let Ok((n, from)) = socket.recv_from(&mut datagram).await else {
             return;
@@ -89,19 +110,11 @@ pub(super) async fn receive(leg: Leg) {
             continue;
         };
         last_audio.store(shared.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let track_name = match &track {
-            Some((r, n)) if *r == rate => n.clone(),
-            _ => {
-                tracks += 1;
-                let n = if tracks == 1 {
-                    name.clone()
-                } else {
-                    format!("{name}~{tracks}")
-                };
-                track = Some((rate, n.clone()));
-                n
-            }
-        };
+        if track.0 != rate {
+            tracks += 1;
+            track = (rate, format!("{name}~{tracks}"));
+        }
+        let track_name = track.1.clone();
         let count = samples.len() as u32;
         let (Ok(mine), Ok(server)) = (
             Arc::clone(&call_buffer).try_acquire_many_owned(count),

@@ -503,15 +503,8 @@ impl Registry {
         sdp
     }
 
-    /// Opens a leg for media line `index` of `offer`.
-    fn open_leg(
-        &mut self,
-        call_id: &str,
-        index: usize,
-        media: &sdp::Media,
-        chosen: (u8, Codec),
-        ip: IpAddr,
-    ) -> Option<LegState> {
+    /// Opens a leg for media line `index` of an offer, answered with `chosen`.
+    fn open_leg(&mut self, call_id: &str, index: usize, media: &sdp::Media, chosen: (u8, Codec)) -> Option<LegState> {
         let call = self.calls.get(call_id)?;
         let listen_ip = self.config.listen.ip();
         let (port, socket) = self.ports.bind(listen_ip)?;
@@ -524,7 +517,6 @@ impl Registry {
         {
             answer.push((pt, Codec::TelephoneEvent));
         }
-        let _ = ip;
         let participant = media.label.as_deref().and_then(|l| call.metadata.sender_of(l));
         let base = participant
             .and_then(|p| p.label())
@@ -540,6 +532,7 @@ impl Registry {
             k += 1;
             name = format!("{base} ({k})");
         }
+        let rate_hz = if answer[0].1 == Codec::G722 { 16_000 } else { 8_000 };
         let codecs: HashMap<u8, Codec> = answer.iter().cloned().collect();
         let (codec_tx, codec_rx) = watch::channel(codecs);
         let task = tokio::spawn(leg::receive(leg::Leg {
@@ -548,6 +541,7 @@ impl Registry {
             conn: call.conn,
             name: name.clone(),
             codecs: codec_rx,
+            rate_hz,
             reply: call.reply.clone(),
             last_audio: Arc::clone(&call.last_audio),
             call_buffer: Arc::clone(&call.buffer),
@@ -668,7 +662,7 @@ impl Registry {
         self.calls.insert(id.to_string(), call);
         Metrics::inc(&metrics.calls_total);
         metrics.calls_open.store(self.calls.len() as u64, Ordering::Relaxed);
-        self.apply_offer(&id, &offer, &plan, ip);
+        self.apply_offer(&id, &offer, &plan);
         if self.calls.get(&*id).is_some_and(|c| c.legs.is_empty()) {
             // no port was free
             Metrics::inc(&metrics.calls_rejected);
@@ -689,7 +683,7 @@ impl Registry {
 
     /// Opens legs for the recordable media lines that have none, and updates the codecs of
     /// those that have.
-    fn apply_offer(&mut self, id: &str, offer: &sdp::Session, plan: &[Option<(u8, Codec)>], ip: IpAddr) {
+    fn apply_offer(&mut self, id: &str, offer: &sdp::Session, plan: &[Option<(u8, Codec)>]) {
         let mut rejected = Vec::new();
         for (i, (media, chosen)) in offer.media.iter().zip(plan).enumerate() {
             let Some(call) = self.calls.get(id) else {
@@ -716,7 +710,7 @@ impl Registry {
                 }
                 (Some(_), None) => {} // held or removed: the leg stays, silent
                 (None, Some(chosen)) if call.legs.len() < MAX_TRACKS => {
-                    match self.open_leg(id, i, media, chosen.clone(), ip) {
+                    match self.open_leg(id, i, media, chosen.clone()) {
                         Some(leg) => {
                             if let Some(call) = self.calls.get_mut(id) {
                                 call.legs.push(leg);
@@ -829,7 +823,7 @@ impl Registry {
         call.sdp_version += 1;
         let ip = self.local_ip(from);
         let plan = self.offer_legs(&offer);
-        self.apply_offer(&id, &offer, &plan, ip);
+        self.apply_offer(&id, &offer, &plan);
         self.answer(&id, &message, &offer, from, ip);
         self.emit_call(&id, "updated", None);
     }
