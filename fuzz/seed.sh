@@ -2,7 +2,7 @@
 # Seeds fuzz/corpus/<target>/ from the test fixtures and models (the corpus itself is not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/{decode,raw,media_message,stream_protocol,capture,manifest,features}
+mkdir -p corpus/{decode,raw,media_message,stream_protocol,capture,manifest,features,sip}
 for f in ../tests/fixtures/*.{wav,flac,ogg,mp3} ../tests/fixtures/malformed/*; do
   [ "$(stat -c %s "$f")" -le 200000 ] && cp "$f" corpus/decode/ || true
 done
@@ -60,3 +60,22 @@ cp ../models/synthscan.json corpus/manifest/shipped.json
 cp ../models/test/synthscan-test.json corpus/manifest/test.json
 head -c 8002 ../tests/fixtures/fmt_float32.wav > corpus/features/float
 echo "seeded: $(find corpus -type f | wc -l) files"
+# sip: a SIPREC INVITE (multipart SDP and metadata), an OPTIONS keep-alive and a BYE
+python3 - <<'PY'
+sdp = ("v=0\r\no=SRC 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+       "m=audio 10000 RTP/AVP 0 9 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=sendonly\r\n"
+       "m=audio 10002 RTP/AVP 8\r\na=label:2\r\na=sendonly\r\n")
+xml = ('<?xml version="1.0"?><recording xmlns="urn:ietf:params:xml:ns:recording:1">'
+       '<participant participant_id="p1"><nameID aor="sip:a@x"><name>A</name></nameID></participant>'
+       '<stream stream_id="s1"><label>1</label></stream>'
+       '<participantstreamassoc participant_id="p1"><send>s1</send></participantstreamassoc></recording>')
+body = (f"--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\n"
+        f"Content-Type: application/rs-metadata+xml\r\n\r\n{xml}\r\n--b--\r\n")
+head = ("INVITE sip:srs@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n"
+        "From: <sip:src@10.0.0.1>;tag=1\r\nTo: <sip:srs@10.0.0.2>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+        "Session-Expires: 1800\r\nContent-Type: multipart/mixed;boundary=b\r\n")
+open('corpus/sip/invite', 'w').write(f"{head}Content-Length: {len(body)}\r\n\r\n{body}")
+common = "Via: SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK2\r\nf: <sip:src@10.0.0.1>;tag=1\r\nt: <sip:srs@10.0.0.2>;tag=9\r\ni: c1\r\n"
+open('corpus/sip/options', 'w').write(f"\r\n\r\nOPTIONS sip:srs@10.0.0.2 SIP/2.0\r\n{common}CSeq: 2 OPTIONS\r\nl: 0\r\n\r\n")
+open('corpus/sip/bye', 'w').write(f"BYE sip:srs@10.0.0.2 SIP/2.0\r\n{common}CSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n")
+PY

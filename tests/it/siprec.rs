@@ -556,3 +556,74 @@ fn only_allowed_addresses_are_heard_and_the_network_needs_an_allow_list() {
         .unwrap();
     crate::assert_one_clear_error(&out, "--allow", "off loopback without --allow");
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok())
+        .unwrap()
+}
+
+/// A flood of junk, keep-alives and INVITEs, and RTP from an address not allowed: dropped or
+/// refused and counted, with the server answering throughout and its memory bounded.
+#[test]
+fn a_sip_flood_and_stray_rtp_are_refused_counted_and_survived() {
+    let model = test_model();
+    let rec = Recorder::start(&[
+        "--allow",
+        "127.0.0.1",
+        "--max-calls",
+        "50",
+        "--idle-seconds",
+        "60",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let pid = rec.child.id();
+    let before = rss_kb(pid);
+    let flood = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for k in 0..20_000u32 {
+        let junk = format!("JUNK{k} \x00\x01 not sip\r\n\r\n");
+        flood.send_to(junk.as_bytes(), rec.sip).unwrap();
+    }
+    // 300 INVITEs from one client: 50 calls open, the rest refused
+    let c = Client::new(rec.sip);
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    for k in 0..300 {
+        c.send("INVITE", &format!("flood-{k}"), 1, None, &headers, &body);
+        if k % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    while rec.metric("synthscan_calls_total") + rec.metric("synthscan_calls_rejected_total") < 300.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not every INVITE was answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rec.metric("synthscan_calls_total"), 50.0);
+    assert_eq!(rec.metric("synthscan_calls_rejected_total"), 250.0);
+    assert_eq!(rec.metric("synthscan_calls_open"), 50.0);
+    assert!(rec.metric("synthscan_sip_malformed_total") > 1000.0);
+    // RTP for an open call from an address that is not allowed (127.0.0.2 is loopback, but not
+    // in --allow) is dropped and counted
+    let call = rec.wait_for(Duration::from_secs(5), "a call", |v| v["event"] == "call" && v["state"] == "started");
+    let port = call["legs"][0]["port"].as_u64().unwrap() as u16;
+    let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let (alice, _) = leg_audio("synthetic_robocall.wav", 1.0);
+    for p in packets(&alice, 7) {
+        stranger.send_to(&p, ("127.0.0.1", port)).unwrap();
+    }
+    // the server still answers, and its memory did not follow the flood
+    c.send("OPTIONS", "after", 1, None, "", "");
+    assert!(c.expect("SIP/2.0 200", Duration::from_secs(3)).is_some());
+    let started = Instant::now();
+    while rec.metric("synthscan_sip_refused_total") < 50.0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "stray RTP not counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rec.metric("synthscan_rtp_packets_total"), 0.0);
+    let grown = rss_kb(pid).saturating_sub(before);
+    assert!(grown < 80_000, "RSS grew by {grown} kB");
+}
