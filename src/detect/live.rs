@@ -175,6 +175,21 @@ pub struct LiveStream {
     update_every_frames: u64,
     next_update_frame: u64,
     windows_scored: usize,
+    /// Interleaved audio fed and not yet pushed through the detector, from `queued_at` on.
+    queued: Vec<f32>,
+    queued_at: usize,
+    /// A piece of audio was pushed whose scores have not yet been turned into events.
+    piece_open: bool,
+}
+
+/// What a live stream needs after [`LiveStream::advance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Windows wait in [`LiveStream::pending`]: score them, hand the logits to
+    /// [`LiveStream::apply_scores`] and advance again.
+    NeedScores,
+    /// Everything fed has been pushed, scored and reported.
+    Idle,
 }
 
 impl LiveStream {
@@ -198,6 +213,9 @@ impl LiveStream {
             update_every_frames,
             next_update_frame: update_every_frames,
             windows_scored: 0,
+            queued: Vec::new(),
+            queued_at: 0,
+            piece_open: false,
         })
     }
 
@@ -226,6 +244,27 @@ impl LiveStream {
 
     /// Feeds interleaved samples; appends the events they cause to `events`.
     pub fn push(&mut self, samples: &[f32], scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<()> {
+        self.feed(samples)?;
+        self.drain(scorer, events)
+    }
+
+    /// Pushes, scores and reports everything fed so far.
+    fn drain(&mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<()> {
+        let mut logits = Vec::new();
+        while self.advance(events)? == Step::NeedScores {
+            logits.clear();
+            let (windows, n) = self.stream.pending();
+            scorer.score_batch(windows, n, &mut logits)?;
+            self.stream.apply_logits(&logits)?;
+        }
+        Ok(())
+    }
+
+    /// Accepts interleaved samples without scoring anything yet: [`advance`](Self::advance)
+    /// moves them through. With [`pending`](Self::pending) and
+    /// [`apply_scores`](Self::apply_scores), a worker scores the windows of many streams in
+    /// one model call; the events are the same as [`push`](Self::push)'s.
+    pub fn feed(&mut self, samples: &[f32]) -> Result<()> {
         let ch = self.channels;
         if !samples.len().is_multiple_of(ch) {
             return Err(Error::Corrupt(format!(
@@ -233,24 +272,71 @@ impl LiveStream {
                 samples.len()
             )));
         }
-        let mut rest = samples;
-        while !rest.is_empty() {
-            let until_update = (self.next_update_frame - self.frames) as usize;
-            let take = (rest.len() / ch).min(until_update);
-            let (piece, tail) = rest.split_at(take * ch);
-            rest = tail;
-            self.stream.push_interleaved(piece, scorer)?;
-            self.frames += take as u64;
-            self.absorb(events);
-            if self.frames == self.next_update_frame {
-                self.emit_updates(events);
-                self.next_update_frame += self.update_every_frames;
-            } else if self.tracks.iter().any(|t| t.first_pending) {
-                // The first score is news: say it now rather than at the next tick.
-                self.emit_updates(events);
-            }
+        if self.queued_at == self.queued.len() {
+            self.queued.clear();
+            self.queued_at = 0;
         }
+        self.queued.extend_from_slice(samples);
         Ok(())
+    }
+
+    /// Moves fed audio through the detector, one stretch up to the next update at a time,
+    /// reporting what scored windows show; stops when windows need scores or nothing is left.
+    pub fn advance(&mut self, events: &mut Vec<LiveEvent>) -> Result<Step> {
+        let ch = self.channels;
+        loop {
+            if self.stream.pending().1 > 0 {
+                return Ok(Step::NeedScores);
+            }
+            if self.piece_open {
+                self.piece_open = false;
+                self.absorb(events);
+                if self.frames == self.next_update_frame {
+                    self.emit_updates(events);
+                    self.next_update_frame += self.update_every_frames;
+                } else if self.tracks.iter().any(|t| t.first_pending) {
+                    // The first score is news: say it now rather than at the next tick.
+                    self.emit_updates(events);
+                }
+            }
+            let left = (self.queued.len() - self.queued_at) / ch;
+            if left == 0 {
+                self.queued.clear();
+                self.queued_at = 0;
+                return Ok(Step::Idle);
+            }
+            let until_update = (self.next_update_frame - self.frames) as usize;
+            let take = left.min(until_update);
+            let range = self.queued_at..self.queued_at + take * ch;
+            let queued = std::mem::take(&mut self.queued);
+            let pushed = self.stream.push_interleaved_deferred(&queued[range]);
+            self.queued = queued;
+            if let Err(e) = pushed {
+                // what is left of this audio cannot be trusted either
+                self.queued.clear();
+                self.queued_at = 0;
+                return Err(e);
+            }
+            self.queued_at += take * ch;
+            self.frames += take as u64;
+            self.piece_open = true;
+        }
+    }
+
+    /// The windows waiting for scores after [`advance`](Self::advance) said
+    /// [`Step::NeedScores`]: features flat, and their count.
+    pub fn pending(&self) -> (&[f32], usize) {
+        self.stream.pending()
+    }
+
+    /// The logits of the windows in [`pending`](Self::pending), in order.
+    pub fn apply_scores(&mut self, logits: &[f32]) -> Result<()> {
+        self.stream.apply_logits(logits)
+    }
+
+    /// Drops the windows in [`pending`](Self::pending) unscored (the model failed on them).
+    pub fn discard_pending(&mut self) {
+        self.stream.discard_pending();
     }
 
     /// Ends the stream: scores what is left, emits a last update per channel and returns the
@@ -258,6 +344,7 @@ impl LiveStream {
     /// Nothing may be pushed afterwards; [`alerts_raised`](Self::alerts_raised) then counts
     /// every alert of the stream.
     pub fn finish(&mut self, scorer: &mut dyn WindowScorer, events: &mut Vec<LiveEvent>) -> Result<Analysis> {
+        self.drain(scorer, events)?;
         self.stream.end(scorer)?;
         self.absorb(events);
         self.emit_updates(events);

@@ -21,7 +21,7 @@ mod vad;
 use std::sync::Arc;
 
 pub use envelope::Envelope;
-pub use live::{Alert, AlertState, LiveEvent, LivePolicy, LiveStream, Update};
+pub use live::{Alert, AlertState, LiveEvent, LivePolicy, LiveStream, Step, Update};
 pub(crate) use result::round;
 pub use result::{Analysis, ChannelResult, Segment, Verdict, WindowScore};
 pub use vad::VoiceGate;
@@ -162,6 +162,19 @@ impl StreamDetector {
 
     /// Feeds interleaved samples (whole frames, at the stream's rate and channel count).
     pub fn push_interleaved(&mut self, samples: &[f32], scorer: &mut dyn WindowScorer) -> Result<()> {
+        self.push_frames(samples, Some(scorer))
+    }
+
+    /// Feeds interleaved samples like [`push_interleaved`](Self::push_interleaved), but scores
+    /// nothing: the windows they complete wait in [`pending`](Self::pending) until
+    /// [`apply_logits`](Self::apply_logits) brings their scores. A scoring worker uses it to
+    /// score the windows of many streams in one model call; the windows, and so the results,
+    /// are the same.
+    pub fn push_interleaved_deferred(&mut self, samples: &[f32]) -> Result<()> {
+        self.push_frames(samples, None)
+    }
+
+    fn push_frames<'s>(&mut self, samples: &[f32], mut scorer: Option<&mut (dyn WindowScorer + 's)>) -> Result<()> {
         let n_ch = self.channels.len();
         if !samples.len().is_multiple_of(n_ch) {
             return Err(Error::Corrupt(format!(
@@ -175,9 +188,22 @@ impl StreamDetector {
             crate::audio::deinterleave_into(samples, n_ch, c, &mut self.deinterleaved);
             let ch = &mut self.channels[c];
             ch.push_samples(&self.deinterleaved, false)?;
-            self.collect_windows(c, false, scorer)?;
+            self.collect_windows(c, false, scorer.as_deref_mut())?;
         }
         Ok(())
+    }
+
+    /// Drops the windows waiting for scores (a caller whose model call failed); they count
+    /// nowhere.
+    pub fn discard_pending(&mut self) {
+        self.batch.clear();
+        self.batch_meta.clear();
+    }
+
+    /// The windows waiting for scores: their features, flat (`frames * n_bins` values a
+    /// window, in order), and how many there are.
+    pub fn pending(&self) -> (&[f32], usize) {
+        (&self.batch, self.batch_meta.len())
     }
 
     /// Scores extra windows between the manifest's hop positions, every `step_frames` frames
@@ -211,7 +237,7 @@ impl StreamDetector {
     pub fn end(&mut self, scorer: &mut dyn WindowScorer) -> Result<()> {
         for c in 0..self.channels.len() {
             self.channels[c].push_samples(&[], true)?;
-            self.collect_windows(c, true, scorer)?;
+            self.collect_windows(c, true, Some(&mut *scorer))?;
         }
         self.flush(scorer)
     }
@@ -248,12 +274,28 @@ impl StreamDetector {
         if self.batch_meta.is_empty() {
             return Ok(());
         }
-        self.logits.clear();
-        scorer.score_batch(&self.batch, self.batch_meta.len(), &mut self.logits)?;
+        let mut logits = std::mem::take(&mut self.logits);
+        logits.clear();
+        let scored = scorer.score_batch(&self.batch, self.batch_meta.len(), &mut logits);
+        let applied = scored.and_then(|()| self.apply_logits(&logits));
+        self.logits = logits;
+        applied
+    }
+
+    /// Gives the windows in [`pending`](Self::pending) their logits (one per window, in order)
+    /// and files them as a scorer's answer would be.
+    pub fn apply_logits(&mut self, logits: &[f32]) -> Result<()> {
+        if logits.len() != self.batch_meta.len() {
+            return Err(Error::Runtime(format!(
+                "{} logits for {} windows",
+                logits.len(),
+                self.batch_meta.len()
+            )));
+        }
         let m = &self.detector.manifest;
         let hop_s = m.features.hop_s();
         let window_s = m.window_s();
-        for ((c, meta), &logit) in self.batch_meta.iter().zip(&self.logits) {
+        for ((c, meta), &logit) in self.batch_meta.iter().zip(logits) {
             if !logit.is_finite() {
                 return Err(Error::Runtime(format!(
                     "the model returned a non-finite logit ({logit})"
@@ -318,7 +360,14 @@ impl StreamDetector {
         Analysis::combine(self.duration_s(), self.input_rate_hz, channels, self.threshold())
     }
 
-    fn collect_windows(&mut self, c: usize, at_end: bool, scorer: &mut dyn WindowScorer) -> Result<()> {
+    /// Forms the windows channel `c` can complete; with a scorer, scores them in batches of
+    /// `batch_windows`, without one leaves them pending.
+    fn collect_windows<'s>(
+        &mut self,
+        c: usize,
+        at_end: bool,
+        mut scorer: Option<&mut (dyn WindowScorer + 's)>,
+    ) -> Result<()> {
         let m = Arc::clone(&self.detector.manifest);
         let (w, hop) = (m.window.frames, m.window.hop_frames);
         let step = self.step_frames;
@@ -348,7 +397,9 @@ impl StreamDetector {
                 ));
             }
             ch.drain_before(start);
-            if self.batch_meta.len() >= self.batch_windows {
+            if self.batch_meta.len() >= self.batch_windows
+                && let Some(scorer) = scorer.as_deref_mut()
+            {
                 self.flush(scorer)?;
             }
         }

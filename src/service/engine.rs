@@ -17,9 +17,9 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
-use crate::detect::{AlertState, LiveEvent, LivePolicy, LiveStream};
+use crate::detect::{AlertState, LiveEvent, LivePolicy, LiveStream, Step};
 use crate::error::Result;
-use crate::model::{LoadedModel, OnnxScorer};
+use crate::model::{LoadedModel, OnnxScorer, WindowScorer};
 use crate::report::{ErrorEvent, FileReport, LiveSummary, ModelInfo, Origin, TrackEvent, event_text};
 use crate::{Detector, Error};
 
@@ -158,8 +158,13 @@ fn worker(
 ) {
     let mut tracks: HashMap<(u64, String), Track> = HashMap::new();
     let mut events = Vec::new();
-    for job in rx {
-        match job {
+    let mut round = Round::default();
+    // A round: the first job, then every audio job already queued behind it (up to
+    // MAX_ROUND_JOBS), scored together; a finish or forget ends the round and runs after it, so
+    // a connection's audio is always scored before its summaries.
+    let mut next = rx.recv().ok();
+    while let Some(job) = next.take() {
+        let job = match job {
             Job::Audio {
                 conn,
                 track,
@@ -171,46 +176,39 @@ fn worker(
                 reply,
                 buffered,
             } => {
-                let _in_flight = buffered;
-                let key = (conn, track);
-                let name = key.1.clone();
-                let Track { live, call } = match tracks.entry(key) {
-                    Entry::Occupied(o) => o.into_mut(),
-                    Entry::Vacant(v) => match LiveStream::new(detector, rate_hz, channels, policy.clone()) {
-                        Ok(live) => v.insert(Track { live, call }),
-                        Err(e) => {
-                            Metrics::inc(&metrics.errors);
-                            let _ = reply.send(error_event(origin(&name, call.as_ref()), &e));
-                            continue;
-                        }
+                round.feed(
+                    &mut tracks,
+                    detector,
+                    policy,
+                    metrics,
+                    Fed {
+                        key: (conn, track),
+                        call,
+                        rate_hz,
+                        channels,
+                        samples,
+                        received,
+                        reply,
+                        buffered,
                     },
-                };
-                let from = origin(&name, call.as_ref());
-                if live.rate_hz() != rate_hz || live.channels() != channels {
-                    Metrics::inc(&metrics.errors);
-                    let e = Error::Corrupt(format!(
-                        "track '{name}' changed format mid-stream ({} Hz {} ch -> {rate_hz} Hz {channels} ch)",
-                        live.rate_hz(),
-                        live.channels()
-                    ));
-                    let _ = reply.send(error_event(from, &e));
+                );
+                if round.jobs < MAX_ROUND_JOBS
+                    && let Ok(job) = rx.try_recv()
+                {
+                    next = Some(job);
                     continue;
                 }
-                events.clear();
-                let before = live.windows_scored();
-                if let Err(e) = live.push(&samples, &mut scorer, &mut events) {
-                    Metrics::inc(&metrics.errors);
-                    let _ = reply.send(error_event(from, &e));
-                    continue;
-                }
-                if events.iter().any(|e| matches!(e, LiveEvent::Update(_))) {
-                    metrics.observe_latency(received.elapsed().as_secs_f64());
-                }
-                count_scored(metrics, live.windows_scored() - before, &events);
-                for e in &events {
-                    let _ = reply.send(track_event(e, from));
-                }
+                round.score(&mut tracks, &mut scorer, metrics, &mut events);
+                next = rx.recv().ok();
+                continue;
             }
+            other => {
+                round.score(&mut tracks, &mut scorer, metrics, &mut events);
+                other
+            }
+        };
+        match job {
+            Job::Audio { .. } => {}
             Job::Finish { conn, label, reply } => {
                 let mut names: Vec<String> = tracks
                     .keys()
@@ -267,6 +265,191 @@ fn worker(
         if tracks.capacity() > 64 && tracks.len() < tracks.capacity() / 4 {
             tracks.shrink_to_fit();
         }
+        next = rx.recv().ok();
+    }
+}
+
+/// Audio jobs taken into one round at most: enough to fill model calls under load, few
+/// enough that the first job of a round does not wait long for the last.
+const MAX_ROUND_JOBS: usize = 256;
+/// Windows per model call at most in a round (the runtime's buffers grow with the batch).
+const MAX_WINDOWS_PER_CALL: usize = 32;
+
+/// One audio job, as a round takes it.
+struct Fed {
+    key: (u64, String),
+    call: Option<Arc<str>>,
+    rate_hz: u32,
+    channels: usize,
+    samples: Vec<f32>,
+    received: Instant,
+    reply: UnboundedSender<Reply>,
+    buffered: Option<Buffered>,
+}
+
+/// A track's part in a round.
+struct Active {
+    key: (u64, String),
+    reply: UnboundedSender<Reply>,
+    /// When its earliest audio of the round arrived: latency is counted from there.
+    received: Instant,
+    windows_before: usize,
+}
+
+/// The audio jobs of one round: fed to their tracks, then moved through together so that the
+/// windows every track completes are scored in shared model calls.
+#[derive(Default)]
+struct Round {
+    jobs: usize,
+    active: Vec<Active>,
+    /// Held until the round's audio is scored.
+    buffered: Vec<Buffered>,
+    batch: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Round {
+    fn feed(
+        &mut self,
+        tracks: &mut HashMap<(u64, String), Track>,
+        detector: &Detector,
+        policy: &LivePolicy,
+        metrics: &Metrics,
+        job: Fed,
+    ) {
+        self.jobs += 1;
+        self.buffered.extend(job.buffered);
+        let name = job.key.1.clone();
+        let Track { live, call } = match tracks.entry(job.key.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => match LiveStream::new(detector, job.rate_hz, job.channels, policy.clone()) {
+                Ok(live) => v.insert(Track { live, call: job.call }),
+                Err(e) => {
+                    Metrics::inc(&metrics.errors);
+                    let _ = job.reply.send(error_event(origin(&name, job.call.as_ref()), &e));
+                    return;
+                }
+            },
+        };
+        let from = origin(&name, call.as_ref());
+        if live.rate_hz() != job.rate_hz || live.channels() != job.channels {
+            Metrics::inc(&metrics.errors);
+            let e = Error::Corrupt(format!(
+                "track '{name}' changed format mid-stream ({} Hz {} ch -> {} Hz {} ch)",
+                live.rate_hz(),
+                live.channels(),
+                job.rate_hz,
+                job.channels
+            ));
+            let _ = job.reply.send(error_event(from, &e));
+            return;
+        }
+        if let Err(e) = live.feed(&job.samples) {
+            Metrics::inc(&metrics.errors);
+            let _ = job.reply.send(error_event(from, &e));
+            return;
+        }
+        if !self.active.iter().any(|a| a.key == job.key) {
+            self.active.push(Active {
+                key: job.key,
+                reply: job.reply,
+                received: job.received,
+                windows_before: live.windows_scored(),
+            });
+        }
+    }
+
+    /// Moves every fed track through, scoring the windows they complete together.
+    fn score(
+        &mut self,
+        tracks: &mut HashMap<(u64, String), Track>,
+        scorer: &mut OnnxScorer,
+        metrics: &Metrics,
+        events: &mut Vec<LiveEvent>,
+    ) {
+        let mut updated = vec![false; self.active.len()];
+        let mut moving: Vec<usize> = (0..self.active.len()).collect();
+        while !moving.is_empty() {
+            // advance each track until it needs scores or is done
+            let mut needing = Vec::new();
+            for &i in &moving {
+                let a = &self.active[i];
+                let Some(Track { live, call }) = tracks.get_mut(&a.key) else {
+                    continue;
+                };
+                let from = origin(&a.key.1, call.as_ref());
+                events.clear();
+                let step = live.advance(events);
+                updated[i] |= events.iter().any(|e| matches!(e, LiveEvent::Update(_)));
+                count_scored(metrics, 0, events);
+                for e in events.iter() {
+                    let _ = a.reply.send(track_event(e, from));
+                }
+                match step {
+                    Ok(Step::NeedScores) => needing.push(i),
+                    Ok(Step::Idle) => {}
+                    Err(e) => {
+                        Metrics::inc(&metrics.errors);
+                        let _ = a.reply.send(error_event(from, &e));
+                    }
+                }
+            }
+            // score the waiting windows of all of them, a model call per MAX_WINDOWS_PER_CALL
+            let mut start = 0;
+            while start < needing.len() {
+                let mut end = start;
+                let mut windows = 0;
+                self.batch.clear();
+                while end < needing.len() {
+                    let Some(track) = tracks.get(&self.active[needing[end]].key) else {
+                        end += 1;
+                        continue;
+                    };
+                    let (features, n) = track.live.pending();
+                    if windows > 0 && windows + n > MAX_WINDOWS_PER_CALL {
+                        break;
+                    }
+                    self.batch.extend_from_slice(features);
+                    windows += n;
+                    end += 1;
+                }
+                self.logits.clear();
+                let scored = scorer.score_batch(&self.batch, windows, &mut self.logits);
+                let mut at = 0;
+                for &i in &needing[start..end] {
+                    let a = &self.active[i];
+                    let Some(Track { live, call }) = tracks.get_mut(&a.key) else {
+                        continue;
+                    };
+                    let n = live.pending().1;
+                    let applied = match &scored {
+                        Ok(()) => live.apply_scores(&self.logits[at..at + n]),
+                        Err(e) => Err(Error::Runtime(e.to_string())),
+                    };
+                    at += n;
+                    if let Err(e) = applied {
+                        Metrics::inc(&metrics.errors);
+                        let _ = a.reply.send(error_event(origin(&a.key.1, call.as_ref()), &e));
+                        // the track's windows go unscored, so that it can go on
+                        live.discard_pending();
+                    }
+                }
+                start = end;
+            }
+            moving = needing;
+        }
+        for (a, updated) in self.active.iter().zip(updated) {
+            if updated {
+                metrics.observe_latency(a.received.elapsed().as_secs_f64());
+            }
+            if let Some(track) = tracks.get(&a.key) {
+                let scored = track.live.windows_scored() - a.windows_before;
+                metrics.windows_scored.fetch_add(scored as u64, Ordering::Relaxed);
+            }
+        }
+        self.active.clear();
+        self.buffered.clear();
+        self.jobs = 0;
     }
 }
 

@@ -561,7 +561,14 @@ fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix(" kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap()
 }
 
@@ -599,7 +606,10 @@ fn a_sip_flood_and_stray_rtp_are_refused_counted_and_survived() {
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     while rec.metric("synthscan_calls_total") + rec.metric("synthscan_calls_rejected_total") < 300.0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "not every INVITE was answered");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not every INVITE was answered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(rec.metric("synthscan_calls_total"), 50.0);
@@ -608,7 +618,9 @@ fn a_sip_flood_and_stray_rtp_are_refused_counted_and_survived() {
     assert!(rec.metric("synthscan_sip_malformed_total") > 1000.0);
     // RTP for an open call from an address that is not allowed (127.0.0.2 is loopback, but not
     // in --allow) is dropped and counted
-    let call = rec.wait_for(Duration::from_secs(5), "a call", |v| v["event"] == "call" && v["state"] == "started");
+    let call = rec.wait_for(Duration::from_secs(5), "a call", |v| {
+        v["event"] == "call" && v["state"] == "started"
+    });
     let port = call["legs"][0]["port"].as_u64().unwrap() as u16;
     let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
     let (alice, _) = leg_audio("synthetic_robocall.wav", 1.0);
