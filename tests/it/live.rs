@@ -278,3 +278,84 @@ fn a_negative_or_non_finite_hold_is_a_config_error() {
         assert_config_error(policy, &format!("hold {hold}"));
     }
 }
+
+/// What a scoring worker does under load: two streams fed packet by packet, their waiting
+/// windows scored together in one model call per round. Events and analyses must be those of
+/// each stream pushed on its own.
+#[test]
+fn streams_scored_together_in_shared_model_calls_report_what_they_report_alone() {
+    use synthscan::WindowScorer;
+    use synthscan::detect::Step;
+    let model = LoadedModel::load(&shipped_model()).unwrap();
+    let detector = Detector::new(model.manifest.clone()).unwrap();
+    let mut scorer = OnnxScorer::new(&model, 1).unwrap();
+    let inputs = [
+        samples(&sample("synthetic_robocall.wav")),
+        samples(&sample("genuine_jfk.wav")),
+    ];
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|s| live_run_samples(&detector, &mut scorer, s, 320, LivePolicy::default()))
+        .collect();
+    let mut lives: Vec<LiveStream> = inputs
+        .iter()
+        .map(|(rate, ch, _)| LiveStream::new(&detector, *rate, *ch, LivePolicy::default()).unwrap())
+        .collect();
+    let mut events = vec![Vec::new(), Vec::new()];
+    let longest = inputs.iter().map(|s| s.2.len()).max().unwrap();
+    let mut shared_calls = 0;
+    for start in (0..longest).step_by(320) {
+        for (live, (_, _, all)) in lives.iter_mut().zip(&inputs) {
+            if start < all.len() {
+                live.feed(&all[start..(start + 320).min(all.len())]).unwrap();
+            }
+        }
+        loop {
+            let mut needing = Vec::new();
+            for (i, live) in lives.iter_mut().enumerate() {
+                if live.advance(&mut events[i]).unwrap() == Step::NeedScores {
+                    needing.push(i);
+                }
+            }
+            if needing.is_empty() {
+                break;
+            }
+            let mut batch = Vec::new();
+            let mut counts = Vec::new();
+            for &i in &needing {
+                let (features, n) = lives[i].pending();
+                batch.extend_from_slice(features);
+                counts.push(n);
+            }
+            let mut logits = Vec::new();
+            scorer.score_batch(&batch, counts.iter().sum(), &mut logits).unwrap();
+            shared_calls += usize::from(needing.len() > 1);
+            let mut at = 0;
+            for (&i, &n) in needing.iter().zip(&counts) {
+                lives[i].apply_scores(&logits[at..at + n]).unwrap();
+                at += n;
+            }
+        }
+    }
+    assert!(
+        shared_calls > 10,
+        "the two streams rarely shared a call ({shared_calls})"
+    );
+    for (i, live) in lives.iter_mut().enumerate() {
+        let analysis = live.finish(&mut scorer, &mut events[i]).unwrap();
+        let (alone_events, alone_analysis) = &alone[i];
+        assert_eq!(analysis.verdict, alone_analysis.verdict);
+        // batch 1 against a shared batch inside ONNX Runtime: logits agree to ~1e-6
+        assert!((analysis.score.unwrap() - alone_analysis.score.unwrap()).abs() < 1e-4);
+        assert_eq!(events[i].len(), alone_events.len(), "stream {i}");
+        let times = |ev: &[LiveEvent]| -> Vec<f64> {
+            ev.iter()
+                .map(|e| match e {
+                    LiveEvent::Update(u) => u.time_s,
+                    LiveEvent::Alert(a) => -a.time_s,
+                })
+                .collect()
+        };
+        assert_eq!(times(&events[i]), times(alone_events), "stream {i}");
+    }
+}
