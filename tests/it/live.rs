@@ -301,7 +301,7 @@ fn streams_scored_together_in_shared_model_calls_report_what_they_report_alone()
         .iter()
         .map(|(rate, ch, _)| LiveStream::new(&detector, *rate, *ch, LivePolicy::default()).unwrap())
         .collect();
-    let mut events = vec![Vec::new(), Vec::new()];
+    let mut events = [Vec::new(), Vec::new()];
     let longest = inputs.iter().map(|s| s.2.len()).max().unwrap();
     let mut shared_calls = 0;
     for start in (0..longest).step_by(320) {
