@@ -50,6 +50,10 @@ pub struct SiprecArgs {
     /// retries that never holds up a call).
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
+    /// Also write each participant's audio, as scored (losses as silence), to
+    /// DIR/<call-id>/<leg>.wav. Nothing is written without it.
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
     #[command(flatten)]
     alerts: AlertArgs,
     #[command(flatten)]
@@ -99,6 +103,7 @@ pub fn run(args: SiprecArgs) -> Result<ExitCode> {
         workers,
         max_buffered_samples: args.max_buffered_mb.saturating_mul(1 << 18),
         webhook: args.webhook,
+        record: args.record,
         policy,
     };
     let (lo, hi) = config.rtp_ports;

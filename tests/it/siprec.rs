@@ -165,8 +165,17 @@ fn close(a: &Value, b: &Value) -> bool {
 
 fn run_sipp_call(transport: &str) {
     let model = test_model();
-    let rec = Recorder::start(&["--rtp-ports", "41000-41999", "--model", model.to_str().unwrap()]);
     let dir = tempfile::tempdir().unwrap();
+    let recordings = dir.path().join("recordings");
+    std::fs::create_dir(&recordings).unwrap();
+    let rec = Recorder::start(&[
+        "--rtp-ports",
+        "41000-41999",
+        "--model",
+        model.to_str().unwrap(),
+        "--record",
+        recordings.to_str().unwrap(),
+    ]);
     let (alice, alice_pcm) = leg_audio("synthetic_robocall.wav", 8.0);
     let (bob, bob_pcm) = leg_audio("genuine_jfk.wav", 8.0);
     // the pcap SIPp plays: Alice's stream, 20 ms apart
@@ -258,6 +267,29 @@ fn run_sipp_call(transport: &str) {
         for (a, b) in live.iter().zip(want) {
             assert!(close(&a["score"], &b["score"]), "{leg}: {a} vs {b}");
         }
+    }
+    // --record wrote each participant's audio as it was scored: the very samples sent
+    let call_dir = recordings.join(started["call_id"].as_str().unwrap());
+    for (leg, pcm) in [("Alice", &alice_pcm), ("Bob", &bob_pcm)] {
+        let path = call_dir.join(format!("{leg}.wav"));
+        let started_at = Instant::now();
+        let written: Vec<f32> = loop {
+            if let Ok(r) = hound::WavReader::open(&path)
+                && r.len() as usize == pcm.len()
+            {
+                break r
+                    .into_samples::<i16>()
+                    .map(|s| f32::from(s.unwrap()) / 32768.0)
+                    .collect();
+            }
+            assert!(
+                started_at.elapsed() < Duration::from_secs(5),
+                "no complete {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(written == *pcm, "{leg}: the recording differs from the audio sent");
     }
     // updates name their call and leg too
     let update = rec.wait_for(Duration::from_secs(1), "update", |v| {

@@ -36,6 +36,68 @@ pub(super) struct Leg {
     /// The call's share of the audio waiting for the scorer.
     pub call_buffer: Arc<Semaphore>,
     pub shared: Arc<Shared>,
+    /// `--record`: where this leg's audio is written (`<leg>.wav`, `<leg>~2.wav` after a
+    /// change of rate).
+    pub record: Option<std::path::PathBuf>,
+}
+
+/// A leg's audio as it is scored, in 16-bit WAV files; hound completes a file's header when
+/// its writer is dropped, which is when the leg ends.
+struct Recording {
+    dir: std::path::PathBuf,
+    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl Recording {
+    fn start(&mut self, track: &str, rate_hz: u32) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate_hz,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let path = self.dir.join(format!("{}.wav", file_name(track)));
+        self.writer = match hound::WavWriter::create(&path, spec) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("synthscan: cannot record to {}: {e}", path.display());
+                None
+            }
+        };
+    }
+
+    fn write(&mut self, samples: &[f32]) {
+        if let Some(w) = &mut self.writer {
+            for &x in samples {
+                // G.711 and G.722 decode to multiples of 1/32768: exact in 16 bits
+                if w.write_sample((x * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
+                    .is_err()
+                {
+                    self.writer = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A name safe as a file name on every system: letters, digits, `.`, `-`, `_`, `@`, `+`, `~`.
+pub(super) fn file_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_@+~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(96)
+        .collect();
+    match clean.trim_start_matches('.') {
+        "" => "_".into(),
+        rest => rest.to_string(),
+    }
 }
 
 pub(super) async fn receive(leg: Leg) {
@@ -50,7 +112,12 @@ pub(super) async fn receive(leg: Leg) {
         last_audio,
         call_buffer,
         shared,
+        record,
     } = leg;
+    let mut recording = record.map(|dir| Recording { dir, writer: None });
+    if let Some(r) = &mut recording {
+        r.start(&name, rate_hz);
+    }
     let metrics = &shared.metrics;
     let mut decoder = LiveDecoder::default();
     let mut datagram = vec![0u8; 2048];
@@ -113,6 +180,12 @@ pub(super) async fn receive(leg: Leg) {
         if track.0 != rate {
             tracks += 1;
             track = (rate, format!("{name}~{tracks}"));
+            if let Some(r) = &mut recording {
+                r.start(&track.1, rate);
+            }
+        }
+        if let Some(r) = &mut recording {
+            r.write(&samples);
         }
         let track_name = track.1.clone();
         let count = samples.len() as u32;

@@ -5,7 +5,7 @@
 //! of each stream as it arrives (leg.rs) and scores it as one live track named after its
 //! participant, on the same scoring workers and with the same events as `serve`, plus
 //! `call_id` and `leg`. Events go to standard output as JSON Lines and, optionally, to a
-//! webhook (webhook.rs).
+//! webhook (webhook.rs); with `--record DIR`, each leg's audio goes to a WAV file.
 //!
 //! SIP runs over UDP and TCP on the same port. All dialog state lives in one task (the
 //! registry below), fed by the transports: one message at a time, so no call's state is ever
@@ -74,6 +74,9 @@ pub struct SiprecConfig {
     /// Decoded leg audio waiting to be scored, over all calls, in samples.
     pub max_buffered_samples: usize,
     pub webhook: Option<String>,
+    /// `--record DIR`: each leg's audio in `DIR/<call-id>/<leg>.wav`; nothing is written
+    /// without it.
+    pub record: Option<std::path::PathBuf>,
     pub policy: LivePolicy,
 }
 
@@ -379,6 +382,19 @@ impl Registry {
             .map_or(self.config.listen.ip(), |a| a.ip())
     }
 
+    /// The folder of a call's recordings, made on first use; `None` without `--record` (or
+    /// when it cannot be made: the call is scored all the same).
+    fn record_dir(&self, call_id: &str) -> Option<std::path::PathBuf> {
+        let dir = self.config.record.as_ref()?.join(leg::file_name(call_id));
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!("synthscan: cannot record to {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+
     fn emit(&self, value: serde_json::Value) {
         let _ = self.output.send(value.to_string());
     }
@@ -546,6 +562,7 @@ impl Registry {
             last_audio: Arc::clone(&call.last_audio),
             call_buffer: Arc::clone(&call.buffer),
             shared: Arc::clone(&self.shared),
+            record: self.record_dir(&call.id),
         }));
         Some(LegState {
             index,
@@ -1181,6 +1198,14 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
     }
     if config.max_calls == 0 {
         return Err(Error::Config("at least one call must be allowed".into()));
+    }
+    if let Some(dir) = &config.record
+        && !dir.is_dir()
+    {
+        return Err(Error::Config(format!(
+            "the recording folder {} is not a folder",
+            dir.display()
+        )));
     }
     let workers = config.workers.clamp(1, 256);
     let runtime = tokio::runtime::Builder::new_multi_thread()
