@@ -428,7 +428,23 @@ fn keep_alives_refusals_and_unknown_dialogs_get_clean_answers() {
     c.send("INVITE", "second", 1, None, &headers, &body);
     let busy = c.expect("SIP/2.0 503", wait).expect("the second call is refused");
     assert!(header(&busy, "Retry-After").is_some(), "{busy}");
-    c.send("BYE", "first", 2, Some(&tag), "", "");
+    // a session refresh by UPDATE without an offer, and a CANCEL of the answered INVITE: 200,
+    // the call goes on
+    c.send(
+        "UPDATE",
+        "first",
+        2,
+        Some(&tag),
+        "Session-Expires: 1800;refresher=uac\r\n",
+        "",
+    );
+    let refreshed = c.expect("SIP/2.0 200", wait).expect("UPDATE answered");
+    assert!(header(&refreshed, "CSeq").unwrap().contains("UPDATE"), "{refreshed}");
+    c.send("CANCEL", "first", 1, None, "", "");
+    let cancelled = c.expect("SIP/2.0 200", wait).expect("CANCEL answered");
+    assert!(header(&cancelled, "CSeq").unwrap().contains("CANCEL"), "{cancelled}");
+    assert_eq!(rec.metric("synthscan_calls_open"), 1.0);
+    c.send("BYE", "first", 3, Some(&tag), "", "");
     assert!(c.expect("SIP/2.0 200", wait).is_some());
     assert_eq!(rec.metric("synthscan_calls_rejected_total"), 3.0);
     assert!(rec.metric("synthscan_sip_malformed_total") >= 2.0);
