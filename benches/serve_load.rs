@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -111,13 +113,6 @@ async fn one_stream(
     reader.await.unwrap()
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let counts: Vec<usize> = args
@@ -151,7 +146,7 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let cpu0 = cpu_seconds(server.id());
+        let cpu0 = common::cpu_seconds(server.id());
         let wall0 = Instant::now();
         let results: Vec<StreamResult> = rt.block_on(async {
             let start_at = tokio::time::Instant::now() + Duration::from_millis(500);
@@ -169,18 +164,12 @@ fn main() {
             out
         });
         let wall = wall0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(server.id()) - cpu0;
+        let cpu = common::cpu_seconds(server.id()) - cpu0;
         let _ = server.kill();
         let _ = server.wait();
         let mut lat: Vec<f64> = results.iter().flat_map(|r| r.latencies_s.iter().copied()).collect();
         lat.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            if lat.is_empty() {
-                f64::NAN
-            } else {
-                lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3
-            }
-        };
+        let q = |p: f64| common::quantile_ms(&lat, p);
         let expected = (seconds * 4.0).floor() as usize;
         let short = results
             .iter()

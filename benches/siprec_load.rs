@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
@@ -80,13 +82,6 @@ fn write_pcap(path: &Path, audio: &[u8]) {
         b.extend_from_slice(&f);
     }
     std::fs::write(path, b).unwrap();
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn metrics(http: &str) -> HashMap<String, f64> {
@@ -217,7 +212,7 @@ fn main() {
         })
     };
 
-    let cpu0 = cpu_seconds(recorder.id());
+    let cpu0 = common::cpu_seconds(recorder.id());
     let wall0 = Instant::now();
     let rate = (calls as f64 / 5.0).ceil().max(1.0).to_string();
     let status = Command::new("sipp")
@@ -259,7 +254,7 @@ fn main() {
         .status()
         .expect("sipp (scripts/setup.sh installs sip-tester)");
     let wall = wall0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(recorder.id()) - cpu0;
+    let cpu = common::cpu_seconds(recorder.id()) - cpu0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while summaries.lock().unwrap().len() < 2 * calls && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -276,13 +271,7 @@ fn main() {
         .count();
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        if lat.is_empty() {
-            f64::NAN
-        } else {
-            lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3
-        }
-    };
+    let q = |p: f64| common::quantile_ms(&lat, p);
     let get = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
     println!(
         "calls {calls} ({} legs), {seconds:.0} s: sipp {}, summaries {} of {}, short {short}; RTP packets {}, \

@@ -23,23 +23,26 @@ use crate::model::{LoadedModel, OnnxScorer, WindowScorer};
 use crate::report::{ErrorEvent, FileReport, LiveSummary, ModelInfo, Origin, TrackEvent, event_text};
 use crate::{Detector, Error};
 
+/// Audio for one track of a connection.
+pub struct AudioJob {
+    pub conn: u64,
+    pub track: String,
+    /// The recorded call the track is a leg of (`siprec`); events then name `call_id` and
+    /// `leg` instead of `track`.
+    pub call: Option<Arc<str>>,
+    pub rate_hz: u32,
+    pub channels: usize,
+    pub samples: Vec<f32>,
+    pub received: Instant,
+    pub reply: UnboundedSender<Reply>,
+    /// Held until the audio is scored: bounds the audio a connection, and the server, has
+    /// in flight.
+    pub buffered: Option<Buffered>,
+}
+
 /// What a connection sends to its worker.
 pub enum Job {
-    Audio {
-        conn: u64,
-        track: String,
-        /// The recorded call the track is a leg of (`siprec`); events then name `call_id` and
-        /// `leg` instead of `track`.
-        call: Option<Arc<str>>,
-        rate_hz: u32,
-        channels: usize,
-        samples: Vec<f32>,
-        received: Instant,
-        reply: UnboundedSender<Reply>,
-        /// Held until the audio is scored: bounds the audio a connection, and the server, has
-        /// in flight.
-        buffered: Option<Buffered>,
-    },
+    Audio(AudioJob),
     /// Summarise and forget every track of the connection.
     Finish {
         conn: u64,
@@ -48,7 +51,9 @@ pub enum Job {
         reply: UnboundedSender<Reply>,
     },
     /// The connection went away: forget its tracks without summaries.
-    Forget { conn: u64 },
+    Forget {
+        conn: u64,
+    },
 }
 
 /// What a worker sends back: events as JSON texts ready to go on the wire (report/live.rs
@@ -165,33 +170,8 @@ fn worker(
     let mut next = rx.recv().ok();
     while let Some(job) = next.take() {
         let job = match job {
-            Job::Audio {
-                conn,
-                track,
-                call,
-                rate_hz,
-                channels,
-                samples,
-                received,
-                reply,
-                buffered,
-            } => {
-                round.feed(
-                    &mut tracks,
-                    detector,
-                    policy,
-                    metrics,
-                    Fed {
-                        key: (conn, track),
-                        call,
-                        rate_hz,
-                        channels,
-                        samples,
-                        received,
-                        reply,
-                        buffered,
-                    },
-                );
+            Job::Audio(audio) => {
+                round.feed(&mut tracks, detector, policy, metrics, audio);
                 if round.jobs < MAX_ROUND_JOBS
                     && let Ok(job) = rx.try_recv()
                 {
@@ -208,7 +188,7 @@ fn worker(
             }
         };
         match job {
-            Job::Audio { .. } => {}
+            Job::Audio(_) => {}
             Job::Finish { conn, label, reply } => {
                 let mut names: Vec<String> = tracks
                     .keys()
@@ -275,18 +255,6 @@ const MAX_ROUND_JOBS: usize = 256;
 /// Windows per model call at most in a round (the runtime's buffers grow with the batch).
 const MAX_WINDOWS_PER_CALL: usize = 32;
 
-/// One audio job, as a round takes it.
-struct Fed {
-    key: (u64, String),
-    call: Option<Arc<str>>,
-    rate_hz: u32,
-    channels: usize,
-    samples: Vec<f32>,
-    received: Instant,
-    reply: UnboundedSender<Reply>,
-    buffered: Option<Buffered>,
-}
-
 /// A track's part in a round.
 struct Active {
     key: (u64, String),
@@ -315,12 +283,13 @@ impl Round {
         detector: &Detector,
         policy: &LivePolicy,
         metrics: &Metrics,
-        job: Fed,
+        job: AudioJob,
     ) {
         self.jobs += 1;
         self.buffered.extend(job.buffered);
-        let name = job.key.1.clone();
-        let Track { live, call } = match tracks.entry(job.key.clone()) {
+        let key = (job.conn, job.track);
+        let name = key.1.clone();
+        let Track { live, call } = match tracks.entry(key.clone()) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => match LiveStream::new(detector, job.rate_hz, job.channels, policy.clone()) {
                 Ok(live) => v.insert(Track { live, call: job.call }),
@@ -349,9 +318,9 @@ impl Round {
             let _ = job.reply.send(error_event(from, &e));
             return;
         }
-        if !self.active.iter().any(|a| a.key == job.key) {
+        if !self.active.iter().any(|a| a.key == key) {
             self.active.push(Active {
-                key: job.key,
+                key,
                 reply: job.reply,
                 received: job.received,
                 windows_before: live.windows_scored(),

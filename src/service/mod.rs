@@ -108,11 +108,7 @@ pub fn run(
         return Err(Error::TokenRequired(config.listen));
     }
     let workers = config.workers.clamp(1, 256);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.min(4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let runtime = async_runtime(workers.min(4))?;
     let model = Arc::new(model);
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(&model, &detector, &config.policy, workers, &metrics)?;
@@ -199,6 +195,15 @@ pub fn run(
     served
 }
 
+/// The network side's runtime; scoring runs on the engine's own threads.
+fn async_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
 /// Waits until no stream is open, or `limit` has passed.
 async fn wait_for_streams(metrics: &Metrics, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -230,6 +235,15 @@ async fn shutdown_signal() {
 
 fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A request's query string, or the sentence of the 400 for one that does not parse.
+fn query<T>(
+    query: std::result::Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> std::result::Result<T, String> {
+    query
+        .map(|axum::extract::Query(q)| q)
+        .map_err(|e| format!("the query string is not valid: {e}"))
 }
 
 async fn not_found() -> Response {
@@ -286,7 +300,19 @@ async fn require_header_token(
     next: axum::middleware::Next,
 ) -> Response {
     let client = listener::client_addr(&request).unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
-    if let Some(refusal) = refuse_access(&app, client, bearer(request.headers())) {
+    if let Some(mut refusal) = refuse_access(&app, client, bearer(request.headers())) {
+        // The body is left unread, so the connection cannot carry another request: say so,
+        // or a client that pools connections sends its next request into a closing socket.
+        let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+            || request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        if has_body {
+            refusal
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         return refusal;
     }
     next.run(request).await

@@ -129,9 +129,9 @@ pub(super) async fn spectrogram(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Query(q) = match query {
+    let q = match super::query(query) {
         Ok(q) => q,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("the query string is not valid: {e}")),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
     let columns = q.columns.unwrap_or(DEFAULT_COLUMNS);
     if !(1..=MAX_COLUMNS).contains(&columns) {

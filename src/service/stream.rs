@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::engine::{Buffered, Job, Reply};
+use super::engine::{AudioJob, Buffered, Job, Reply};
 use super::media::{self, Action, MAX_TRACKS, StreamProtocol};
 use super::metrics::Metrics;
 use super::{App, bearer, error_response, refuse_access};
@@ -78,9 +78,9 @@ pub(super) async fn upgrade(
             );
         }
     };
-    let Query(q) = match query {
+    let q = match super::query(query) {
         Ok(q) => q,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("the query string is not valid: {e}")),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
     // `?token=` is accepted here only: browsers cannot set headers on a WebSocket
     let token = bearer(&headers).or(q.token.as_deref());
@@ -195,7 +195,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
                 // time spent waiting for the scorer is not the client's silence
                 idle_deadline = tokio::time::Instant::now() + idle;
                 if let Some(buffered) = buffered {
-                    app.engine.send(conn, Job::Audio {
+                    app.engine.send(conn, Job::Audio(AudioJob {
                         conn,
                         track: p.track,
                         call: None,
@@ -205,7 +205,7 @@ async fn handle_socket(app: Arc<App>, socket: WebSocket, raw: Option<(RawFormat,
                         received: p.received,
                         reply: reply_tx.clone(),
                         buffered: Some(buffered),
-                    });
+                    }));
                 }
             }
             msg = incoming.next(), if reading && pending.is_none() => {

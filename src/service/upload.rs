@@ -42,9 +42,9 @@ pub(super) async fn analyze(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Query(q) = match query {
+    let q = match super::query(query) {
         Ok(q) => q,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("the query string is not valid: {e}")),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
     let body = match receive(&app, &headers, body).await {
         Ok(b) => b,
@@ -145,7 +145,12 @@ pub(super) async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if stated.is_some_and(|n| n > (limits.max_body_bytes + DRAIN_SLACK_BYTES) as u64) {
-        return Err(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large()));
+        // the body stays unread: the connection cannot carry another request
+        let mut refusal = refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large());
+        refusal
+            .headers_mut()
+            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return Err(refusal);
     }
     match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
         Ok(Ok(Some(b))) => Ok(b),

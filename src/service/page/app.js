@@ -212,23 +212,28 @@ function niceStep(span) {
   return 7200;
 }
 
-// Time ticks of the view.
+// The times of the view's ticks, a "nice" step apart.
+function ticks(view) {
+  const step = niceStep(view.span()), out = [];
+  for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1 + 1e-9; t += step) out.push(t);
+  return out;
+}
+
+// Tick marks of the view.
 function ruler() {
   const svg = svgEl("svg", { class: "ruler", viewBox: "0 0 1000 20", preserveAspectRatio: "none", "aria-hidden": "true" });
   return {
     node: svg,
     draw(view) {
-      svg.replaceChildren();
-      const step = niceStep(view.span());
-      for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1 + 1e-9; t += step) {
+      svg.replaceChildren(...ticks(view).map((t) => {
         const x = view.x(t) * 1000;
-        svg.append(svgEl("line", { x1: x, y1: 14, x2: x, y2: 20, stroke: "#555", "vector-effect": "non-scaling-stroke" }));
-      }
-      // labels as HTML so the text is not stretched with the picture
+        return svgEl("line", { x1: x, y1: 14, x2: x, y2: 20, stroke: "#555", "vector-effect": "non-scaling-stroke" });
+      }));
     },
   };
 }
 
+// Tick labels, as HTML so the text is not stretched with the picture.
 function rulerLabels() {
   const box = el("div", { class: "ruler-labels", "aria-hidden": "true" });
   box.style.position = "relative";
@@ -236,17 +241,14 @@ function rulerLabels() {
   return {
     node: box,
     draw(view) {
-      box.replaceChildren();
-      const step = niceStep(view.span());
-      for (let t = Math.ceil(view.t0 / step) * step; t <= view.t1 + 1e-9; t += step) {
+      box.replaceChildren(...ticks(view).map((t) => {
         const label = el("span", {}, fmtTime(t));
         label.style.position = "absolute";
         label.style.fontSize = ".75rem";
         label.style.left = `${(view.x(t) * 100).toFixed(2)}%`;
-        label.style.transform = t === 0 ? "none" : "translateX(-50%)";
-        if (view.x(t) > 0.95) label.style.transform = "translateX(-100%)";
-        box.append(label);
-      }
+        label.style.transform = t === 0 ? "none" : view.x(t) > 0.95 ? "translateX(-100%)" : "translateX(-50%)";
+        return label;
+      }));
     },
   };
 }

@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::Shared;
 use crate::packet::rtp::{self, Codec, LiveDecoder};
-use crate::service::engine::{Buffered, Job, Reply};
+use crate::service::engine::{AudioJob, Buffered, Job, Reply};
 use crate::service::metrics::Metrics;
 
 /// What the receiving task of one leg needs.
@@ -129,7 +129,7 @@ pub(super) async fn receive(leg: Leg) {
     // the track exists from the start, so a participant who never speaks still gets a summary
     let opened = shared.engine.send(
         conn,
-        Job::Audio {
+        Job::Audio(AudioJob {
             conn,
             track: name.clone(),
             call: Some(Arc::clone(&call_id)),
@@ -139,7 +139,7 @@ pub(super) async fn receive(leg: Leg) {
             received: Instant::now(),
             reply: reply.clone(),
             buffered: None,
-        },
+        }),
     );
     if !opened {
         return;
@@ -197,7 +197,7 @@ pub(super) async fn receive(leg: Leg) {
             continue;
         };
         let buffered = Buffered::new(mine, server, u64::from(count), Arc::clone(metrics));
-        let job = Job::Audio {
+        let job = Job::Audio(AudioJob {
             conn,
             track: track_name,
             call: Some(Arc::clone(&call_id)),
@@ -207,7 +207,7 @@ pub(super) async fn receive(leg: Leg) {
             received,
             reply: reply.clone(),
             buffered: Some(buffered),
-        };
+        });
         if !shared.engine.send(conn, job) {
             return;
         }

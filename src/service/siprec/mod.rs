@@ -340,6 +340,21 @@ fn choose_codec(media: &sdp::Media) -> Option<(u8, Codec)> {
         .find(|(_, c)| matches!(c, Codec::Pcmu | Codec::Pcma | Codec::G722))
 }
 
+/// The payload types answered for a media line: the speech codec chosen, and telephone
+/// events when offered (so that DTMF is counted, not mistaken for speech).
+fn answer_formats(media: &sdp::Media, chosen: (u8, Codec)) -> Vec<(u8, Codec)> {
+    let mut answer = vec![chosen];
+    if let Some(pt) = media
+        .formats
+        .iter()
+        .copied()
+        .find(|&pt| media.codec(pt) == Codec::TelephoneEvent)
+    {
+        answer.push((pt, Codec::TelephoneEvent));
+    }
+    answer
+}
+
 fn rtpmap_line(pt: u8, codec: &Codec) -> String {
     match codec {
         Codec::Pcmu => format!("a=rtpmap:{pt} PCMU/8000\r\n"),
@@ -524,15 +539,7 @@ impl Registry {
         let call = self.calls.get(call_id)?;
         let listen_ip = self.config.listen.ip();
         let (port, socket) = self.ports.bind(listen_ip)?;
-        let mut answer = vec![chosen];
-        if let Some(pt) = media
-            .formats
-            .iter()
-            .copied()
-            .find(|&pt| media.codec(pt) == Codec::TelephoneEvent)
-        {
-            answer.push((pt, Codec::TelephoneEvent));
-        }
+        let answer = answer_formats(media, chosen);
         let participant = media.label.as_deref().and_then(|l| call.metadata.sender_of(l));
         let base = participant
             .and_then(|p| p.label())
@@ -713,15 +720,7 @@ impl Registry {
                         return;
                     };
                     let leg = &mut call.legs[at];
-                    let mut answer = vec![chosen.clone()];
-                    if let Some(pt) = media
-                        .formats
-                        .iter()
-                        .copied()
-                        .find(|&pt| media.codec(pt) == Codec::TelephoneEvent)
-                    {
-                        answer.push((pt, Codec::TelephoneEvent));
-                    }
+                    let answer = answer_formats(media, chosen.clone());
                     leg.codecs.send_replace(answer.iter().cloned().collect());
                     leg.answer = answer;
                 }
@@ -1105,27 +1104,6 @@ async fn registry_loop(mut registry: Registry, mut inputs: mpsc::Receiver<Input>
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
 /// `/healthz` and `/metrics`, to allowed addresses only.
 fn http_router(shared: Arc<Shared>, model: Arc<LoadedModel>) -> axum::Router {
     use axum::extract::{ConnectInfo, State};
@@ -1133,16 +1111,16 @@ fn http_router(shared: Arc<Shared>, model: Arc<LoadedModel>) -> axum::Router {
     use axum::response::IntoResponse;
     use axum::routing::get;
     type Ctx = (Arc<Shared>, Arc<LoadedModel>);
+    fn refused(shared: &Shared, from: SocketAddr) -> Option<axum::response::Response> {
+        (!shared.allowed(from.ip()))
+            .then(|| super::error_response(StatusCode::FORBIDDEN, "this address is not allowed"))
+    }
     async fn healthz(
         State((shared, model)): State<Ctx>,
         ConnectInfo(from): ConnectInfo<SocketAddr>,
     ) -> axum::response::Response {
-        if !shared.allowed(from.ip()) {
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({"error": "this address is not allowed"})),
-            )
-                .into_response();
+        if let Some(refusal) = refused(&shared, from) {
+            return refusal;
         }
         let m = &model.manifest;
         axum::Json(json!({
@@ -1156,12 +1134,8 @@ fn http_router(shared: Arc<Shared>, model: Arc<LoadedModel>) -> axum::Router {
         State((shared, _)): State<Ctx>,
         ConnectInfo(from): ConnectInfo<SocketAddr>,
     ) -> axum::response::Response {
-        if !shared.allowed(from.ip()) {
-            return (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({"error": "this address is not allowed"})),
-            )
-                .into_response();
+        if let Some(refusal) = refused(&shared, from) {
+            return refusal;
         }
         (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -1208,11 +1182,8 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
         )));
     }
     let workers = config.workers.clamp(1, 256);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(2, 4))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // at least two threads: the SIP and RTP sockets must not wait behind one another
+    let runtime = super::async_runtime(workers.clamp(2, 4))?;
     let model = Arc::new(model);
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::start(&model, &detector, &config.policy, workers, &metrics)?;
@@ -1301,10 +1272,10 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
         });
         let signals = inputs_tx.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            super::shutdown_signal().await;
             eprintln!("synthscan: shutting down: no new calls; waiting for open calls");
             let _ = signals.send(Input::Drain).await;
-            shutdown_signal().await;
+            super::shutdown_signal().await;
             let _ = signals.send(Input::Shutdown).await;
         });
         on_ready(Bound { sip, http: http_addr });
