@@ -457,7 +457,8 @@ async function showResult(file, digest, report, spec) {
     `${report.duration_s} s of audio, ${report.speech_s} s of speech found.`));
   if (report.verdict === "inconclusive") card.append(el("p", { class: "why" }, whyInconclusive(report, report.duration_s)));
   for (const w of report.warnings || []) card.append(el("p", {}, `Note: ${w}`));
-  card.append(player);
+  // a capture's legs are not audio the browser can play
+  if (!report.legs) card.append(player);
 
   const view = new View(report.duration_s, player);
   const audio = report.legs ? null : await decode(file);
