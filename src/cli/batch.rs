@@ -305,21 +305,8 @@ fn walk(
     };
     let mut roots: Vec<PathBuf> = paths;
     if let Some(list) = list {
-        let reader: Box<dyn Read> = if list.as_os_str() == "-" {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(File::open(&list).with_context(|| format!("cannot read the list {}", list.display()))?)
-        };
-        // lines are paths as bytes: a name that is not UTF-8 is still opened by its real name
-        for line in BufReader::new(reader).split(b'\n') {
-            let mut line = line.context("cannot read the input list")?;
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
-                continue;
-            }
-            let p = path_from_bytes(line);
+        for p in super::input::list_paths(&list)? {
+            let p = p?;
             if p.is_dir() {
                 roots.push(p);
             } else if !send(p) {
@@ -405,19 +392,6 @@ fn worker(
         if tx.send(outcome).is_err() {
             return;
         }
-    }
-}
-
-/// A path's bytes as a path (on Unix exactly; elsewhere lists are UTF-8).
-fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStringExt;
-        PathBuf::from(std::ffi::OsString::from_vec(bytes))
-    }
-    #[cfg(not(unix))]
-    {
-        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 

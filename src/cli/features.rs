@@ -6,7 +6,6 @@
 //! `<out>/<stem>[.chN].speech.npy` (uint8, [frames], 1 where the voice gate saw speech), made
 //! by the same [`FrontEnd`] the detector runs.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -61,18 +60,8 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
     };
     let mut names = args.files.clone();
     if let Some(list) = &args.from_list {
-        let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
-            Box::new(std::io::stdin().lock())
-        } else {
-            Box::new(std::io::BufReader::new(
-                std::fs::File::open(list).with_context(|| format!("cannot read {}", list.display()))?,
-            ))
-        };
-        for line in reader.lines() {
-            let line = line?;
-            if !line.trim().is_empty() {
-                names.push(PathBuf::from(line.trim()));
-            }
+        for p in input::list_paths(list)? {
+            names.push(p?);
         }
     }
     if names.is_empty() {

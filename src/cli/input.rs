@@ -1,6 +1,9 @@
 //! Opening inputs named on the command line: files by content sniffing, `-` as raw stdin.
 
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use synthscan::{AudioSource, FileSource, RawFormat, RawSource};
 
@@ -50,4 +53,42 @@ pub fn open_stdin(raw: &RawArgs) -> synthscan::Result<RawSource<std::io::Stdin>>
         RawFormatArg::Alaw => RawFormat::Alaw,
     };
     RawSource::new(std::io::stdin(), format, rate, raw.raw_channels)
+}
+
+/// The paths of a list file (`-`: standard input), one a line, as `batch --from-list` and
+/// `features --from-list` read them: as bytes, so a name that is not UTF-8 is still opened by
+/// its real name; a trailing CR is dropped, blank lines and `#` comments are skipped. Lazy, so
+/// a list of millions streams.
+pub fn list_paths(list: &Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<PathBuf>>> {
+    let reader: Box<dyn Read> = if list.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(list).with_context(|| format!("cannot read the list {}", list.display()))?)
+    };
+    Ok(BufReader::new(reader).split(b'\n').filter_map(|line| {
+        let mut line = match line.context("cannot read the input list") {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
+            return None;
+        }
+        Some(Ok(path_from_bytes(line)))
+    }))
+}
+
+/// A path's bytes as a path (on Unix exactly; elsewhere lists are UTF-8).
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }

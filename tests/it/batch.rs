@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::{fixture, path_str, test_model};
+use crate::{fixture, path_str, synthscan, test_model};
 
 fn batch(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_synthscan"))
@@ -260,4 +260,42 @@ fn a_resume_file_in_use_or_not_a_regular_file_is_refused_at_once() {
         let to_full = batch(&[&wav, "-o", "/dev/full"], None);
         crate::assert_one_clear_error(&to_full, "No space left on device", "-o /dev/full");
     }
+}
+
+/// `features --from-list` reads its list as `batch` does: names that are not UTF-8, CRLF line
+/// ends and `#` comments (it stopped at such a name before).
+#[cfg(unix)]
+#[test]
+fn features_reads_a_list_with_names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join(OsStr::from_bytes(b"caf\xe9.wav"));
+    std::fs::copy(fixture("speech_16000.wav"), &latin1).unwrap();
+    let mut list = b"# calls to extract\r\n".to_vec();
+    list.extend_from_slice(latin1.as_os_str().as_bytes());
+    list.extend_from_slice(b"\r\n\r\n");
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).unwrap();
+    let out_dir = dir.path().join("features");
+    let out = synthscan()
+        .args(["features", "--from-list"])
+        .arg(&list_path)
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--model", test_model().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    // read by its real name; the outputs are named lossily (U+FFFD for the byte)
+    assert!(
+        written
+            .iter()
+            .any(|n| n.to_string_lossy() == "caf\u{FFFD}.features.npy"),
+        "{written:?}"
+    );
 }
