@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use synthscan::audio::{f32_to_ulaw, ulaw_to_f32};
+use synthscan::audio::{alaw_to_f32, f32_to_ulaw, ulaw_to_f32};
 
 use crate::capture::{Udp, frame, phone_samples, rtp, write_pcap, write_wav};
 use crate::{analyze_json, fixture, synthscan, test_model};
@@ -371,7 +371,11 @@ fn siprec_body(labels: &[(&str, &str, &str)]) -> (String, String) {
     let mut sdp = "v=0\r\no=SRC 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n".to_string();
     let mut xml = String::from("<recording xmlns=\"urn:ietf:params:xml:ns:recording:1\">");
     for (i, (label, name, codec)) in labels.iter().enumerate() {
-        let pt = if *codec == "PCMA" { 8 } else { 0 };
+        let pt = match *codec {
+            "PCMA" => 8,
+            "G722" => 9,
+            _ => 0,
+        };
         sdp.push_str(&format!(
             "m=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\na=label:{label}\r\na=sendonly\r\n",
             30000 + 2 * i
@@ -686,4 +690,78 @@ fn a_sip_flood_and_stray_rtp_are_refused_counted_and_survived() {
     assert_eq!(rec.metric("synthscan_rtp_packets_total"), 0.0);
     let grown = rss_kb(pid).saturating_sub(before);
     assert!(grown < 80_000, "RSS grew by {grown} kB");
+}
+
+/// A wideband G.722 stream and an A-law stream: each decoded as it arrives and scored like its
+/// audio in a WAV file at its own rate (and threshold).
+#[test]
+fn g722_and_pcma_streams_score_like_their_audio() {
+    let model = test_model();
+    let rec = Recorder::start(&["--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    let (body, headers) = siprec_body(&[("1", "Wideband", "G722"), ("2", "Alaw", "PCMA")]);
+    c.send("INVITE", "codecs", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
+    let media = answered_media(&answer);
+    assert!(media[0].1.starts_with("9 G722/8000"), "{answer}");
+    assert!(media[1].1.starts_with("8 PCMA/8000"), "{answer}");
+    let tag = sip_tag(&answer);
+    c.send("ACK", "codecs", 1, Some(&tag), "", "");
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // G.722: one RTP tick per code byte (RFC 3551's 8 kHz clock), 160 bytes = 20 ms
+    let codes = std::fs::read(fixture("g722/robocall.g722")).unwrap();
+    for (k, chunk) in codes.chunks(160).enumerate() {
+        sender
+            .send_to(&rtp(9, k as u16, 160 * k as u32, 0x9, chunk), ("127.0.0.1", media[0].0))
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let speech = phone_samples("genuine_jfk.wav");
+    let alaw: Vec<u8> = speech[..speech.len().min(6 * 8000) / 160 * 160]
+        .iter()
+        .map(|&x| {
+            (0..=255u8)
+                .min_by(|a, b| (alaw_to_f32(*a) - x).abs().total_cmp(&(alaw_to_f32(*b) - x).abs()))
+                .unwrap()
+        })
+        .collect();
+    for (k, chunk) in alaw.chunks(160).enumerate() {
+        sender
+            .send_to(&rtp(8, k as u16, 160 * k as u32, 0x8, chunk), ("127.0.0.1", media[1].0))
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    c.send("BYE", "codecs", 2, Some(&tag), "", "");
+    assert!(c.expect("SIP/2.0 200", wait).is_some());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut wide = Vec::new();
+    synthscan::audio::g722::G722Decoder::new().decode(&codes, &mut wide);
+    let wide_wav = dir.path().join("wide.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wide_wav, spec).unwrap();
+    for &x in &wide {
+        w.write_sample((x * 32768.0).round() as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let narrow: Vec<f32> = alaw.iter().map(|&b| alaw_to_f32(b)).collect();
+    for (leg, file, rate) in [
+        ("Wideband", analyze_json(&wide_wav), 16000),
+        ("Alaw", analyze_leg(dir.path(), "alaw", &narrow), 8000),
+    ] {
+        let summary = rec.wait_for(Duration::from_secs(10), "summary", |v| {
+            v["event"] == "summary" && v["leg"] == leg
+        });
+        assert_eq!(summary["sample_rate_hz"], rate, "{summary}");
+        for key in ["score", "verdict", "speech_s", "threshold", "duration_s"] {
+            assert!(close(&summary[key], &file[key]), "{leg} {key}: {summary} vs {file}");
+        }
+    }
 }
