@@ -98,6 +98,10 @@ const MIN_SESSION_EXPIRES_S: u64 = 90;
 const REGISTRY_QUEUE: usize = 4096;
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+/// Option tags a request may require: SIPREC itself, session timers, and reliable provisional
+/// responses (this server sends no provisional response but 100 Trying, which is never
+/// reliable, so requiring them costs nothing).
+const SUPPORTED: [&str; 3] = ["siprec", "timer", "100rel"];
 
 /// What every task of the server shares.
 struct Shared {
@@ -207,6 +211,8 @@ struct Call {
     sdp_version: u64,
     local_cseq: u32,
     metadata: Metadata,
+    /// The last offer taken: an offerless re-INVITE gets an offer built from it.
+    last_offer: sdp::Session,
 }
 
 /// The even RTP ports of the range, handed out and taken back.
@@ -428,6 +434,25 @@ impl Registry {
             return;
         }
         let send = |bytes: Vec<u8>| transport.send(bytes, from);
+        // an extension the request requires and this server lacks: 420 (RFC 3261 8.2.2.3);
+        // ACK and CANCEL are never refused so
+        let unsupported: Vec<&str> = message
+            .headers_named("Require")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty() && !SUPPORTED.contains(&tag.to_ascii_lowercase().as_str()))
+            .collect();
+        if !unsupported.is_empty() && method != "ACK" && method != "CANCEL" {
+            send(response(
+                &message,
+                420,
+                "Bad Extension",
+                None,
+                &[("Unsupported", unsupported.join(", "))],
+                None,
+            ));
+            return;
+        }
         let known = self.calls.contains_key(message.call_id());
         match method.as_str() {
             "INVITE" if !known && message.header_param("To", "tag").is_none() => self.invite(message, from, transport),
@@ -682,6 +707,7 @@ impl Registry {
             sdp_version: 1,
             local_cseq: 1,
             metadata: meta.unwrap_or_default(),
+            last_offer: offer.clone(),
         };
         self.calls.insert(id.to_string(), call);
         Metrics::inc(&metrics.calls_total);
@@ -757,9 +783,10 @@ impl Registry {
         };
         let transport_param = call.transport.name().to_ascii_lowercase();
         let mut extra = vec![
+            // RFC 7866 6.1.1: a recording server says so in its Contact
             (
                 "Contact",
-                format!("<sip:synthscan@{host}:{sip_port};transport={transport_param}>"),
+                format!("<sip:synthscan@{host}:{sip_port};transport={transport_param}>;+sip.srs"),
             ),
             ("Allow", ALLOW.to_string()),
             ("Supported", "timer".to_string()),
@@ -824,7 +851,16 @@ impl Registry {
             call.metadata = meta;
         }
         let Some(offer) = offer else {
-            // a session refresh without an offer
+            if method == "INVITE" {
+                // an offerless re-INVITE: the 200 carries our offer, made of the streams as they
+                // are (the answer in the ACK changes nothing here)
+                call.sdp_version += 1;
+                let last = call.last_offer.clone();
+                let ip = self.local_ip(from);
+                self.answer(&id, &message, &last, from, ip);
+                return;
+            }
+            // an UPDATE without an offer: a session refresh
             let bytes = response(
                 &message,
                 200,
@@ -837,6 +873,7 @@ impl Registry {
             return;
         };
         call.sdp_version += 1;
+        call.last_offer = offer.clone();
         let ip = self.local_ip(from);
         let plan = self.offer_legs(&offer);
         self.apply_offer(&id, &offer, &plan);
