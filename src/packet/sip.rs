@@ -281,16 +281,26 @@ pub fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<(String, Vec<u8>
         if chunk.starts_with("--") {
             break;
         }
-        let chunk = chunk.strip_prefix("\r\n").unwrap_or(chunk);
-        let (head, content) = chunk.split_once("\r\n\r\n").unwrap_or(("", chunk));
+        // bodies are CRLF by the book; bare LF is read too (some stacks build bodies by hand)
+        let chunk = chunk
+            .strip_prefix("\r\n")
+            .or_else(|| chunk.strip_prefix('\n'))
+            .unwrap_or(chunk);
+        let (head, content) = chunk
+            .split_once("\r\n\r\n")
+            .or_else(|| chunk.split_once("\n\n"))
+            .unwrap_or(("", chunk));
         let kind = head
-            .split("\r\n")
+            .lines()
             .find_map(|l| {
                 let (n, v) = l.split_once(':')?;
                 n.trim().eq_ignore_ascii_case("Content-Type").then(|| media_type(v))
             })
             .unwrap_or_else(|| "text/plain".into());
-        let content = content.strip_suffix("\r\n").unwrap_or(content);
+        let content = content
+            .strip_suffix("\r\n")
+            .or_else(|| content.strip_suffix('\n'))
+            .unwrap_or(content);
         parts.push((kind, content.as_bytes().to_vec()));
     }
     Some(parts)
@@ -402,5 +412,9 @@ mod tests {
         assert!(multipart("application/sdp", body.as_bytes()).is_none());
         let quoted = multipart("multipart/mixed; boundary=\"b1\"", body.as_bytes()).unwrap();
         assert_eq!(quoted.len(), 2);
+        let bare_lf = body.replace("\r\n", "\n");
+        let parts = multipart("multipart/mixed;boundary=b1", bare_lf.as_bytes()).unwrap();
+        assert_eq!(parts[0], ("application/sdp".into(), b"v=0\n".to_vec()));
+        assert_eq!(parts[1].0, "application/rs-metadata+xml");
     }
 }
