@@ -6,6 +6,7 @@
 //! `GET /metrics`. The service keeps no state beyond open connections and writes no audio to
 //! disk, so replicas scale out behind any load balancer.
 
+mod audio;
 mod engine;
 mod guard;
 mod listener;
@@ -140,6 +141,7 @@ pub fn run(
     let with_token = axum::middleware::from_fn_with_state(Arc::clone(&app), require_header_token);
     let router = Router::new()
         .route("/v1/analyze", post(upload::analyze).route_layer(with_token.clone()))
+        .route("/v1/audio", post(audio::audio).route_layer(with_token.clone()))
         .route(
             "/v1/spectrogram",
             post(spectrogram::spectrogram).route_layer(with_token.clone()),
@@ -249,7 +251,7 @@ fn query<T>(
 async fn not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
-        "no such endpoint (GET /, POST /v1/analyze, POST /v1/spectrogram, GET /v1/stream, GET /healthz, GET /metrics)",
+        "no such endpoint (GET /, POST /v1/analyze, POST /v1/spectrogram, POST /v1/audio, GET /v1/stream, GET /healthz, GET /metrics)",
     )
 }
 

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::audio::{Selection, with_leg};
 use super::metrics::Metrics;
 use super::upload::{failed, receive};
 use super::{App, error_response};
@@ -34,6 +35,9 @@ const DYNAMIC_RANGE_DB: f32 = 80.0;
 #[derive(Debug, Deserialize)]
 pub(super) struct SpectrogramQuery {
     columns: Option<usize>,
+    /// The call and leg of a packet capture (both default 0).
+    call: Option<usize>,
+    leg: Option<usize>,
     /// Echoed in error answers, as in `/v1/analyze`.
     name: Option<String>,
 }
@@ -111,11 +115,11 @@ fn answer(app: &App, images: &[Spectrogram]) -> SpectrogramAnswer {
     }
 }
 
-fn compute(app: &App, name: &str, bytes: Bytes, columns: usize) -> Result<Vec<Spectrogram>> {
+fn compute(app: &App, name: &str, bytes: Bytes, columns: usize, selection: Selection) -> Result<Vec<Spectrogram>> {
     if crate::packet::is_capture(&bytes) {
-        return Err(Error::UnsupportedFormat(
-            "a packet capture has legs, not channels: its spectrograms are not drawn".into(),
-        ));
+        return with_leg(app, bytes, selection, |leg| {
+            crate::detect::spectrogram(&app.model.manifest, leg, columns)
+        });
     }
     let limits = app.uploads;
     let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
@@ -153,9 +157,15 @@ pub(super) async fn spectrogram(
     };
     let task_app = Arc::clone(&app);
     let task_name = name.clone();
-    let joined = tokio::task::spawn_blocking(move || compute(&task_app, &task_name, body, columns)).await;
+    let selection = Selection {
+        channel: None,
+        call: q.call,
+        leg: q.leg,
+    };
+    let joined = tokio::task::spawn_blocking(move || compute(&task_app, &task_name, body, columns, selection)).await;
     match joined {
         Ok(Ok(images)) => axum::Json(answer(&app, &images)).into_response(),
+        Ok(Err(Error::Config(message))) => error_response(StatusCode::BAD_REQUEST, message),
         Ok(Err(e)) => failed(&app, name, e),
         Err(_) => {
             Metrics::inc(&app.metrics.errors);

@@ -501,3 +501,70 @@ async fn the_page_says_why_the_server_refused() {
     drop(ws);
     s.end().await;
 }
+
+/// What the browser cannot decode itself, the server decodes for it (POST /v1/audio): each leg
+/// of a packet capture, and an ADPCM WAV file, get a player, a waveform and a spectrogram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_legs_and_adpcm_files_are_played_and_drawn_from_the_servers_decoding() {
+    use crate::capture::{Udp, frame, phone_samples, rtp, write_pcap};
+    let server = Server::start(&[]);
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let s = driver.session(profile.path(), &[]).await;
+    s.window(1280, 1900).await;
+    s.post("/url", json!({"url": format!("http://{}/", server.addr)})).await;
+    // a two-leg call in a pcap, written from the shipped samples
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = Vec::new();
+    for (leg, sample) in ["synthetic_robocall.wav", "genuine_jfk.wav"].iter().enumerate() {
+        let bytes: Vec<u8> = phone_samples(sample)
+            .iter()
+            .map(|&x| synthscan::audio::f32_to_ulaw(x))
+            .collect();
+        let (a, b) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 50000));
+        let (src, dst) = if leg == 0 { (a, b) } else { (b, a) };
+        for (k, chunk) in bytes.chunks(160).take(400).enumerate() {
+            let payload = rtp(0, k as u16, 160 * k as u32, 1 + leg as u32, chunk);
+            frames.push((0.02 * k as f64 + 0.001 * leg as f64, frame(&Udp { src, dst, payload })));
+        }
+    }
+    frames.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let pcap = dir.path().join("call.pcap");
+    write_pcap(&pcap, &frames);
+    s.choose_file(&pcap).await;
+    let drawn = "const c = document.querySelector('#results article');
+         if (!c || !document.getElementById('status').textContent.startsWith('Done')) return null;
+         return [c.querySelectorAll('audio').length, c.querySelectorAll('canvas.waveform').length,
+                 c.querySelectorAll('canvas.spectrogram').length,
+                 Array.from(c.querySelectorAll('audio')).every((a) => a.src.startsWith('blob:'))];";
+    let legs = s.wait_for(drawn, Duration::from_secs(30), "the capture's card").await;
+    assert_eq!(
+        legs,
+        json!([2, 2, 2, true]),
+        "a player, waveform and spectrogram per leg"
+    );
+    // the second leg's button plays the second leg's audio
+    let position = s
+        .exec(
+            "const c = document.querySelector('#results article');
+             const players = c.querySelectorAll('audio');
+             const plays = c.querySelectorAll('button.play');
+             plays[plays.length - 1].click();
+             players[1].pause();
+             return [players[0].currentTime, players[1].currentTime, players[1].duration];",
+        )
+        .await;
+    assert!((position[2].as_f64().unwrap() - 8.0).abs() < 0.05, "{position}");
+
+    // an MS ADPCM WAV (as old call recorders write): the browser does not decode it, the server does
+    s.exec("document.getElementById('results').replaceChildren(); document.getElementById('status').textContent = '';")
+        .await;
+    s.choose_file(&crate::fixture("fmt_adpcm_ms.wav")).await;
+    let adpcm = s.wait_for(drawn, Duration::from_secs(30), "the ADPCM card").await;
+    assert_eq!(adpcm, json!([1, 1, 1, true]), "{adpcm}");
+    let text = s
+        .exec("return document.querySelector('#results article').innerText;")
+        .await;
+    assert!(text.as_str().unwrap().contains("as the server decodes it"), "{text}");
+    s.end().await;
+}

@@ -595,7 +595,102 @@ async fn the_spectrogram_shows_each_channels_frames_in_time_order() {
     let mut capture = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
     capture.extend([0u8; 16]);
     let r = post("", capture, true).await.unwrap();
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"].as_str().unwrap().contains("packet capture"), "{e}");
+    assert!(e["error"].as_str().unwrap().contains("no call 0"), "{e}");
+}
+
+/// `POST /v1/audio`: a channel of a recording, or a leg of a captured call, as a 16-bit WAV of
+/// exactly the samples the analysis decoded; and `/v1/spectrogram` of a leg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_gives_a_channel_or_a_captured_leg_as_the_analysis_decoded_it() {
+    use crate::capture::{Udp, frame, rtp, write_pcap};
+    let server = Server::start(&[]);
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    // an 8 kHz mu-law WAV of two channels: the browser cannot decode G.711 WAV files itself
+    let left = phone_bytes("synthetic_robocall.wav");
+    let right = phone_bytes("genuine_jfk.wav");
+    let n = left.len().min(right.len()) / 160 * 160;
+    let mut data = Vec::with_capacity(2 * n);
+    for k in 0..n {
+        data.extend([left[k], right[k]]);
+    }
+    let mut wav = b"RIFF".to_vec();
+    wav.extend((36 + 2 * n as u32 + 2).to_le_bytes());
+    wav.extend(b"WAVEfmt ");
+    wav.extend(18u32.to_le_bytes());
+    wav.extend([7, 0, 2, 0]); // mu-law, two channels
+    wav.extend(8000u32.to_le_bytes());
+    wav.extend(16000u32.to_le_bytes());
+    wav.extend([2, 0, 8, 0, 0, 0]);
+    wav.extend(b"data");
+    wav.extend((2 * n as u32).to_le_bytes());
+    wav.extend(&data);
+    let fetch = |query: String, body: Vec<u8>| http.post(format!("{base}/v1/audio{query}")).body(body).send();
+    let read = |bytes: &[u8]| -> (u32, Vec<i16>) {
+        let r = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let rate = r.spec().sample_rate;
+        (rate, r.into_samples::<i16>().map(|s| s.unwrap()).collect())
+    };
+    let want = |bytes: &[u8]| -> Vec<i16> {
+        bytes
+            .iter()
+            .map(|&b| (synthscan::audio::ulaw_to_f32(b) * 32768.0).round() as i16)
+            .collect()
+    };
+    let r = fetch("?channel=1".into(), wav.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "audio/wav");
+    let (rate, samples) = read(&r.bytes().await.unwrap());
+    assert_eq!(rate, 8000);
+    assert!(samples == want(&right[..n]), "channel 1 differs");
+    let r = fetch("?channel=2".into(), wav.clone()).await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // a capture of one PCMU leg, with a lost packet: silence of its length
+    let mut frames = Vec::new();
+    for (k, chunk) in left[..n].chunks(160).enumerate() {
+        if k == 10 {
+            continue;
+        }
+        let payload = rtp(0, k as u16, 160 * k as u32, 0x77, chunk);
+        let udp = Udp {
+            src: ([10, 0, 0, 1], 40000),
+            dst: ([10, 0, 0, 2], 50000),
+            payload,
+        };
+        frames.push((0.02 * k as f64, frame(&udp)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("leg.pcap");
+    write_pcap(&pcap, &frames);
+    let capture = std::fs::read(&pcap).unwrap();
+    let r = fetch("?call=0&leg=0".into(), capture.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (rate, samples) = read(&r.bytes().await.unwrap());
+    let mut expected = want(&left[..n]);
+    expected[1600..1760].iter_mut().for_each(|s| *s = 0);
+    assert_eq!(rate, 8000);
+    assert!(samples == expected, "the leg differs from its packets");
+    let r = fetch("?call=0&leg=1".into(), capture.clone()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("no leg 1"), "{e}");
+    let r = http
+        .post(format!("{base}/v1/spectrogram?call=0&leg=0&columns=50"))
+        .body(capture)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["channels"].as_array().unwrap().len(), 1);
+    // the leg's frames pooled into at most 50 columns
+    let columns = v["channels"][0]["columns"].as_u64().unwrap();
+    let per_column = (v["seconds_per_column"].as_f64().unwrap() / v["hop_s"].as_f64().unwrap()).round() as u64;
+    assert!(
+        columns <= 50 && columns == v["frames"].as_u64().unwrap().div_ceil(per_column),
+        "{v}"
+    );
 }

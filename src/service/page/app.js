@@ -97,15 +97,30 @@ function post(url, body, onUpload) {
   });
 }
 
+// POST answering binary data: resolves to {status, buffer}.
+function postBinary(url, body) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    if (token()) xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
+    xhr.responseType = "arraybuffer";
+    xhr.onload = () => resolve({ status: xhr.status, buffer: xhr.response });
+    xhr.onerror = () => reject(new Error("the server could not be reached"));
+    xhr.send(body);
+  });
+}
+
 // ---- the shared time axis ------------------------------------------------------------------
 
 // One per result: the stretch of the recording on show, shared by every figure of the card.
 class View {
-  constructor(duration, player) {
+  constructor(duration) {
     this.duration = Math.max(duration, 0.001);
     this.t0 = 0;
     this.t1 = this.duration;
-    this.player = player;
+    // the player that played last: zooming centres on its position
+    this.active = null;
+    this.watched = new Set();
     this.figures = [];
     this.label = el("output", { "aria-live": "polite" });
   }
@@ -123,7 +138,7 @@ class View {
   }
 
   zoom(factor) {
-    const playing = this.player.currentTime;
+    const playing = this.active ? this.active.currentTime : -1;
     const centre = playing > this.t0 && playing < this.t1 ? playing : (this.t0 + this.t1) / 2;
     const span = this.span() / factor;
     this.set(centre - span / 2, centre + span / 2);
@@ -148,19 +163,29 @@ class View {
   }
 
   playhead() {
-    const t = this.player.currentTime;
     for (const f of this.figures) {
+      const t = f.player.currentTime;
       const inside = t >= this.t0 && t <= this.t1;
       f.head.hidden = !inside;
       if (inside) f.head.style.left = `${(this.x(t) * 100).toFixed(3)}%`;
     }
   }
 
-  // Keeps the playhead on show while the recording plays.
-  follow() {
-    const t = this.player.currentTime;
-    if (!this.player.paused && (t > this.t1 || t < this.t0)) this.set(t - 0.1 * this.span(), t + 0.9 * this.span());
+  // Keeps the playing position on show.
+  follow(player) {
+    const t = player.currentTime;
+    if (!player.paused && (t > this.t1 || t < this.t0)) this.set(t - 0.1 * this.span(), t + 0.9 * this.span());
     else this.playhead();
+  }
+
+  // Moves the playheads with a player (once per player).
+  watch(player) {
+    if (this.watched.has(player)) return;
+    this.watched.add(player);
+    const tick = () => { if (!player.paused) { this.follow(player); requestAnimationFrame(tick); } };
+    player.addEventListener("play", () => { this.active = player; requestAnimationFrame(tick); });
+    player.addEventListener("timeupdate", () => this.follow(player));
+    player.addEventListener("seeked", () => { this.active = player; this.follow(player); });
   }
 
   toolbar() {
@@ -177,7 +202,7 @@ class View {
 
   // A stack of panels on this time axis: a click plays from that point; with the keyboard,
   // + and - zoom, the arrows move, Home shows it all and Enter plays from the view's start.
-  figure(name, panels) {
+  figure(name, panels, player) {
     figureCount += 1;
     const box = el("div", { class: "figure", tabindex: "0", role: "group",
       "aria-label": `${name}. Press plus or minus to zoom, the arrow keys to move, Home to see it all, Enter to play from the left edge.` });
@@ -186,15 +211,16 @@ class View {
     box.append(head);
     box.addEventListener("click", (e) => {
       const r = box.getBoundingClientRect();
-      seek(this.player, this.at((e.clientX - r.left) / r.width));
+      seek(player, this.at((e.clientX - r.left) / r.width));
     });
     box.addEventListener("keydown", (e) => {
       const keys = { "+": () => this.zoom(2), "=": () => this.zoom(2), "-": () => this.zoom(0.5),
         ArrowLeft: () => this.pan(-0.25), ArrowRight: () => this.pan(0.25), Home: () => this.all(),
-        Enter: () => seek(this.player, this.t0) };
+        Enter: () => seek(player, this.t0) };
       if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
     });
-    this.figures.push({ head, name, draw: () => { for (const p of panels) p.draw(this); },
+    this.watch(player);
+    this.figures.push({ head, name, player, draw: () => { for (const p of panels) p.draw(this); },
       pictures: () => panels.filter((p) => p.picture).map((p) => p.picture()) });
     return box;
   }
@@ -409,17 +435,27 @@ function segmentTable(segments, threshold, player) {
   return el("div", { class: "table-box" }, table);
 }
 
-// The recording as the browser decodes it (for the waveform), or null for formats it cannot
-// decode (G.711 or ADPCM WAV, captures).
-async function decode(file) {
+// Audio as the browser decodes it (for the waveform), or null for formats it cannot decode
+// (G.711 or ADPCM WAV, captures).
+async function decode(blob) {
   try {
     const context = new AudioContext();
-    const audio = await context.decodeAudioData(await file.arrayBuffer());
+    const audio = await context.decodeAudioData(await blob.arrayBuffer());
     context.close();
     return audio;
   } catch (_) {
     return null;
   }
+}
+
+// One channel of a recording, or one leg of a capture, as the server decodes it (POST
+// /v1/audio: a 16-bit WAV), or null when it cannot.
+async function serverAudio(body, query) {
+  const reply = await postBinary(`/v1/audio?${query}`, body);
+  if (reply.status !== 200) return null;
+  const blob = new Blob([reply.buffer], { type: "audio/wav" });
+  const audio = await decode(blob);
+  return audio ? { blob, audio } : null;
 }
 
 // A self-contained report to keep with the recording.
@@ -448,42 +484,64 @@ function evidence(file, digest, report, analysedAt, figures) {
     parts + `<h2>Known limits</h2><p>${esc(LIMITS)}</p></body></html>`;
 }
 
-async function showResult(file, digest, report, spec) {
+// One result card. `body` is the file's bytes (for the audio and spectrograms the browser asks
+// the server for), `call` the index of this call when the file is a packet capture.
+async function showResult(file, body, digest, report, spec, call) {
   const card = el("article", { class: "card", "aria-label": `Result for ${file.name}` });
-  const player = el("audio", { controls: "", preload: "metadata", src: URL.createObjectURL(file) });
-  card.append(el("h3", {}, file.name));
+  card.append(el("h3", {}, report.call_id ? `${file.name}, call ${report.call_id}` : file.name));
   card.append(el("p", { class: `verdict ${report.verdict}` }, WORDS[report.verdict] || report.verdict));
   card.append(el("p", {}, `Score ${scoreText(report.score)} (flagged at ${report.threshold} or more). `,
     `${report.duration_s} s of audio, ${report.speech_s} s of speech found.`));
   if (report.verdict === "inconclusive") card.append(el("p", { class: "why" }, whyInconclusive(report, report.duration_s)));
   for (const w of report.warnings || []) card.append(el("p", {}, `Note: ${w}`));
-  // a capture's legs are not audio the browser can play
-  if (!report.legs) card.append(player);
 
-  const view = new View(report.duration_s, player);
-  const audio = report.legs ? null : await decode(file);
-  if (!report.legs && !audio) {
-    card.append(el("p", { class: "help" }, "This browser cannot draw or play this recording's format; the scores and the spectrogram still hold."));
-  }
-  if (report.legs) {
-    card.append(el("p", { class: "help" }, "A packet capture is not played in the browser; each leg's scores are below."));
+  // What to play and draw: the file itself when the browser decodes it; else each channel or
+  // leg as the server decodes it.
+  const view = new View(report.duration_s);
+  const parts = report.legs || report.channels || [report];
+  const own = report.legs ? null : await decode(file);
+  let shared = null;
+  if (own) {
+    shared = el("audio", { controls: "", preload: "metadata", src: URL.createObjectURL(file) });
+    card.append(shared);
+  } else if (!report.legs) {
+    card.append(el("p", { class: "help" }, "This browser cannot decode this recording's format itself; it plays and draws each channel as the server decodes it."));
   }
   card.append(view.toolbar());
-  const parts = report.legs || report.channels || [report];
-  parts.forEach((p, i) => {
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
     const name = report.legs ? `Leg ${i}: ${p.source} \u2192 ${p.destination} (${p.codec})`
       : report.channels ? `Channel ${i}` : "Recording";
     if (report.legs || report.channels) {
       card.append(el("h4", {}, `${name}: ${WORDS[p.verdict] || p.verdict}, score ${scoreText(p.score)}`));
       if (p.verdict === "inconclusive") card.append(el("p", { class: "why" }, whyInconclusive(p, report.duration_s)));
     }
+    let player = shared, samples = own && i < own.numberOfChannels ? own.getChannelData(i) : null, rate = own ? own.sampleRate : 0;
+    if (!own) {
+      const decoded = await serverAudio(body, report.legs ? `call=${call}&leg=${i}` : `channel=${i}`);
+      player = el("audio", { controls: "", preload: "metadata", "aria-label": `Play ${name}` });
+      if (decoded) {
+        player.src = URL.createObjectURL(decoded.blob);
+        samples = decoded.audio.getChannelData(0);
+        rate = decoded.audio.sampleRate;
+        card.append(player);
+      } else {
+        card.append(el("p", { class: "help" }, `${name} holds no audio this server decodes; its scores still hold.`));
+      }
+    }
+    let partSpec = spec;
+    if (report.legs && samples) {
+      const reply = await post(`/v1/spectrogram?call=${call}&leg=${i}&columns=${columnsFor(report.duration_s)}`, body);
+      partSpec = reply.status === 200 ? reply.json : null;
+    }
+    const channel = partSpec ? partSpec.channels[report.legs ? 0 : i] : null;
     const panels = [rulerLabels(), ruler()];
-    if (audio && i < audio.numberOfChannels) panels.push(waveformPanel(audio.getChannelData(i), audio.sampleRate, name));
-    if (spec && spec.channels[i]) panels.push(spectrogramPanel(spec, spec.channels[i], name));
+    if (samples) panels.push(waveformPanel(samples, rate, name));
+    if (channel) panels.push(spectrogramPanel(partSpec, channel, name));
     panels.push(timelinePanel(p.segments, report.threshold, name));
-    card.append(view.figure(`${name}: waveform, spectrogram and score on one time axis`, panels));
-    card.append(segmentTable(p.segments, report.threshold, player));
-  });
+    card.append(view.figure(`${name}: waveform, spectrogram and score on one time axis`, panels, player || el("audio")));
+    card.append(segmentTable(p.segments, report.threshold, player || el("audio")));
+  }
   const save = el("button", { type: "button", class: "save" }, "Save an evidence report");
   save.addEventListener("click", () => {
     const html = evidence(file, digest, report, new Date().toISOString(), view.pictures());
@@ -495,12 +553,13 @@ async function showResult(file, digest, report, spec) {
   card.append(save);
   document.getElementById("results").prepend(card);
   view.draw();
-  player.addEventListener("timeupdate", () => view.follow());
-  player.addEventListener("seeked", () => view.follow());
-  const tick = () => { if (!player.paused) { view.follow(); requestAnimationFrame(tick); } };
-  player.addEventListener("play", () => requestAnimationFrame(tick));
   window.addEventListener("resize", () => view.draw());
   showModel(report.model);
+}
+
+// Spectrogram columns for a recording: its frames at full resolution up to the server's limit.
+function columnsFor(duration) {
+  return Math.min(16384, Math.max(2000, Math.ceil(duration / 0.01)));
 }
 
 function showModel(model) {
@@ -544,14 +603,14 @@ async function analyse(files) {
         showError(file.name, refusal(reply));
         continue;
       }
+      status.textContent = `Drawing ${file.name} ${of}\u2026`;
       if (Array.isArray(reply.json)) {
-        for (const r of reply.json) await showResult(file, digest, r, null);
+        // a packet capture: a card per call, each leg drawn from the server's decoding
+        for (let c = reply.json.length - 1; c >= 0; c--) await showResult(file, body, digest, reply.json[c], null, c);
         continue;
       }
-      status.textContent = `Drawing ${file.name} ${of}\u2026`;
-      const columns = Math.min(16384, Math.max(2000, Math.ceil(reply.json.duration_s / 0.01)));
-      const spec = await post(`/v1/spectrogram?columns=${columns}&name=${name}`, body);
-      await showResult(file, digest, reply.json, spec.status === 200 ? spec.json : null);
+      const spec = await post(`/v1/spectrogram?columns=${columnsFor(reply.json.duration_s)}&name=${name}`, body);
+      await showResult(file, body, digest, reply.json, spec.status === 200 ? spec.json : null, 0);
     } catch (e) {
       showError(file.name, `The recording could not be sent to the server: ${e.message}.`);
     }
