@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::metrics::Metrics;
-use super::upload::{failed, receive};
+use super::upload::{accept, failed};
 use super::{App, error_response};
 use crate::audio::{AudioSource, BoundedSource, FileSource};
 use crate::error::{Error, Result};
@@ -140,16 +140,9 @@ pub(super) async fn audio(
         Ok(q) => q,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
-    let body = match receive(&app, &headers, body).await {
-        Ok(b) => b,
+    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
+        Ok(accepted) => accepted,
         Err(refusal) => return refusal,
-    };
-    let name = q.name.unwrap_or_else(|| "body".into());
-    if body.is_empty() {
-        return failed(&app, name, Error::EmptyInput);
-    }
-    let Ok(_slot) = app.analyze_slots.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let task_app = Arc::clone(&app);
     let task_name = name.clone();

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audio::{Selection, with_leg};
 use super::metrics::Metrics;
-use super::upload::{failed, receive};
+use super::upload::{accept, failed};
 use super::{App, error_response};
 use crate::audio::{BoundedSource, FileSource};
 use crate::error::{Error, Result};
@@ -144,16 +144,9 @@ pub(super) async fn spectrogram(
             format!("columns must be 1 to {MAX_COLUMNS}, not {columns}"),
         );
     }
-    let body = match receive(&app, &headers, body).await {
-        Ok(b) => b,
+    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
+        Ok(accepted) => accepted,
         Err(refusal) => return refusal,
-    };
-    let name = q.name.unwrap_or_else(|| "body".into());
-    if body.is_empty() {
-        return failed(&app, name, Error::EmptyInput);
-    }
-    let Ok(_slot) = app.analyze_slots.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let task_app = Arc::clone(&app);
     let task_name = name.clone();

@@ -46,24 +46,9 @@ pub(super) async fn analyze(
         Ok(q) => q,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
-    let body = match receive(&app, &headers, body).await {
-        Ok(b) => b,
+    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
+        Ok(accepted) => accepted,
         Err(refusal) => return refusal,
-    };
-    let name = q.name.unwrap_or_else(|| "body".into());
-    if body.is_empty() {
-        Metrics::inc(&app.metrics.errors);
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            axum::Json(ErrorReport {
-                file: name,
-                error: Error::EmptyInput.to_string(),
-            }),
-        )
-            .into_response();
-    }
-    let Ok(_slot) = app.analyze_slots.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let task_app = Arc::clone(&app);
     let task_name = name.clone();
@@ -120,10 +105,30 @@ pub(super) fn failed(app: &App, name: String, e: Error) -> Response {
         .into_response()
 }
 
+/// What every upload handler does first: the body within the limits, the name it is known by
+/// (`?name=`, else "body"), and a worker slot to analyse it in; or the refusal to send (an
+/// empty body is a 422 like an undecodable one).
+pub(super) async fn accept<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: Body,
+    name: Option<String>,
+) -> std::result::Result<(Bytes, String, tokio::sync::SemaphorePermit<'a>), Response> {
+    let body = receive(app, headers, body).await?;
+    let name = name.unwrap_or_else(|| "body".into());
+    if body.is_empty() {
+        return Err(failed(app, name, Error::EmptyInput));
+    }
+    match app.analyze_slots.acquire().await {
+        Ok(slot) => Ok((body, name, slot)),
+        Err(_) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
+    }
+}
+
 /// The body of an upload within the limits, or the refusal to send: 503 while draining, 413
 /// for a body over the limit, 408 for one that does not arrive in time, 400 for one that broke
 /// off.
-pub(super) async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::result::Result<Bytes, Response> {
+async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::result::Result<Bytes, Response> {
     if app.draining.load(Ordering::SeqCst) {
         return Err(error_response(
             StatusCode::SERVICE_UNAVAILABLE,
