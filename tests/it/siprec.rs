@@ -485,8 +485,9 @@ fn answered_media(response: &str) -> Vec<(u16, String)> {
     out
 }
 
-/// A re-INVITE adds a stream and changes a codec; the call then goes quiet, is ended with a
-/// BYE after --idle-seconds, and every event also reaches the webhook.
+/// A re-INVITE adds a stream and changes a codec to another rate (a new track of the leg); the
+/// call then goes quiet, is ended with a BYE after --idle-seconds, and every event also reaches
+/// the webhook.
 #[test]
 fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries() {
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -547,8 +548,8 @@ fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries()
     for p in packets(&alice, 0x1111) {
         sender.send_to(&p, ("127.0.0.1", first[0].0)).unwrap();
     }
-    // re-INVITE: Alice now in PCMA, and a third participant
-    let (body, headers) = siprec_body(&[("1", "Alice", "PCMA"), ("2", "Bob", "PCMU"), ("3", "Carol", "PCMU")]);
+    // re-INVITE: Alice now in wideband G.722, and a third participant
+    let (body, headers) = siprec_body(&[("1", "Alice", "G722"), ("2", "Bob", "PCMU"), ("3", "Carol", "PCMU")]);
     c.send("INVITE", "quiet", 2, Some(&tag), &headers, &body);
     let again = c.expect("SIP/2.0 200", wait).expect("the re-INVITE is answered");
     let second = answered_media(&again);
@@ -558,8 +559,14 @@ fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries()
         (first[0].0, first[1].0),
         "streams keep their ports"
     );
-    assert!(second[0].1.contains("PCMA"), "{again}");
+    assert!(second[0].1.contains("G722"), "{again}");
     c.send("ACK", "quiet", 2, Some(&tag), "", "");
+    // a second of G.722: another rate, so another track of Alice's leg
+    let codes = std::fs::read(fixture("g722/robocall.g722")).unwrap();
+    for (k, chunk) in codes.chunks(160).take(50).enumerate() {
+        let p = rtp(9, 2000 + k as u16, 900_000 + 160 * k as u32, 0x1111, chunk);
+        sender.send_to(&p, ("127.0.0.1", first[0].0)).unwrap();
+    }
     let updated = rec.wait_for(wait, "update", |v| v["event"] == "call" && v["state"] == "updated");
     let names: Vec<&str> = updated["legs"]
         .as_array()
@@ -568,7 +575,7 @@ fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries()
         .map(|l| l["leg"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Alice", "Bob", "Carol"]);
-    assert_eq!(updated["legs"][0]["codec"], "PCMA");
+    assert_eq!(updated["legs"][0]["codec"], "G722");
 
     // then nothing: the server ends the call with a BYE of its own
     let bye = c.expect("BYE ", Duration::from_secs(6)).expect("a BYE from the server");
@@ -583,6 +590,14 @@ fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries()
         (alice_summary["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.021,
         "{alice_summary}"
     );
+    let wideband = rec.wait_for(wait, "Alice's wideband summary", |v| {
+        v["event"] == "summary" && v["leg"] == "Alice~2"
+    });
+    assert_eq!(wideband["sample_rate_hz"], 16000, "{wideband}");
+    assert!(
+        (wideband["duration_s"].as_f64().unwrap() - 1.0).abs() < 0.021,
+        "{wideband}"
+    );
     for leg in ["Bob", "Carol"] {
         let s = rec.wait_for(wait, "summary", |v| v["event"] == "summary" && v["leg"] == leg);
         assert_eq!(s["verdict"], "inconclusive", "{s}");
@@ -593,7 +608,7 @@ fn reinvites_change_streams_and_an_idle_call_ends_with_a_bye_and_its_summaries()
         let body = received.lock().unwrap().clone();
         let lines: Vec<Value> = body.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         let summaries = lines.iter().filter(|v| v["event"] == "summary").count();
-        if summaries == 3 && lines.iter().any(|v| v["event"] == "call" && v["state"] == "ended") {
+        if summaries == 4 && lines.iter().any(|v| v["event"] == "call" && v["state"] == "ended") {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "the webhook got: {body}");
