@@ -801,3 +801,39 @@ fn g722_and_pcma_streams_score_like_their_audio() {
         }
     }
 }
+
+/// A call put on hold (`a=inactive`) sends no RTP by design: it is not ended as idle while
+/// held, and is once it is resumed and stays silent.
+#[test]
+fn a_call_on_hold_is_not_ended_for_its_silence() {
+    let model = test_model();
+    let rec = Recorder::start(&["--idle-seconds", "1", "--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    c.send("INVITE", "hold", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
+    let tag = sip_tag(&answer);
+    c.send("ACK", "hold", 1, Some(&tag), "", "");
+    let held = body.replace("a=sendonly", "a=inactive");
+    c.send("INVITE", "hold", 2, Some(&tag), &headers, &held);
+    let reply = c.expect("SIP/2.0 200", wait).expect("hold answered");
+    assert!(reply.contains("a=inactive"), "{reply}");
+    c.send("ACK", "hold", 2, Some(&tag), "", "");
+    let updated = rec.wait_for(wait, "hold", |v| v["event"] == "call" && v["state"] == "updated");
+    assert_eq!(updated["legs"][0]["held"], true, "{updated}");
+    // three times --idle-seconds on hold: no BYE
+    assert!(
+        c.expect("BYE ", Duration::from_millis(3000)).is_none(),
+        "a held call was ended"
+    );
+    assert_eq!(rec.metric("synthscan_calls_open"), 1.0);
+    // resumed and silent: ended
+    c.send("INVITE", "hold", 3, Some(&tag), &headers, &body);
+    assert!(c.expect("SIP/2.0 200", wait).is_some());
+    c.send("ACK", "hold", 3, Some(&tag), "", "");
+    let bye = c
+        .expect("BYE ", Duration::from_secs(4))
+        .expect("a BYE once resumed and silent");
+    assert_eq!(header(&bye, "Call-ID"), Some("hold"));
+}

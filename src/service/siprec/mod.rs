@@ -182,6 +182,13 @@ struct LegState {
     task: JoinHandle<()>,
     /// The payload types answered: the speech codec, and telephone events when offered.
     answer: Vec<(u8, Codec)>,
+    /// On hold (`a=inactive`, or port 0, in the last offer): no RTP is expected.
+    held: bool,
+}
+
+/// Whether the offer puts media line `media` on hold.
+fn holds(offer: &sdp::Session, media: &sdp::Media) -> bool {
+    media.port == 0 || media.direction.or(offer.direction) == Some(Direction::Inactive)
 }
 
 struct Call {
@@ -605,6 +612,7 @@ impl Registry {
             codecs: codec_tx,
             task,
             answer,
+            held: false,
         })
     }
 
@@ -749,11 +757,18 @@ impl Registry {
                     let answer = answer_formats(media, chosen.clone());
                     leg.codecs.send_replace(answer.iter().cloned().collect());
                     leg.answer = answer;
+                    leg.held = holds(offer, media);
                 }
-                (Some(_), None) => {} // held or removed: the leg stays, silent
+                (Some(at), None) => {
+                    // held or removed: the leg stays, silent
+                    if let Some(call) = self.calls.get_mut(id) {
+                        call.legs[at].held = true;
+                    }
+                }
                 (None, Some(chosen)) if call.legs.len() < MAX_TRACKS => {
                     match self.open_leg(id, i, media, chosen.clone()) {
-                        Some(leg) => {
+                        Some(mut leg) => {
+                            leg.held = holds(offer, media);
                             if let Some(call) = self.calls.get_mut(id) {
                                 call.legs.push(leg);
                             }
@@ -895,6 +910,7 @@ impl Registry {
                     "participant": l.participant,
                     "port": l.port,
                     "codec": l.answer.first().map(|(_, c)| c.name()),
+                    "held": l.held,
                 })
             })
             .collect();
@@ -982,7 +998,10 @@ impl Registry {
                     call.retransmit = Some((now + interval, interval, give_up));
                 }
             }
-            if now_ms.saturating_sub(call.last_audio.load(Ordering::Relaxed)) > idle_ms {
+            if !call.legs.is_empty() && call.legs.iter().all(|l| l.held) {
+                // a call on hold sends no RTP by design: the idle time counts from its resumption
+                call.last_audio.store(now_ms, Ordering::Relaxed);
+            } else if now_ms.saturating_sub(call.last_audio.load(Ordering::Relaxed)) > idle_ms {
                 ending.push((id.clone(), "no RTP for --idle-seconds"));
             } else if call
                 .session_expires
