@@ -391,9 +391,13 @@ impl Round {
                         continue;
                     };
                     let n = live.pending().1;
-                    let applied = match &scored {
-                        Ok(()) => live.apply_scores(&self.logits[at..at + n]),
-                        Err(e) => Err(Error::Runtime(e.to_string())),
+                    let applied = match (&scored, self.logits.get(at..at + n)) {
+                        (Ok(()), Some(logits)) => live.apply_scores(logits),
+                        (Ok(()), None) => Err(Error::Runtime(format!(
+                            "the model gave {} scores for {windows} windows",
+                            self.logits.len()
+                        ))),
+                        (Err(e), _) => Err(Error::Runtime(e.to_string())),
                     };
                     at += n;
                     if let Err(e) = applied {
