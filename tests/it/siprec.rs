@@ -837,3 +837,37 @@ fn a_call_on_hold_is_not_ended_for_its_silence() {
         .expect("a BYE once resumed and silent");
     assert_eq!(header(&bye, "Call-ID"), Some("hold"));
 }
+
+/// When the RTP port range runs out: a stream of a call that has others is answered with port
+/// 0 and named in `not_recorded`; a call with none gets 503 and no events.
+#[test]
+fn running_out_of_rtp_ports_refuses_cleanly() {
+    let model = test_model();
+    // one even port in the range (bound by another process, the server skips to the next)
+    let free = (46_000u16..47_000)
+        .step_by(2)
+        .find(|&p| UdpSocket::bind(("0.0.0.0", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok())
+        .unwrap();
+    let range = format!("{free}-{}", free + 1);
+    let rec = Recorder::start(&["--rtp-ports", &range, "--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU"), ("2", "Bob", "PCMU")]);
+    c.send("INVITE", "full-1", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("the first call is answered");
+    let media = answered_media(&answer);
+    assert_eq!((media[0].0, media[1].0), (free, 0), "{answer}");
+    let started = rec.wait_for(wait, "start", |v| v["event"] == "call" && v["state"] == "started");
+    assert_eq!(started["not_recorded"][0]["reason"], "no RTP port free", "{started}");
+    c.send("ACK", "full-1", 1, Some(&sip_tag(&answer)), "", "");
+    c.send("INVITE", "full-2", 1, None, &headers, &body);
+    let refused = c.expect("SIP/2.0 503", wait).expect("503 with no port left");
+    assert!(refused.contains("no RTP port free"), "{refused}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !rec.events.lock().unwrap().iter().any(|v| v["call_id"] == "full-2"),
+        "events for a call that never was"
+    );
+    assert_eq!(rec.metric("synthscan_calls_total"), 1.0);
+    assert_eq!(rec.metric("synthscan_calls_rejected_total"), 1.0);
+}

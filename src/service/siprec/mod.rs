@@ -718,13 +718,20 @@ impl Registry {
             last_offer: offer.clone(),
         };
         self.calls.insert(id.to_string(), call);
-        Metrics::inc(&metrics.calls_total);
-        metrics.calls_open.store(self.calls.len() as u64, Ordering::Relaxed);
         self.apply_offer(&id, &offer, &plan);
         if self.calls.get(&*id).is_some_and(|c| c.legs.is_empty()) {
-            // no port was free
+            // no port was free: the call never was, so no event and no BYE (a 503 instead)
             Metrics::inc(&metrics.calls_rejected);
-            self.end(id.to_string(), "no RTP port free", true);
+            if let Some(call) = self.calls.remove(&*id) {
+                // the worker's Done ends the call's event forwarder
+                let finish = Job::Finish {
+                    conn: call.conn,
+                    label: call.id.to_string(),
+                    reply: call.reply.clone(),
+                };
+                self.shared.engine.send(call.conn, finish);
+            }
+
             send(response(
                 &message,
                 503,
@@ -735,6 +742,8 @@ impl Registry {
             ));
             return;
         }
+        Metrics::inc(&metrics.calls_total);
+        metrics.calls_open.store(self.calls.len() as u64, Ordering::Relaxed);
         self.answer(&id, &message, &offer, from, ip);
         self.emit_call(&id, "started", None);
     }
