@@ -165,6 +165,7 @@ fn main() {
         });
         let wall = wall0.elapsed().as_secs_f64();
         let cpu = common::cpu_seconds(server.id()) - cpu0;
+        let peak_mb = common::peak_rss_mb(server.id());
         let _ = server.kill();
         let _ = server.wait();
         let mut lat: Vec<f64> = results.iter().flat_map(|r| r.latencies_s.iter().copied()).collect();
@@ -177,7 +178,7 @@ fn main() {
             .count();
         println!(
             "streams {n:4}  {seconds:.0} s: updates {} (expected ~{}), latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms, \
-             streams missing updates or summary {short}, server CPU {:.1} s = {:.0} % of one core",
+             streams missing updates or summary {short}, server CPU {:.1} s = {:.0} % of one core, peak RSS {peak_mb:.0} MB",
             lat.len(),
             expected * n,
             q(0.5),

@@ -260,6 +260,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let m = metrics(&http);
+    let peak_mb = common::peak_rss_mb(recorder.id());
     let _ = recorder.kill();
     let _ = recorder.wait();
     let _ = reader.join();
@@ -276,7 +277,7 @@ fn main() {
     println!(
         "calls {calls} ({} legs), {seconds:.0} s: sipp {}, summaries {} of {}, short {short}; RTP packets {}, \
          dropped {}, lost {}, late {}; second-leg update latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms \
-         ({} updates); server histogram p50 {} p99 {}; server CPU {:.1} s = {:.0} % of one core over {:.0} s",
+         ({} updates); server histogram p50 {} p99 {}; server CPU {:.1} s = {:.0} % of one core over {:.0} s, peak RSS {peak_mb:.0} MB",
         2 * calls,
         if status.success() { "ok" } else { "FAILED" },
         summaries.len(),

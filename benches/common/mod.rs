@@ -17,3 +17,19 @@ pub fn quantile_ms(sorted: &[f64], p: f64) -> f64 {
         sorted[((sorted.len() - 1) as f64 * p).round() as usize] * 1e3
     }
 }
+
+/// Peak resident memory of process `pid` so far, in MB (Linux /proc, VmHWM).
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")?
+                .trim()
+                .strip_suffix(" kB")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
