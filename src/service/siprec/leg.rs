@@ -39,6 +39,8 @@ pub(super) struct Leg {
     /// `--record`: where this leg's audio is written (`<leg>.wav`, `<leg>~2.wav` after a
     /// change of rate).
     pub record: Option<std::path::PathBuf>,
+    /// Becomes true when the call ends: hand over what is held, and stop.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// A leg's audio as it is scored, in 16-bit WAV files; hound completes a file's header when
@@ -113,6 +115,7 @@ pub(super) async fn receive(leg: Leg) {
         call_buffer,
         shared,
         record,
+        mut stop,
     } = leg;
     let mut recording = record.map(|dir| Recording { dir, writer: None });
     if let Some(r) = &mut recording {
@@ -144,8 +147,40 @@ pub(super) async fn receive(leg: Leg) {
     if !opened {
         return;
     }
+    // Audio goes to the worker in stretches of up to STRETCH (not a job per 20 ms packet: a
+    // fraction of the wake-ups), and at once when a stretch reaches a live update's audio or no
+    // packet follows within QUIET, so that coalescing delays no update.
+    let update_every = |rate: u32| ((shared.update_interval_s * f64::from(rate)).round() as u64).max(1);
+    let mut out = Outbox::default();
+    let mut stopping = false;
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut datagram).await else {
+        let next = if stopping {
+            // the call ended: what already arrived is still the call's audio
+            match socket.try_recv_from(&mut datagram) {
+                Ok(next) => Ok(next),
+                Err(_) => {
+                    out.flush(&shared, &call_buffer, &call_id, conn, &track, &reply);
+                    return;
+                }
+            }
+        } else {
+            let quiet = tokio::time::sleep(QUIET);
+            tokio::select! {
+                biased;
+                _ = stop.changed() => {
+                    stopping = true;
+                    continue;
+                }
+                () = quiet, if !out.samples.is_empty() => {
+                    if !out.flush(&shared, &call_buffer, &call_id, conn, &track, &reply) {
+                        return;
+                    }
+                    continue;
+                }
+                next = socket.recv_from(&mut datagram) => next,
+            }
+        };
+        let Ok((n, from)) = next else {
             return;
         };
         if !shared.allowed(from.ip()) {
@@ -178,8 +213,12 @@ pub(super) async fn receive(leg: Leg) {
         };
         last_audio.store(shared.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         if track.0 != rate {
+            if !out.flush(&shared, &call_buffer, &call_id, conn, &track, &reply) {
+                return;
+            }
             tracks += 1;
             track = (rate, format!("{name}~{tracks}"));
+            out.sent = 0;
             if let Some(r) = &mut recording {
                 r.start(&track.1, rate);
             }
@@ -187,29 +226,75 @@ pub(super) async fn receive(leg: Leg) {
         if let Some(r) = &mut recording {
             r.write(&samples);
         }
-        let track_name = track.1.clone();
-        let count = samples.len() as u32;
+        out.samples.extend_from_slice(&samples);
+        out.packets += 1;
+        out.received = Some(received);
+        let every = update_every(rate);
+        let held = out.samples.len() as u64;
+        let reaches_update = (out.sent + held) / every > out.sent / every;
+        if (reaches_update || held >= u64::from(rate) * STRETCH_MS / 1000)
+            && !out.flush(&shared, &call_buffer, &call_id, conn, &track, &reply)
+        {
+            return;
+        }
+    }
+}
+
+/// How long a leg's audio may gather before it goes to the worker.
+const STRETCH_MS: u64 = 100;
+/// A pause in a leg's packets this long sends what has gathered.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(60);
+
+/// A leg's decoded audio gathering for the worker.
+#[derive(Default)]
+struct Outbox {
+    samples: Vec<f32>,
+    /// Packets in `samples` (what is counted as dropped when the buffers are full).
+    packets: u64,
+    /// When the newest of them arrived: score latency counts from there.
+    received: Option<Instant>,
+    /// Samples of the current track handed over so far.
+    sent: u64,
+}
+
+impl Outbox {
+    /// Hands the gathered audio to the call's worker, within the call's and the server's audio
+    /// budgets (beyond them it is dropped and counted). False when the worker is gone.
+    fn flush(
+        &mut self,
+        shared: &Arc<Shared>,
+        call_buffer: &Arc<Semaphore>,
+        call_id: &Arc<str>,
+        conn: u64,
+        track: &(u32, String),
+        reply: &UnboundedSender<Reply>,
+    ) -> bool {
+        if self.samples.is_empty() {
+            return true;
+        }
+        let count = self.samples.len() as u32;
+        let packets = std::mem::take(&mut self.packets);
         let (Ok(mine), Ok(server)) = (
-            Arc::clone(&call_buffer).try_acquire_many_owned(count),
+            Arc::clone(call_buffer).try_acquire_many_owned(count),
             Arc::clone(&shared.buffer).try_acquire_many_owned(count),
         ) else {
-            Metrics::inc(&metrics.rtp_dropped);
-            continue;
+            shared.metrics.rtp_dropped.fetch_add(packets, Ordering::Relaxed);
+            self.samples.clear();
+            return true;
         };
-        let buffered = Buffered::new(mine, server, u64::from(count), Arc::clone(metrics));
+        let buffered = Buffered::new(mine, server, u64::from(count), Arc::clone(&shared.metrics));
+        self.sent += u64::from(count);
         let job = Job::Audio(AudioJob {
             conn,
-            track: track_name,
-            call: Some(Arc::clone(&call_id)),
-            rate_hz: rate,
+            track: track.1.clone(),
+            call: Some(Arc::clone(call_id)),
+            rate_hz: track.0,
             channels: 1,
-            samples: std::mem::take(&mut samples),
-            received,
+            samples: std::mem::take(&mut self.samples),
+            received: self.received.take().unwrap_or_else(Instant::now),
             reply: reply.clone(),
             buffered: Some(buffered),
         });
-        if !shared.engine.send(conn, job) {
-            return;
-        }
+        shared.engine.send(conn, job)
     }
 }

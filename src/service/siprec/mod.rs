@@ -114,6 +114,8 @@ struct Shared {
     epoch: Instant,
     /// Calls whose summaries have not all been written yet.
     summaries_pending: AtomicU64,
+    /// Seconds of stream time between live updates (legs hand their audio over by then).
+    update_interval_s: f64,
 }
 
 impl Shared {
@@ -220,6 +222,8 @@ struct Call {
     metadata: Metadata,
     /// The last offer taken: an offerless re-INVITE gets an offer built from it.
     last_offer: sdp::Session,
+    /// Tells the legs to hand over what they hold and stop.
+    stop: watch::Sender<bool>,
 }
 
 /// The even RTP ports of the range, handed out and taken back.
@@ -602,6 +606,7 @@ impl Registry {
             call_buffer: Arc::clone(&call.buffer),
             shared: Arc::clone(&self.shared),
             record: self.record_dir(&call.id),
+            stop: call.stop.subscribe(),
         }));
         Some(LegState {
             index,
@@ -716,6 +721,7 @@ impl Registry {
             local_cseq: 1,
             metadata: meta.unwrap_or_default(),
             last_offer: offer.clone(),
+            stop: watch::channel(false).0,
         };
         self.calls.insert(id.to_string(), call);
         self.apply_offer(&id, &offer, &plan);
@@ -952,10 +958,17 @@ impl Registry {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
-        for leg in &call.legs {
-            leg.task.abort();
-            self.ports.release(leg.port);
-        }
+        // the legs hand over the audio they hold, then the summaries are asked for: the finish
+        // must reach the worker after the last audio
+        let _ = call.stop.send(true);
+        let tasks: Vec<JoinHandle<()>> = call
+            .legs
+            .drain(..)
+            .map(|leg| {
+                self.ports.release(leg.port);
+                leg.task
+            })
+            .collect();
         if send_bye {
             call.local_cseq += 1;
             let ip = self.local_ip(call.peer);
@@ -983,7 +996,17 @@ impl Registry {
             label: call.id.to_string(),
             reply: call.reply.clone(),
         };
-        self.shared.engine.send(call.conn, finish);
+        let shared = Arc::clone(&self.shared);
+        let conn = call.conn;
+        tokio::spawn(async move {
+            for mut task in tasks {
+                // a leg stuck for a second is cut; its audio so far is scored all the same
+                if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+                    task.abort();
+                }
+            }
+            shared.engine.send(conn, finish);
+        });
         self.shared
             .metrics
             .calls_open
@@ -1263,6 +1286,7 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
         )),
         epoch: Instant::now(),
         summaries_pending: AtomicU64::new(0),
+        update_interval_s: config.policy.update_interval_s,
     });
     // events: one writer thread for standard output, and the webhook's queue
     let (output, lines) = std::sync::mpsc::channel::<String>();
