@@ -22,22 +22,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use synthscan::audio::resample::StreamResampler;
-
-fn call_audio() -> Vec<u8> {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let mut pcm = Vec::new();
-    for name in ["synthetic_robocall.wav", "genuine_jfk.wav", "genuine_phone_prompt.wav"] {
-        let r = hound::WavReader::open(root.join(name)).unwrap();
-        pcm.extend(r.into_samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0));
-    }
-    let mut rs = StreamResampler::new(16_000, 8_000).unwrap();
-    let mut out = Vec::new();
-    rs.push(&pcm, &mut out).unwrap();
-    rs.finish(&mut out).unwrap();
-    out.iter().map(|&x| synthscan::audio::f32_to_ulaw(x)).collect()
-}
-
 struct StreamResult {
     latencies_s: Vec<f64>,
     updates: usize,
@@ -123,7 +107,7 @@ fn main() {
         .collect();
     let seconds: f64 = args.get(1).map_or(60.0, |s| s.parse().unwrap());
     let bin = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/synthscan");
-    let audio = Arc::new(call_audio());
+    let audio = Arc::new(common::call_audio());
     for n in counts {
         let mut server = Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--max-streams", "5000"])
@@ -132,14 +116,7 @@ fn main() {
             .expect("build the release binary first: cargo build --release");
         let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let addr = common::word_after(&first, "http://");
         std::thread::spawn(move || for _ in lines {});
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

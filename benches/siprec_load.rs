@@ -26,26 +26,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use synthscan::audio::resample::StreamResampler;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `seconds` of 8 kHz mu-law made of the shipped samples, looped.
+/// `seconds` of the benchmarks' call audio, looped.
 fn call_audio(seconds: f64) -> Vec<u8> {
-    let mut pcm = Vec::new();
-    for name in ["synthetic_robocall.wav", "genuine_jfk.wav", "genuine_phone_prompt.wav"] {
-        let r = hound::WavReader::open(root().join("samples").join(name)).unwrap();
-        pcm.extend(r.into_samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0));
-    }
-    let mut rs = StreamResampler::new(16_000, 8_000).unwrap();
-    let mut out = Vec::new();
-    rs.push(&pcm, &mut out).unwrap();
-    rs.finish(&mut out).unwrap();
-    let once: Vec<u8> = out.iter().map(|&x| synthscan::audio::f32_to_ulaw(x)).collect();
     let n = (seconds * 8000.0) as usize / 160 * 160;
-    once.iter().cycle().take(n).copied().collect()
+    common::call_audio().into_iter().cycle().take(n).collect()
 }
 
 fn rtp(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -149,22 +138,8 @@ fn main() {
         .expect("build the release binary first: cargo build --release");
     let mut lines = BufReader::new(recorder.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let sip = first
-        .split("sip:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let http = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let sip = common::word_after(&first, "sip:");
+    let http = common::word_after(&first, "http://");
     std::thread::spawn(move || for _ in lines {});
 
     // second participants: a sender thread per call, started when the call is
