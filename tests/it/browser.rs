@@ -111,6 +111,16 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// A session of `width` x `height` pixels on the page of the server at `addr`.
+    async fn page(&self, profile: &Path, extra: &[String], addr: &str, (width, height): (u32, u32)) -> Session<'_> {
+        let s = self.session(profile, extra).await;
+        s.window(width, height).await;
+        s.post("/url", json!({"url": format!("http://{addr}/")})).await;
+        s
+    }
+}
+
 struct Session<'a> {
     driver: &'a Driver,
     id: String,
@@ -227,9 +237,7 @@ async fn the_page_shows_what_the_api_says_and_saves_the_evidence() {
     let server = Server::start(&[]);
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let s = driver.session(profile.path(), &[]).await;
-    s.window(1280, 1900).await;
-    s.post("/url", json!({"url": format!("http://{}/", server.addr)})).await;
+    let s = driver.page(profile.path(), &[], &server.addr, (1280, 1900)).await;
     let sample = root().join("samples").join("synthetic_robocall.wav");
     s.choose_file(&sample).await;
 
@@ -380,18 +388,14 @@ async fn the_live_view_streams_the_microphone_and_shows_the_servers_events() {
     // Chromium's fake microphone plays the sample (in a loop); its permission prompt is
     // answered yes
     let sample = root().join("samples").join("synthetic_robocall.wav");
+    let fake_microphone = [
+        "--use-fake-ui-for-media-stream".into(),
+        "--use-fake-device-for-media-stream".into(),
+        format!("--use-file-for-fake-audio-capture={}", sample.display()),
+    ];
     let s = driver
-        .session(
-            profile.path(),
-            &[
-                "--use-fake-ui-for-media-stream".into(),
-                "--use-fake-device-for-media-stream".into(),
-                format!("--use-file-for-fake-audio-capture={}", sample.display()),
-            ],
-        )
+        .page(profile.path(), &fake_microphone, &server.addr, (1280, 1100))
         .await;
-    s.window(1280, 1100).await;
-    s.post("/url", json!({"url": format!("http://{}/", server.addr)})).await;
     // keep every event the server sends, to compare with what the page shows
     s.exec(
         "window.events = [];
@@ -455,9 +459,8 @@ async fn the_page_says_why_the_server_refused() {
     let server = Server::start(&["--max-upload-seconds", "1", "--drain-seconds", "30"]);
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let s = driver.session(profile.path(), &[]).await;
+    let s = driver.page(profile.path(), &[], &server.addr, (1280, 1900)).await;
     let page = format!("http://{}/", server.addr);
-    s.post("/url", json!({"url": page})).await;
     let error = "const e = document.querySelector('#results article .error'); return e ? e.textContent : null;";
     s.choose_file(&root().join("samples").join("genuine_jfk.wav")).await;
     let too_large = s.wait_for(error, Duration::from_secs(30), "the refusal").await;
@@ -510,9 +513,7 @@ async fn capture_legs_and_adpcm_files_are_played_and_drawn_from_the_servers_deco
     let server = Server::start(&[]);
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let s = driver.session(profile.path(), &[]).await;
-    s.window(1280, 1900).await;
-    s.post("/url", json!({"url": format!("http://{}/", server.addr)})).await;
+    let s = driver.page(profile.path(), &[], &server.addr, (1280, 1900)).await;
     // a two-leg call in a pcap, written from the shipped samples
     let dir = tempfile::tempdir().unwrap();
     let mut frames = Vec::new();

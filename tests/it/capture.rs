@@ -111,16 +111,17 @@ fn write_pcapng(path: &Path, frames: &[(f64, Vec<u8>)]) {
     std::fs::write(path, out).unwrap();
 }
 
-pub fn write_wav(path: &Path, samples: &[f32]) {
+/// A mono 16-bit WAV of decoded telephone audio at `rate_hz`.
+pub fn write_wav(path: &Path, samples: &[f32], rate_hz: u32) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 8000,
+        sample_rate: rate_hz,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &s in samples {
-        // G.711 decodes to 14- and 13-bit values: exact in 16 bits
+        // G.711 and G.722 decode to multiples of 1/32768: exact in 16 bits
         w.write_sample((s * 32768.0).round() as i16).unwrap();
     }
     w.finalize().unwrap();
@@ -239,8 +240,8 @@ fn a_captured_call_scores_each_leg_like_its_audio_in_a_wav_file() {
     let pcap = dir.path().join("call.pcap");
     write_pcap(&pcap, &frames);
     let (wav_a, wav_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&wav_a, &expected_a);
-    write_wav(&wav_b, &expected_b);
+    write_wav(&wav_a, &expected_a, 8000);
+    write_wav(&wav_b, &expected_b, 8000);
 
     let call = analyze_json(&pcap);
     assert_eq!(call["call_id"], "test-call-1@synthscan", "{call}");
@@ -376,17 +377,7 @@ fn a_wideband_g722_leg_scores_like_its_audio_at_16_khz() {
     let mut decoded = Vec::new();
     synthscan::audio::g722::G722Decoder::new().decode(&codes, &mut decoded);
     let wav = dir.path().join("wideband.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for &s in &decoded {
-        w.write_sample((s * 32768.0).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav(&wav, &decoded, 16000);
     let call = analyze_json(&pcap);
     let file = analyze_json(&wav);
     let leg = &call["legs"][0];

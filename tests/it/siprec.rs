@@ -135,7 +135,7 @@ fn leg_audio(sample: &str, seconds: f64) -> (Vec<u8>, Vec<f32>) {
 /// what a leg's summary must equal.
 fn analyze_leg(dir: &Path, name: &str, decoded: &[f32]) -> Value {
     let wav = dir.join(format!("{name}.wav"));
-    write_wav(&wav, decoded);
+    write_wav(&wav, decoded, 8000);
     analyze_json(&wav)
 }
 
@@ -776,17 +776,7 @@ fn g722_and_pcma_streams_score_like_their_audio() {
     let mut wide = Vec::new();
     synthscan::audio::g722::G722Decoder::new().decode(&codes, &mut wide);
     let wide_wav = dir.path().join("wide.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wide_wav, spec).unwrap();
-    for &x in &wide {
-        w.write_sample((x * 32768.0).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav(&wide_wav, &wide, 16000);
     let narrow: Vec<f32> = alaw.iter().map(|&b| alaw_to_f32(b)).collect();
     for (leg, file, rate) in [
         ("Wideband", analyze_json(&wide_wav), 16000),
