@@ -239,6 +239,16 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
+/// `response` with `Connection: close`: for a refusal sent while the request's body is still
+/// unread, so the connection cannot carry another request; without it, a client that pools
+/// connections sends its next request into a closing socket.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// A request's query string, or the sentence of the 400 for one that does not parse.
 fn query<T>(
     query: std::result::Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
@@ -303,17 +313,14 @@ async fn require_header_token(
 ) -> Response {
     let client = listener::client_addr(&request).unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
     if let Some(mut refusal) = refuse_access(&app, client, bearer(request.headers())) {
-        // The body is left unread, so the connection cannot carry another request: say so,
-        // or a client that pools connections sends its next request into a closing socket.
+        // the body is left unread
         let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
             || request
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() != b"0");
         if has_body {
-            refusal
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            refusal = closing(refusal);
         }
         return refusal;
     }

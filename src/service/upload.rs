@@ -150,12 +150,8 @@ async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::result::Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if stated.is_some_and(|n| n > (limits.max_body_bytes + DRAIN_SLACK_BYTES) as u64) {
-        // the body stays unread: the connection cannot carry another request
-        let mut refusal = refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large());
-        refusal
-            .headers_mut()
-            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-        return Err(refusal);
+        // the body stays unread
+        return Err(super::closing(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())));
     }
     match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
         Ok(Ok(Some(b))) => Ok(b),

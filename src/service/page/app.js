@@ -79,35 +79,33 @@ function whyInconclusive(part, duration) {
   return `Only ${part.speech_s} s of speech was found; a verdict needs at least ${MODEL.min_speech_s} s of one voice talking.`;
 }
 
-// POST with upload progress (fetch has none); resolves to {status, json}.
-function post(url, body, onUpload) {
+// A POST with upload progress (fetch has none), with the token when one is given; resolves to
+// the XMLHttpRequest once answered.
+function request(url, body, responseType, onUpload) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     if (token()) xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
-    xhr.responseType = "text";
+    xhr.responseType = responseType;
     xhr.upload.onprogress = (e) => { if (e.lengthComputable && onUpload) onUpload(e.loaded / e.total); };
-    xhr.onload = () => {
-      let json = null;
-      try { json = JSON.parse(xhr.responseText); } catch (_) { json = null; }
-      resolve({ status: xhr.status, json });
-    };
+    xhr.onload = () => resolve(xhr);
     xhr.onerror = () => reject(new Error("the server could not be reached"));
     xhr.send(body);
   });
 }
 
+// POST answering JSON: resolves to {status, json} (json null when the answer is not JSON).
+async function post(url, body, onUpload) {
+  const xhr = await request(url, body, "text", onUpload);
+  let json = null;
+  try { json = JSON.parse(xhr.responseText); } catch (_) { json = null; }
+  return { status: xhr.status, json };
+}
+
 // POST answering binary data: resolves to {status, buffer}.
-function postBinary(url, body) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
-    if (token()) xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
-    xhr.responseType = "arraybuffer";
-    xhr.onload = () => resolve({ status: xhr.status, buffer: xhr.response });
-    xhr.onerror = () => reject(new Error("the server could not be reached"));
-    xhr.send(body);
-  });
+async function postBinary(url, body) {
+  const xhr = await request(url, body, "arraybuffer");
+  return { status: xhr.status, buffer: xhr.response };
 }
 
 // ---- the shared time axis ------------------------------------------------------------------
