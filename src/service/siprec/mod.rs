@@ -390,6 +390,8 @@ struct Registry {
     ports: PortPool,
     output: std::sync::mpsc::Sender<String>,
     draining: bool,
+    /// The engine key of the last call opened.
+    next_conn: u64,
 }
 
 impl Registry {
@@ -686,7 +688,9 @@ impl Registry {
             return;
         }
         let id: Arc<str> = Arc::from(message.call_id());
-        let conn = self.shared.engine_key();
+        // every call is one engine "connection", so its legs share a worker
+        self.next_conn += 1;
+        let conn = self.next_conn;
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         let output = self.output.clone();
         let forwarding = Arc::clone(&self.shared);
@@ -1048,14 +1052,6 @@ impl Registry {
     }
 }
 
-impl Shared {
-    /// A fresh key for the engine: every call is one "connection" whose legs share a worker.
-    fn engine_key(&self) -> u64 {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
 /// Hands a call's events from its scoring worker to the output, until its summaries are done.
 async fn forward(mut replies: mpsc::UnboundedReceiver<Reply>, output: std::sync::mpsc::Sender<String>) {
     while let Some(reply) = replies.recv().await {
@@ -1339,6 +1335,7 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
             ports: PortPool::new(config.rtp_ports),
             output: output.clone(),
             draining: false,
+            next_conn: 0,
         };
         let udp = Arc::new(udp);
         tokio::spawn(udp_loop(Arc::clone(&udp), Arc::clone(&shared), inputs_tx.clone()));
