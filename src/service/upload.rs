@@ -153,30 +153,44 @@ async fn receive(app: &App, headers: &HeaderMap, body: Body) -> std::result::Res
         // the body stays unread
         return Err(super::closing(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())));
     }
+    // A refusal sent while part of the body is still unread closes the connection: the rest of
+    // the body must not be read as the next request.
     match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
-        Ok(Ok(Some(b))) => Ok(b),
-        Ok(Ok(None)) => Err(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())),
+        Ok(Ok(Received::Whole(b))) => Ok(b),
+        Ok(Ok(Received::Over { read_to_end: true })) => Err(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())),
+        Ok(Ok(Received::Over { read_to_end: false })) => {
+            Err(super::closing(refused(app, StatusCode::PAYLOAD_TOO_LARGE, too_large())))
+        }
         Ok(Err(e)) => Err(error_response(
             StatusCode::BAD_REQUEST,
             format!("the upload broke off: {e}"),
         )),
-        Err(_) => Err(refused(
+        Err(_) => Err(super::closing(refused(
             app,
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the upload did not arrive within {:.0} s",
                 limits.body_timeout.as_secs_f64()
             ),
-        )),
+        ))),
     }
+}
+
+/// What [`read_body`] read.
+enum Received {
+    /// The whole body, within the limit.
+    Whole(Bytes),
+    /// A body over the limit, dropped; read to its end, or cut off once it went
+    /// [`DRAIN_SLACK_BYTES`] past the limit.
+    Over { read_to_end: bool },
 }
 
 /// Bytes of a body over the limit read and dropped, at most, so that the client gets its 413.
 const DRAIN_SLACK_BYTES: usize = 16 << 20;
 
-/// The body, or `None` when it is over `max` bytes (then read on, and dropped, up to
+/// The body, unless it is over `max` bytes (then read on, and dropped, up to
 /// [`DRAIN_SLACK_BYTES`] more).
-async fn read_body(body: Body, max: usize) -> std::result::Result<Option<Bytes>, axum::Error> {
+async fn read_body(body: Body, max: usize) -> std::result::Result<Received, axum::Error> {
     let mut frames = body.into_data_stream();
     let mut kept = Vec::new();
     let mut seen = 0usize;
@@ -184,7 +198,7 @@ async fn read_body(body: Body, max: usize) -> std::result::Result<Option<Bytes>,
         let frame = frame?;
         seen = seen.saturating_add(frame.len());
         if seen > max + DRAIN_SLACK_BYTES {
-            return Ok(None);
+            return Ok(Received::Over { read_to_end: false });
         }
         if seen <= max {
             kept.extend_from_slice(&frame);
@@ -192,7 +206,11 @@ async fn read_body(body: Body, max: usize) -> std::result::Result<Option<Bytes>,
             kept = Vec::new();
         }
     }
-    Ok((seen <= max).then(|| Bytes::from(kept)))
+    Ok(if seen <= max {
+        Received::Whole(Bytes::from(kept))
+    } else {
+        Received::Over { read_to_end: true }
+    })
 }
 
 /// What an upload held: a recording, or the calls of a packet capture (a JSON array).

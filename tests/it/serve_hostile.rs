@@ -48,12 +48,17 @@ where
     }
 }
 
-/// A raw HTTP request on a fresh socket; returns the status line and the body (read until the
-/// server closes or 5 s pass).
+/// A raw HTTP request on a fresh socket; returns the response head (status line and headers)
+/// and the body (read until the server closes or 5 s pass).
 fn raw_http(addr: &str, request: &[u8]) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(request).unwrap();
+    read_response(s)
+}
+
+/// The response head and body of [`raw_http`], from a socket the request was written to.
+fn read_response(mut s: TcpStream) -> (String, String) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = s.read(&mut buf) {
@@ -78,7 +83,13 @@ fn raw_http(addr: &str, request: &[u8]) -> (String, String) {
     }
     let text = String::from_utf8_lossy(&got).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+    (head.to_string(), body.to_string())
+}
+
+/// Whether a response head asks for the connection to be closed.
+fn closes(head: &str) -> bool {
+    head.lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "connection:close")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,6 +152,39 @@ async fn uploads_over_the_limits_get_json_refusals_without_being_read() {
     .unwrap();
     assert!(status.contains("413"), "{status}");
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+    // ... read to its end, so the connection may serve another request
+    assert!(!closes(&status), "{status}");
+    // A chunked body that goes on past what the server drains (the limit + 16 MB) is cut off
+    // mid-body: the 413 closes the connection, so the rest is never read as a next request.
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        // written beside the reader: the server answers before the body has ended
+        std::thread::spawn(move || {
+            let _ = writer.write_all(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let mut chunk = b"10000\r\n".to_vec();
+            chunk.extend_from_slice(&[7u8; 0x10000]);
+            chunk.extend_from_slice(b"\r\n");
+            for _ in 0..(64 * 16) {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        read_response(s)
+    })
+    .await
+    .unwrap();
+    assert!(status.contains("413"), "{status}");
+    assert!(closes(&status), "{status}");
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit")
+    );
     // A body that never arrives: 408 after --body-seconds.
     let addr = server.addr.clone();
     let (status, body) = tokio::task::spawn_blocking(move || {
@@ -152,6 +196,7 @@ async fn uploads_over_the_limits_get_json_refusals_without_being_read() {
     .await
     .unwrap();
     assert!(status.contains("408"), "{status}");
+    assert!(closes(&status), "{status}");
     assert!(body.contains("did not arrive within 2 s"), "{body}");
 
     let http = reqwest::Client::new();
