@@ -861,3 +861,67 @@ fn running_out_of_rtp_ports_refuses_cleanly() {
     assert_eq!(rec.metric("synthscan_calls_total"), 1.0);
     assert_eq!(rec.metric("synthscan_calls_rejected_total"), 1.0);
 }
+
+/// On SIGTERM the server takes no new call (503) but lets the open one run to its BYE, gives
+/// its summary, and then exits on its own with status 0.
+#[test]
+fn a_sigterm_refuses_new_calls_and_waits_for_the_open_one() {
+    let model = test_model();
+    let mut rec = Recorder::start(&["--drain-seconds", "30", "--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let wait = Duration::from_secs(3);
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    c.send("INVITE", "open", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
+    let tag = sip_tag(&answer);
+    c.send("ACK", "open", 1, Some(&tag), "", "");
+    let port = answered_media(&answer)[0].0;
+    let (alice, _) = leg_audio("synthetic_robocall.wav", 3.0);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = packets(&alice, 0x2222);
+    let (before, after) = sent.split_at(sent.len() / 2);
+    for p in before {
+        sender.send_to(p, ("127.0.0.1", port)).unwrap();
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &rec.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // a new call is refused while draining
+    c.send("INVITE", "late", 1, None, &headers, &body);
+    assert!(c.expect("SIP/2.0 503", wait).is_some(), "no 503 while draining");
+    // the open call still records: the rest of its audio, then its BYE
+    for p in after {
+        sender.send_to(p, ("127.0.0.1", port)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(rec.child.try_wait().unwrap().is_none(), "exited with a call open");
+    c.send("BYE", "open", 2, Some(&tag), "", "");
+    assert!(c.expect("SIP/2.0 200", wait).is_some(), "the BYE is answered");
+    let summary = rec.wait_for(Duration::from_secs(10), "summary", |v| {
+        v["event"] == "summary" && v["call_id"] == "open"
+    });
+    assert_eq!(summary["leg"], "Alice", "{summary}");
+    // both halves of the audio, before and after the signal, were recorded
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!((duration - 3.0).abs() < 0.05, "{summary}");
+    // the last call gone, the server stops by itself, long before --drain-seconds
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(s) = rec.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running after its last call"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(
+        !rec.events.lock().unwrap().iter().any(|v| v["call_id"] == "late"),
+        "events for a refused call"
+    );
+}

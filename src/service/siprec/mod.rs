@@ -389,7 +389,9 @@ struct Registry {
     calls: HashMap<String, Call>,
     ports: PortPool,
     output: std::sync::mpsc::Sender<String>,
-    draining: bool,
+    /// Set once the server is told to drain: new calls get 503, and the registry stops when
+    /// every call has ended or this time has come.
+    drain_until: Option<Instant>,
     /// The engine key of the last call opened.
     next_conn: u64,
 }
@@ -646,7 +648,7 @@ impl Registry {
     fn invite(&mut self, message: Message, from: SocketAddr, transport: Transport) {
         let metrics = Arc::clone(&self.shared.metrics);
         let send = |bytes: Vec<u8>| transport.send(bytes, from);
-        if self.draining || self.calls.len() >= self.config.max_calls {
+        if self.drain_until.is_some() || self.calls.len() >= self.config.max_calls {
             Metrics::inc(&metrics.calls_rejected);
             send(response(
                 &message,
@@ -1161,7 +1163,6 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, shared: Arc<Shared>
 
 /// Runs the registry until it is told to shut down and every call has ended.
 async fn registry_loop(mut registry: Registry, mut inputs: mpsc::Receiver<Input>) {
-    let mut drain_until: Option<Instant> = None;
     while let Some(input) = inputs.recv().await {
         match input {
             Input::Sip {
@@ -1171,13 +1172,15 @@ async fn registry_loop(mut registry: Registry, mut inputs: mpsc::Receiver<Input>
             } => registry.handle(*message, from, transport),
             Input::Tick => {
                 registry.tick();
-                if drain_until.is_some_and(|t| Instant::now() >= t || registry.calls.is_empty()) {
+                if registry
+                    .drain_until
+                    .is_some_and(|t| Instant::now() >= t || registry.calls.is_empty())
+                {
                     break;
                 }
             }
             Input::Drain => {
-                registry.draining = true;
-                drain_until = Some(Instant::now() + registry.config.drain_timeout);
+                registry.drain_until = Some(Instant::now() + registry.config.drain_timeout);
             }
             Input::Shutdown => break,
         }
@@ -1334,7 +1337,7 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
             calls: HashMap::new(),
             ports: PortPool::new(config.rtp_ports),
             output: output.clone(),
-            draining: false,
+            drain_until: None,
             next_conn: 0,
         };
         let udp = Arc::new(udp);
