@@ -80,7 +80,8 @@ def read_reserved(path: Path) -> tuple[set[str], set[str]]:
 def read_sources(path: Path, reserved_repos: set[str]) -> list[dict]:
     """The rows of sources.csv, validated: known labels and families, one commit per repository, no reserved
     repository."""
-    rows = list(csv.DictReader(open(path, newline="")))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
     commits: dict[str, str] = {}
     for i, r in enumerate(rows, start=2):
         where = f"{path.name} line {i} ({r.get('repo')})"
@@ -312,7 +313,8 @@ def write_manifest(kept: list[dict]) -> None:
 
 
 def summary(a) -> None:
-    rows = list(csv.DictReader(open(a.clips, newline="")))
+    with open(a.clips, newline="") as f:
+        rows = list(csv.DictReader(f))
     t = defaultdict(lambda: [0, 0.0])
     systems = defaultdict(set)
     for r in rows:
