@@ -15,8 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::metrics::Metrics;
-use super::upload::{accept, failed};
+use super::upload::{failed, process};
 use super::{App, error_response};
 use crate::audio::{AudioSource, BoundedSource, FileSource};
 use crate::error::{Error, Result};
@@ -140,30 +139,21 @@ pub(super) async fn audio(
         Ok(q) => q,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
-    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
-        Ok(accepted) => accepted,
-        Err(refusal) => return refusal,
-    };
-    let task_app = Arc::clone(&app);
-    let task_name = name.clone();
     let selection = Selection {
         channel: q.channel,
         call: q.call,
         leg: q.leg,
     };
-    let joined = tokio::task::spawn_blocking(move || decode(&task_app, &task_name, body, selection)).await;
-    match joined {
-        Ok(Ok(wav)) => {
+    let work = move |app: &App, name: &str, body| decode(app, name, body, selection);
+    match process(&app, &headers, body, q.name, "decoding", work).await {
+        Ok((_, Ok(wav))) => {
             let mut r = wav.into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
             r
         }
-        Ok(Err(Error::Config(message))) => error_response(StatusCode::BAD_REQUEST, message),
-        Ok(Err(e)) => failed(&app, name, e),
-        Err(_) => {
-            Metrics::inc(&app.metrics.errors);
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "the decoding task failed")
-        }
+        Ok((_, Err(Error::Config(message)))) => error_response(StatusCode::BAD_REQUEST, message),
+        Ok((name, Err(e))) => failed(&app, name, e),
+        Err(refusal) => refusal,
     }
 }

@@ -18,8 +18,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::audio::{Selection, with_leg};
-use super::metrics::Metrics;
-use super::upload::{accept, failed};
+use super::upload::{failed, process};
 use super::{App, error_response};
 use crate::audio::{BoundedSource, FileSource};
 use crate::error::{Error, Result};
@@ -144,25 +143,16 @@ pub(super) async fn spectrogram(
             format!("columns must be 1 to {MAX_COLUMNS}, not {columns}"),
         );
     }
-    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
-        Ok(accepted) => accepted,
-        Err(refusal) => return refusal,
-    };
-    let task_app = Arc::clone(&app);
-    let task_name = name.clone();
     let selection = Selection {
         channel: None,
         call: q.call,
         leg: q.leg,
     };
-    let joined = tokio::task::spawn_blocking(move || compute(&task_app, &task_name, body, columns, selection)).await;
-    match joined {
-        Ok(Ok(images)) => axum::Json(answer(&app, &images)).into_response(),
-        Ok(Err(Error::Config(message))) => error_response(StatusCode::BAD_REQUEST, message),
-        Ok(Err(e)) => failed(&app, name, e),
-        Err(_) => {
-            Metrics::inc(&app.metrics.errors);
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "the spectrogram task failed")
-        }
+    let work = move |app: &App, name: &str, body| compute(app, name, body, columns, selection);
+    match process(&app, &headers, body, q.name, "spectrogram", work).await {
+        Ok((_, Ok(images))) => axum::Json(answer(&app, &images)).into_response(),
+        Ok((_, Err(Error::Config(message)))) => error_response(StatusCode::BAD_REQUEST, message),
+        Ok((name, Err(e))) => failed(&app, name, e),
+        Err(refusal) => refusal,
     }
 }

@@ -46,23 +46,17 @@ pub(super) async fn analyze(
         Ok(q) => q,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
-    let (body, name, _slot) = match accept(&app, &headers, body, q.name).await {
-        Ok(accepted) => accepted,
-        Err(refusal) => return refusal,
-    };
-    let task_app = Arc::clone(&app);
-    let task_name = name.clone();
     let allow_truncated = q.allow_truncated.as_deref().is_some_and(|v| v == "1" || v == "true");
-    let joined = tokio::task::spawn_blocking(move || analyze_bytes(&task_app, &task_name, body, allow_truncated)).await;
-    match joined {
-        Ok(Ok(Uploaded::File(report))) => {
+    let work = move |app: &App, name: &str, body| analyze_bytes(app, name, body, allow_truncated);
+    match process(&app, &headers, body, q.name, "analysis", work).await {
+        Ok((_, Ok(Uploaded::File(report)))) => {
             Metrics::inc(&app.metrics.files_analyzed);
             if report.verdict == crate::Verdict::Synthetic {
                 Metrics::inc(&app.metrics.calls_flagged);
             }
             axum::Json(report).into_response()
         }
-        Ok(Ok(Uploaded::Calls(calls))) => {
+        Ok((_, Ok(Uploaded::Calls(calls)))) => {
             Metrics::inc(&app.metrics.files_analyzed);
             for c in &calls {
                 if c.call.verdict == crate::Verdict::Synthetic {
@@ -71,10 +65,33 @@ pub(super) async fn analyze(
             }
             axum::Json(calls).into_response()
         }
-        Ok(Err(e)) => failed(&app, name, e),
+        Ok((name, Err(e))) => failed(&app, name, e),
+        Err(refusal) => refusal,
+    }
+}
+
+/// An upload accepted (see [`accept`]) and handed to `work` on a blocking thread while it
+/// holds a worker slot: the upload's name and what `work` made of it, or the refusal to send
+/// (500 when the task itself failed; `what` names the task in that sentence).
+pub(super) async fn process<T: Send + 'static>(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+    name: Option<String>,
+    what: &str,
+    work: impl FnOnce(&App, &str, Bytes) -> Result<T> + Send + 'static,
+) -> std::result::Result<(String, Result<T>), Response> {
+    let (body, name, _slot) = accept(app, headers, body, name).await?;
+    let task_app = Arc::clone(app);
+    let task_name = name.clone();
+    match tokio::task::spawn_blocking(move || work(&task_app, &task_name, body)).await {
+        Ok(made) => Ok((name, made)),
         Err(_) => {
             Metrics::inc(&app.metrics.errors);
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "the analysis task failed")
+            Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the {what} task failed"),
+            ))
         }
     }
 }
@@ -108,7 +125,7 @@ pub(super) fn failed(app: &App, name: String, e: Error) -> Response {
 /// What every upload handler does first: the body within the limits, the name it is known by
 /// (`?name=`, else "body"), and a worker slot to analyse it in; or the refusal to send (an
 /// empty body is a 422 like an undecodable one).
-pub(super) async fn accept<'a>(
+async fn accept<'a>(
     app: &'a App,
     headers: &HeaderMap,
     body: Body,

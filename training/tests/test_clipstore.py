@@ -100,7 +100,7 @@ class ClipStoreTest(unittest.TestCase):
             "samples/tts/shared.wav": shared,
             "samples/tts/leaked.wav": reserved_clip,
             "samples/gt/b.wav": wav(3.0, 4),
-            "samples/edit/c.wav": wav(3.0, 5),
+            "samples/tts/c_edit.wav": wav(3.0, 5),
         })
         # a fork that copied the page: the same clip again, and the reserved clip under another name
         c2 = snapshot(self.mirrors, "fork/one", {
@@ -109,7 +109,8 @@ class ClipStoreTest(unittest.TestCase):
             "audio/own.wav": wav(3.0, 6),
         })
         sources = self.write_sources([
-            source_row("lab/one", c1, "samples/edit/*", "exclude", "", ""),
+            # a speech-editing output among the page's TTS files: the exclude row comes first, so it wins
+            source_row("lab/one", c1, "samples/tts/*_edit.wav", "exclude", "", ""),
             source_row("lab/one", c1, "samples/tts/*", "spoof", "sysA", "tts"),
             source_row("lab/one", c1, "samples/gt/*", "bonafide", "human", "human"),
             source_row("fork/one", c2, "audio/*", "spoof", "sysB", "tts"),
