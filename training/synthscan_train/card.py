@@ -12,6 +12,7 @@ import numpy as np
 
 from . import config
 from . import data
+from . import evaluate
 
 MODELS = data.REPO / "models"
 CLIPS = data.TRAIN_DIR / "clips.csv"
@@ -111,6 +112,13 @@ def store_results(R: dict) -> list[str]:
           f"{pct(a['detected'])} | {pct(b['detected'])} |", "",
           f"Genuine files flagged at the shipped thresholds: {pct(a['genuine_flagged'])} clean, "
           f"{pct(b['genuine_flagged'])} through G.711. Per page: training/results/dev_eval.md."]
+    if "operating_points" in T["clean"]:
+        L += ["", "#### Operating points", "",
+              "`--threshold T` sets one threshold for every input. What it trades on this table: for each share of "
+              "genuine files flagged, the lowest threshold that flags no more of them, and the synthetic files and "
+              "commercial voices it detects. The thresholds are chosen on these very files, so genuine speech from a "
+              "recording chain the model has never met is flagged more often than the first column says.", "",
+              *evaluate.operating_markdown(T)]
     return L
 
 

@@ -131,11 +131,11 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
 MAX_GENUINE_FLAG = 0.02
 
 
-def choose_threshold(probs: np.ndarray) -> float:
-    """Lowest threshold t (verdict synthetic iff p >= t) with <= 2 % of genuine files flagged."""
+def choose_threshold(probs: np.ndarray, max_flagged: float = MAX_GENUINE_FLAG) -> float:
+    """Lowest threshold t (verdict synthetic iff p >= t) with <= max_flagged (2 %) of genuine files flagged."""
     n = len(probs)
     p = np.sort(probs[~np.isnan(probs)])[::-1]
-    k = int(np.floor(MAX_GENUINE_FLAG * n))  # files allowed above
+    k = int(np.floor(max_flagged * n))  # files allowed above
     if k >= len(p):
         return 0.0
     # just above the (k+1)-th highest genuine score; `analyze` prints scores rounded to 4 decimals, so
