@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use synthscan::service::siprec::{self, Cidr, SiprecConfig};
+use synthscan::service::siprec::{self, Cidr, SiprecConfig, TlsConfig};
 
 use super::{AlertArgs, DetectorArgs};
 
@@ -16,6 +16,16 @@ pub struct SiprecArgs {
     /// SIP address (UDP and TCP). Anything but loopback requires --allow.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5060")]
     listen: SocketAddr,
+    /// Also take SIP over TLS on this address (5061 by convention), with --tls-cert and --tls-key.
+    /// Anything but loopback requires --allow.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<SocketAddr>,
+    /// The server's certificate chain for --tls-listen (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_listen")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of that certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_listen")]
+    tls_key: Option<std::path::PathBuf>,
     /// Addresses allowed to send SIP and RTP (and to read /healthz and /metrics): a block
     /// (10.0.0.0/8) or one address; repeat or separate with commas. Default: loopback only.
     #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
@@ -105,14 +115,23 @@ pub fn run(args: SiprecArgs) -> Result<ExitCode> {
         webhook: args.webhook,
         record: args.record,
         policy,
+        tls: match (args.tls_listen, args.tls_cert, args.tls_key) {
+            (Some(listen), Some(certificate), Some(key)) => Some(TlsConfig {
+                listen,
+                certificate,
+                key,
+            }),
+            _ => None,
+        },
     };
     let (lo, hi) = config.rtp_ports;
     siprec::run(config, model, detector, |bound| {
         let http = bound
             .http
             .map_or(String::new(), |a| format!(", health and metrics on http://{a}"));
+        let tls = bound.tls.map_or(String::new(), |a| format!(", TLS on {a}"));
         eprintln!(
-            "synthscan: recording SIPREC calls on sip:{} (UDP and TCP), RTP ports {lo}-{hi}{http} ({workers} scoring workers)",
+            "synthscan: recording SIPREC calls on sip:{} (UDP and TCP{tls}), RTP ports {lo}-{hi}{http} ({workers} scoring workers)",
             bound.sip
         );
     })?;

@@ -20,6 +20,8 @@ use crate::{analyze_json, fixture, synthscan, test_model};
 struct Recorder {
     child: Child,
     sip: SocketAddr,
+    /// SIP over TLS, when started with --tls-listen.
+    tls: Option<SocketAddr>,
     http: String,
     events: Arc<Mutex<Vec<Value>>>,
 }
@@ -63,6 +65,11 @@ impl Recorder {
             .and_then(|s| s.split_whitespace().next())
             .unwrap_or_else(|| panic!("no HTTP address in: {first}"))
             .to_string();
+        let tls = first
+            .split("TLS on ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .map(|a| a.parse().unwrap());
         std::thread::spawn(move || for _ in lines {});
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
@@ -77,6 +84,7 @@ impl Recorder {
         Recorder {
             child,
             sip,
+            tls,
             http,
             events,
         }
@@ -331,15 +339,12 @@ impl Client {
     }
 
     fn send(&self, method: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, extra: &str, body: &str) {
-        let port = self.port();
-        let to_tag = to_tag.map_or(String::new(), |t| format!(";tag={t}"));
-        let msg = format!(
-            "{method} sip:srs@{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq}\r\n\
-             From: <sip:src@127.0.0.1:{port}>;tag=src1\r\nTo: <sip:srs@{server}>{to_tag}\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\nContact: <sip:src@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-            body.len(),
-            server = self.server,
-        );
+        let via = Via {
+            transport: "UDP",
+            port: self.port(),
+            server: self.server,
+        };
+        let msg = request(&via, method, call_id, cseq, to_tag, extra, body);
         self.socket.send_to(msg.as_bytes(), self.server).unwrap();
     }
 
@@ -357,6 +362,30 @@ impl Client {
         }
         None
     }
+}
+
+/// Where a hand-made client's requests say they come from, and where they go.
+struct Via {
+    transport: &'static str,
+    port: u16,
+    server: SocketAddr,
+}
+
+/// A SIP request of the hand-made clients.
+fn request(via: &Via, method: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, extra: &str, body: &str) -> String {
+    let Via {
+        transport,
+        port,
+        server,
+    } = via;
+    let to_tag = to_tag.map_or(String::new(), |t| format!(";tag={t}"));
+    let param = transport.to_ascii_lowercase();
+    format!(
+        "{method} sip:srs@{server};transport={param} SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq}\r\n\
+         From: <sip:src@127.0.0.1:{port}>;tag=src1\r\nTo: <sip:srs@{server}>{to_tag}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\nContact: <sip:src@127.0.0.1:{port};transport={param}>\r\nMax-Forwards: 70\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len(),
+    )
 }
 
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
@@ -924,4 +953,219 @@ fn a_sigterm_refuses_new_calls_and_waits_for_the_open_one() {
         !rec.events.lock().unwrap().iter().any(|v| v["call_id"] == "late"),
         "events for a refused call"
     );
+}
+
+/// A SIP client over TLS: OpenSSL's `s_client`, verifying the server's certificate against the
+/// one the test made, carries the hand-made client's messages.
+struct TlsClient {
+    child: Child,
+    received: Arc<Mutex<Vec<u8>>>,
+    via: Via,
+}
+
+impl Drop for TlsClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsClient {
+    fn connect(server: SocketAddr, ca: &Path) -> TlsClient {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-ign_eof", "-verify_return_error", "-connect"])
+            .arg(server.to_string())
+            .arg("-CAfile")
+            .arg(ca)
+            .args(["-verify_ip", &server.ip().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 16_384];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let via = Via {
+            transport: "TLS",
+            port: 5999,
+            server,
+        };
+        TlsClient { child, received, via }
+    }
+
+    fn send(&mut self, method: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, extra: &str, body: &str) {
+        use std::io::Write;
+        let msg = request(&self.via, method, call_id, cseq, to_tag, extra, body);
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(msg.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next whole message (framed by Content-Length) whose first line contains `start`,
+    /// waiting up to `limit`; the messages before it are dropped.
+    fn expect(&self, start: &str, limit: Duration) -> Option<String> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            {
+                let mut got = self.received.lock().unwrap();
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = header(&text[..end], "Content-Length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if text.len() >= end + 4 + length {
+                        let message = text[..end + 4 + length].to_string();
+                        got.drain(..end + 4 + length);
+                        if message.lines().next().is_some_and(|l| l.contains(start)) {
+                            return Some(message);
+                        }
+                        continue;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by OpenSSL in `dir`.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=synthscan test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (cert, key)
+}
+
+/// SIP over TLS: a call set up, answered with a TLS Contact, recorded and ended through
+/// OpenSSL's client, which checks the server's certificate; plain text on the TLS port gets no
+/// SIP answer; unreadable certificate files are one clear error.
+#[test]
+fn sip_over_tls_records_a_call_through_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let model = test_model();
+    let rec = Recorder::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let tls = rec.tls.expect("the start line names the TLS address");
+    let mut c = TlsClient::connect(tls, &cert);
+    let wait = Duration::from_secs(5);
+    // SRTP payloads are ciphertext: a call with no plain RTP stream is refused ...
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    c.send(
+        "INVITE",
+        "srtp",
+        1,
+        None,
+        &headers,
+        &body.replace("RTP/AVP", "RTP/SAVP"),
+    );
+    let refused = c.expect("SIP/2.0 488", wait).expect("an SRTP-only offer is refused");
+    assert!(refused.contains("SRTP"), "{refused}");
+    // ... and in a call with a plain stream, an SRTP stream is answered with port 0
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU"), ("2", "Bob", "PCMU")]);
+    let at = body.rfind("RTP/AVP").unwrap();
+    let body = format!("{}RTP/SAVP{}", &body[..at], &body[at + "RTP/AVP".len()..]);
+    c.send("INVITE", "secure", 1, None, &headers, &body);
+    let answer = c.expect("SIP/2.0 200", wait).expect("the INVITE is answered over TLS");
+    let media = answered_media(&answer);
+    assert!(media[0].0 != 0 && media[1].0 == 0, "{answer}");
+    let contact = header(&answer, "Contact").unwrap();
+    assert!(contact.contains(&format!(":{};transport=tls", tls.port())), "{contact}");
+    let tag = sip_tag(&answer);
+    c.send("ACK", "secure", 1, Some(&tag), "", "");
+    let started = rec.wait_for(wait, "start", |v| v["event"] == "call" && v["state"] == "started");
+    assert_eq!(started["transport"], "TLS", "{started}");
+    assert_eq!(started["legs"].as_array().unwrap().len(), 1, "{started}");
+    let why = started["not_recorded"][0]["reason"].as_str().unwrap();
+    assert!(why.contains("SRTP"), "{started}");
+    let port = answered_media(&answer)[0].0;
+    let (alice, _) = leg_audio("synthetic_robocall.wav", 3.0);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for p in packets(&alice, 0x3333) {
+        sender.send_to(&p, ("127.0.0.1", port)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    c.send("BYE", "secure", 2, Some(&tag), "", "");
+    assert!(c.expect("SIP/2.0 200", wait).is_some(), "the BYE is answered over TLS");
+    let summary = rec.wait_for(Duration::from_secs(10), "summary", |v| {
+        v["event"] == "summary" && v["call_id"] == "secure"
+    });
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!((duration - 3.0).abs() < 0.05, "{summary}");
+    // SIP in plain text on the TLS port: no handshake, no answer
+    let mut plain = std::net::TcpStream::connect(tls).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    use std::io::{Read, Write};
+    let via = Via {
+        transport: "TCP",
+        port: 5998,
+        server: tls,
+    };
+    plain
+        .write_all(request(&via, "OPTIONS", "plain", 1, None, "", "").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let answered = matches!(plain.read(&mut buf), Ok(n) if n > 0 && buf[..n].starts_with(b"SIP/2.0"));
+    assert!(!answered, "plain SIP was answered on the TLS port");
+    // a key file that is not there
+    let out = synthscan()
+        .args([
+            "siprec",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(dir.path().join("missing.pem"))
+        .args(["--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    crate::assert_one_clear_error(&out, "cannot read the TLS private key", "a missing key file");
 }

@@ -7,7 +7,9 @@
 //! `call_id` and `leg`. Events go to standard output as JSON Lines and, optionally, to a
 //! webhook (webhook.rs); with `--record DIR`, each leg's audio goes to a WAV file.
 //!
-//! SIP runs over UDP and TCP on the same port. All dialog state lives in one task (the
+//! SIP runs over UDP and TCP on the same port, and over TLS on a port of its own when a
+//! certificate is given (rustls; the connection is the same framed byte stream as TCP). Only
+//! plain RTP is recorded: an SRTP stream's payload is ciphertext. All dialog state lives in one task (the
 //! registry below), fed by the transports: one message at a time, so no call's state is ever
 //! shared between threads. What the server answers:
 //! - INVITE (new): 100 Trying, then 200 OK with the answer; over UDP the 200 is retransmitted
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -78,6 +80,19 @@ pub struct SiprecConfig {
     /// without it.
     pub record: Option<std::path::PathBuf>,
     pub policy: LivePolicy,
+    /// SIP over TLS as well, on its own port.
+    pub tls: Option<TlsConfig>,
+}
+
+/// SIP over TLS (RFC 3261 26.2, the `sips`-less `transport=tls` form SBCs use): where to listen, and
+/// the server's identity as PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// The certificate chain, leaf first.
+    pub certificate: std::path::PathBuf,
+    /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 /// Decoded audio one call may have waiting for its scorer (4 M samples: over 8 minutes of
@@ -87,6 +102,8 @@ const CALL_BUFFER_SAMPLES: usize = 1 << 22;
 const MAX_TCP_CONNECTIONS: usize = 1024;
 /// A TCP connection with no message for this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(600);
+/// A TLS handshake that has not finished in this long is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// RFC 3261 timers: T1 and T2 for retransmitting a 200 OK over UDP, 64*T1 to give up.
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -137,6 +154,7 @@ impl Shared {
 enum Transport {
     Udp(Arc<UdpSocket>),
     Tcp(mpsc::Sender<Vec<u8>>),
+    Tls(mpsc::Sender<Vec<u8>>),
 }
 
 impl Transport {
@@ -144,6 +162,7 @@ impl Transport {
         match self {
             Transport::Udp(_) => "UDP",
             Transport::Tcp(_) => "TCP",
+            Transport::Tls(_) => "TLS",
         }
     }
 
@@ -152,7 +171,7 @@ impl Transport {
             Transport::Udp(socket) => {
                 let _ = socket.try_send_to(&bytes, to);
             }
-            Transport::Tcp(tx) => {
+            Transport::Tcp(tx) | Transport::Tls(tx) => {
                 let _ = tx.try_send(bytes);
             }
         }
@@ -348,6 +367,15 @@ fn response(
     out.into_bytes()
 }
 
+/// Whether a media line's packets are plain RTP (`RTP/AVP`, or `RTP/AVPF` with feedback).
+/// SRTP (`RTP/SAVP`, `RTP/SAVPF`, DTLS-SRTP) payloads are ciphertext: decoded as speech they
+/// would be scored as noise, so such streams are not recorded.
+fn plain_rtp(media: &sdp::Media) -> bool {
+    media.protocol.is_empty()
+        || media.protocol.eq_ignore_ascii_case("RTP/AVP")
+        || media.protocol.eq_ignore_ascii_case("RTP/AVPF")
+}
+
 /// The codec answered for a media line: the first of its formats decoded here.
 fn choose_codec(media: &sdp::Media) -> Option<(u8, Codec)> {
     media
@@ -386,6 +414,8 @@ struct Registry {
     shared: Arc<Shared>,
     config: SiprecConfig,
     sip_port: u16,
+    /// The port of SIP over TLS, when it is served.
+    tls_port: Option<u16>,
     calls: HashMap<String, Call>,
     ports: PortPool,
     output: std::sync::mpsc::Sender<String>,
@@ -397,6 +427,14 @@ struct Registry {
 }
 
 impl Registry {
+    /// The port a peer reaches this server on over `transport` (for Contact and Via).
+    fn port_for(&self, transport: &Transport) -> u16 {
+        match (transport, self.tls_port) {
+            (Transport::Tls(_), Some(port)) => port,
+            _ => self.sip_port,
+        }
+    }
+
     fn local_ip(&self, peer: SocketAddr) -> IpAddr {
         if let Some(ip) = self.config.media_address {
             return ip;
@@ -526,7 +564,8 @@ impl Registry {
             .media
             .iter()
             .map(|m| {
-                let recordable = m.kind == "audio" && m.port != 0 && m.direction != Some(Direction::RecvOnly);
+                let recordable =
+                    m.kind == "audio" && m.port != 0 && m.direction != Some(Direction::RecvOnly) && plain_rtp(m);
                 if recordable { choose_codec(m) } else { None }
             })
             .collect()
@@ -679,14 +718,12 @@ impl Registry {
         let plan = self.offer_legs(&offer);
         if plan.iter().all(Option::is_none) {
             Metrics::inc(&metrics.calls_rejected);
-            send(response(
-                &message,
-                488,
-                "Not Acceptable Here (no stream in PCMU, PCMA or G.722)",
-                Some(&unique_token()),
-                &[],
-                None,
-            ));
+            let why = if offer.media.iter().any(|m| m.kind == "audio" && !plain_rtp(m)) {
+                "Not Acceptable Here (no plain RTP stream: SRTP is not recorded)"
+            } else {
+                "Not Acceptable Here (no stream in PCMU, PCMA or G.722)"
+            };
+            send(response(&message, 488, why, Some(&unique_token()), &[], None));
             return;
         }
         let id: Arc<str> = Arc::from(message.call_id());
@@ -798,6 +835,9 @@ impl Registry {
                     }
                 }
                 (None, Some(_)) => rejected.push((i, format!("more than {MAX_TRACKS} streams"))),
+                (None, None) if !plain_rtp(media) => {
+                    rejected.push((i, format!("{} media is encrypted (SRTP): not recorded", media.protocol)))
+                }
                 (None, None) => rejected.push((i, "not an audio stream sent in PCMU, PCMA or G.722".to_string())),
             }
         }
@@ -807,10 +847,10 @@ impl Registry {
     }
 
     fn answer(&mut self, id: &str, request: &Message, offer: &sdp::Session, from: SocketAddr, ip: IpAddr) {
-        let sip_port = self.sip_port;
         let Some(call) = self.calls.get(id) else {
             return;
         };
+        let sip_port = self.port_for(&call.transport);
         let sdp = self.answer_sdp(call, offer, ip);
         let host = if ip.is_ipv6() {
             format!("[{ip}]")
@@ -988,7 +1028,7 @@ impl Registry {
                  Call-ID: {}\r\nCSeq: {} BYE\r\nReason: SIP;text=\"{reason}\"\r\nContent-Length: 0\r\n\r\n",
                 call.remote_target,
                 call.transport.name(),
-                self.sip_port,
+                self.port_for(&call.transport),
                 unique_token(),
                 call.our_to,
                 call.their_from,
@@ -1101,7 +1141,14 @@ fn deliver(bytes: &[u8], from: SocketAddr, transport: Transport, shared: &Shared
     }
 }
 
-async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, registry: mpsc::Sender<Input>) {
+/// Accepts SIP over TCP, or over TLS when `tls` is given (the handshake bounded by
+/// [`TLS_HANDSHAKE`]); both share one cap of connections, [`MAX_TCP_CONNECTIONS`] each listener.
+async fn tcp_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    registry: mpsc::Sender<Input>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let Ok((stream, from)) = listener.accept().await else {
@@ -1118,16 +1165,40 @@ async fn tcp_loop(listener: TcpListener, shared: Arc<Shared>, registry: mpsc::Se
         };
         let shared = Arc::clone(&shared);
         let registry = registry.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            tcp_connection(stream, from, shared, registry).await;
+            match tls {
+                None => {
+                    let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
+                    stream_connection(stream, from, Transport::Tcp(tx), rx, shared, registry).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
+                        stream_connection(stream, from, Transport::Tls(tx), rx, shared, registry).await;
+                    }
+                    // not TLS, a certificate the client refused, or too slow: nothing to answer
+                    _ => Metrics::inc(&shared.metrics.sip_malformed),
+                },
+            }
         });
     }
 }
 
-async fn tcp_connection(stream: TcpStream, from: SocketAddr, shared: Arc<Shared>, registry: mpsc::Sender<Input>) {
-    let (mut read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+/// One SIP connection over a byte stream (TCP, or TLS over TCP): messages framed by their
+/// Content-Length go to the registry with `transport`, whose sender feeds `rx`, the writer.
+async fn stream_connection<S>(
+    stream: S,
+    from: SocketAddr,
+    transport: Transport,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+    registry: mpsc::Sender<Input>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut read, mut write) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if write.write_all(&bytes).await.is_err() {
@@ -1141,14 +1212,17 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, shared: Arc<Shared>
         match sip::frame_length(&buf) {
             Ok(Some(n)) => {
                 let message: Vec<u8> = buf.drain(..n).collect();
-                deliver(&message, from, Transport::Tcp(tx.clone()), &shared, &registry);
+                deliver(&message, from, transport.clone(), &shared, &registry);
                 continue;
             }
             Ok(None) => {}
             Err(SipError::TooLarge) | Err(SipError::Malformed(_)) => {
                 // the stream cannot be framed any more: answer what can be, and close
                 Metrics::inc(&shared.metrics.sip_malformed);
-                let _ = tx.try_send(b"SIP/2.0 513 Message Too Large\r\nContent-Length: 0\r\n\r\n".to_vec());
+                transport.send(
+                    b"SIP/2.0 513 Message Too Large\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                    from,
+                );
                 break;
             }
         }
@@ -1157,7 +1231,7 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, shared: Arc<Shared>
             _ => break,
         }
     }
-    drop(tx);
+    drop(transport);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
@@ -1240,17 +1314,60 @@ fn http_router(shared: Arc<Shared>, model: Arc<LoadedModel>) -> axum::Router {
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub sip: SocketAddr,
+    /// SIP over TLS, when served.
+    pub tls: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+}
+
+/// The TLS server side from the configured PEM files, or a sentence saying what is wrong
+/// with them.
+fn tls_acceptor(tls: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let unreadable = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        Error::Config(format!("cannot read the TLS {what} {}: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(&tls.certificate)
+        .map_err(|e| unreadable("certificate", &tls.certificate, &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| unreadable("certificate", &tls.certificate, &e))?;
+    if chain.is_empty() {
+        return Err(Error::Config(format!(
+            "the TLS certificate file {} holds no PEM certificate",
+            tls.certificate.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| unreadable("private key", &tls.key, &e))?;
+    // ring, not aws-lc-rs: no C toolchain beyond cc at build time. rustls marks ring's provider
+    // deprecated for lacking post-quantum key exchange; SBCs offer classical ECDHE for SIP today.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            Error::Config(format!(
+                "the TLS certificate {} and key {} do not make a server identity: {e}",
+                tls.certificate.display(),
+                tls.key.display()
+            ))
+        })?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Runs the recording server until Ctrl-C or SIGTERM; `on_ready` gets the bound addresses.
 pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_ready: impl FnOnce(Bound)) -> Result<()> {
-    if config.allow.is_empty() && !config.listen.ip().is_loopback() {
-        return Err(Error::Config(format!(
-            "listening on {} takes SIP from the network: name who may send it (--allow CIDR)",
-            config.listen
-        )));
+    for listen in std::iter::once(config.listen).chain(config.tls.as_ref().map(|t| t.listen)) {
+        if config.allow.is_empty() && !listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "listening on {listen} takes SIP from the network: name who may send it (--allow CIDR)"
+            )));
+        }
     }
+    let acceptor = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let (first, last) = config.rtp_ports;
     if first == 0 || last < first.saturating_add(1) {
         return Err(Error::Config(format!(
@@ -1320,6 +1437,15 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
         let tcp = TcpListener::bind(sip)
             .await
             .map_err(|e| Error::Config(format!("cannot listen for SIP on TCP {sip}: {e}")))?;
+        let tls = match &config.tls {
+            Some(tls) => Some(
+                TcpListener::bind(tls.listen)
+                    .await
+                    .map_err(|e| Error::Config(format!("cannot listen for SIP over TLS on {}: {e}", tls.listen)))?,
+            ),
+            None => None,
+        };
+        let tls_addr = tls.as_ref().and_then(|l| l.local_addr().ok());
         let http = match config.http {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -1334,6 +1460,7 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
             shared: Arc::clone(&shared),
             config: config.clone(),
             sip_port: sip.port(),
+            tls_port: tls_addr.map(|a| a.port()),
             calls: HashMap::new(),
             ports: PortPool::new(config.rtp_ports),
             output: output.clone(),
@@ -1342,7 +1469,15 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
         };
         let udp = Arc::new(udp);
         tokio::spawn(udp_loop(Arc::clone(&udp), Arc::clone(&shared), inputs_tx.clone()));
-        tokio::spawn(tcp_loop(tcp, Arc::clone(&shared), inputs_tx.clone()));
+        tokio::spawn(tcp_loop(tcp, None, Arc::clone(&shared), inputs_tx.clone()));
+        if let (Some(listener), Some(acceptor)) = (tls, acceptor) {
+            tokio::spawn(tcp_loop(
+                listener,
+                Some(acceptor),
+                Arc::clone(&shared),
+                inputs_tx.clone(),
+            ));
+        }
         if let Some(listener) = http {
             let router = http_router(Arc::clone(&shared), Arc::clone(&model));
             tokio::spawn(async move {
@@ -1367,7 +1502,11 @@ pub fn run(config: SiprecConfig, model: LoadedModel, detector: Detector, on_read
             super::shutdown_signal().await;
             let _ = signals.send(Input::Shutdown).await;
         });
-        on_ready(Bound { sip, http: http_addr });
+        on_ready(Bound {
+            sip,
+            tls: tls_addr,
+            http: http_addr,
+        });
         registry_loop(registry, inputs_rx).await;
         // the summaries of the last calls: wait until the workers have sent them
         let deadline = Instant::now() + Duration::from_secs(10);
