@@ -348,6 +348,18 @@ impl Client {
         self.socket.send_to(msg.as_bytes(), self.server).unwrap();
     }
 
+    /// A call set up: the INVITE with `body`, its 200 (within 3 s) and the ACK; the 200 and
+    /// the server's tag.
+    fn open_call(&self, call_id: &str, headers: &str, body: &str) -> (String, String) {
+        self.send("INVITE", call_id, 1, None, headers, body);
+        let answer = self
+            .expect("SIP/2.0 200", Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{call_id} is not answered"));
+        let tag = sip_tag(&answer);
+        self.send("ACK", call_id, 1, Some(&tag), "", "");
+        (answer, tag)
+    }
+
     /// The next message that arrives within `limit` whose first line contains `start`.
     fn expect(&self, start: &str, limit: Duration) -> Option<String> {
         let started = Instant::now();
@@ -766,13 +778,10 @@ fn g722_and_pcma_streams_score_like_their_audio() {
     let c = Client::new(rec.sip);
     let wait = Duration::from_secs(3);
     let (body, headers) = siprec_body(&[("1", "Wideband", "G722"), ("2", "Alaw", "PCMA")]);
-    c.send("INVITE", "codecs", 1, None, &headers, &body);
-    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
+    let (answer, tag) = c.open_call("codecs", &headers, &body);
     let media = answered_media(&answer);
     assert!(media[0].1.starts_with("9 G722/8000"), "{answer}");
     assert!(media[1].1.starts_with("8 PCMA/8000"), "{answer}");
-    let tag = sip_tag(&answer);
-    c.send("ACK", "codecs", 1, Some(&tag), "", "");
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     // G.722: one RTP tick per code byte (RFC 3551's 8 kHz clock), 160 bytes = 20 ms
     let codes = std::fs::read(fixture("g722/robocall.g722")).unwrap();
@@ -830,10 +839,7 @@ fn a_call_on_hold_is_not_ended_for_its_silence() {
     let c = Client::new(rec.sip);
     let wait = Duration::from_secs(3);
     let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
-    c.send("INVITE", "hold", 1, None, &headers, &body);
-    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
-    let tag = sip_tag(&answer);
-    c.send("ACK", "hold", 1, Some(&tag), "", "");
+    let (_, tag) = c.open_call("hold", &headers, &body);
     let held = body.replace("a=sendonly", "a=inactive");
     c.send("INVITE", "hold", 2, Some(&tag), &headers, &held);
     let reply = c.expect("SIP/2.0 200", wait).expect("hold answered");
@@ -900,10 +906,7 @@ fn a_sigterm_refuses_new_calls_and_waits_for_the_open_one() {
     let c = Client::new(rec.sip);
     let wait = Duration::from_secs(3);
     let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
-    c.send("INVITE", "open", 1, None, &headers, &body);
-    let answer = c.expect("SIP/2.0 200", wait).expect("answered");
-    let tag = sip_tag(&answer);
-    c.send("ACK", "open", 1, Some(&tag), "", "");
+    let (answer, tag) = c.open_call("open", &headers, &body);
     let port = answered_media(&answer)[0].0;
     let (alice, _) = leg_audio("synthetic_robocall.wav", 3.0);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
