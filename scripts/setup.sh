@@ -6,9 +6,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
 # chromium and chromium-driver: the test suite drives the page of `serve` in a real browser;
 # sip-tester (SIPp): it drives `siprec` as a real SIP recording client; openssl: its s_client is
-# the TLS client of `siprec`'s SIP over TLS.
+# the TLS client of `siprec`'s SIP over TLS; ffmpeg: its SRTP sender encrypts a recorded stream.
 for pkg in pkg-config libasound2-dev libfontconfig1-dev libfreetype-dev fonts-dejavu-core python3-pip \
-    chromium chromium-driver sip-tester openssl; do
+    chromium chromium-driver sip-tester openssl ffmpeg; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # python3-pip is only needed where no pip is on the PATH already.

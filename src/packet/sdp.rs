@@ -43,6 +43,9 @@ pub struct Media {
     pub direction: Option<Direction>,
     /// `a=label:`, which SIPREC metadata refers to.
     pub label: Option<String>,
+    /// The values of `a=crypto:` (SDES keys of an SRTP stream, RFC 4568), in the offer's order;
+    /// at most 8.
+    pub crypto: Vec<String>,
 }
 
 impl Media {
@@ -111,6 +114,7 @@ pub fn parse(text: &str) -> Option<Session> {
                     rtpmap: HashMap::new(),
                     direction: None,
                     label: None,
+                    crypto: Vec::new(),
                 });
             }
             "a" => {
@@ -128,6 +132,7 @@ pub fn parse(text: &str) -> Option<Session> {
                         }
                     }
                     ("label", Some(m)) => m.label = Some(arg.trim().chars().take(64).collect()),
+                    ("crypto", Some(m)) if m.crypto.len() < 8 => m.crypto.push(arg.trim().chars().take(256).collect()),
                     (other, Some(m)) if direction(other).is_some() => m.direction = direction(other),
                     (other, None) if direction(other).is_some() => session.direction = direction(other),
                     _ => {}

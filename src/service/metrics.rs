@@ -33,6 +33,8 @@ pub struct Metrics {
     pub rtp_lost: AtomicU64,
     pub rtp_late: AtomicU64,
     pub rtp_dropped: AtomicU64,
+    /// SRTP packets that failed authentication.
+    pub srtp_rejected: AtomicU64,
     pub rtp_unknown: AtomicU64,
     pub webhook_sent: AtomicU64,
     pub webhook_failed: AtomicU64,
@@ -152,6 +154,12 @@ impl Metrics {
                 "counter",
                 "RTP packets of payload types not decoded (telephone events, other codecs).",
                 &self.rtp_unknown,
+            ),
+            (
+                "synthscan_srtp_rejected_total",
+                "counter",
+                "SRTP packets dropped because they failed authentication (wrong key, altered or not SRTP).",
+                &self.srtp_rejected,
             ),
             (
                 "synthscan_windows_scored_total",

@@ -1096,7 +1096,7 @@ fn sip_over_tls_records_a_call_through_openssl() {
     let tls = rec.tls.expect("the start line names the TLS address");
     let mut c = TlsClient::connect(tls, &cert);
     let wait = Duration::from_secs(5);
-    // SRTP payloads are ciphertext: a call with no plain RTP stream is refused ...
+    // SRTP without keys to decrypt it: a call with no other stream is refused ...
     let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
     c.send(
         "INVITE",
@@ -1106,9 +1106,11 @@ fn sip_over_tls_records_a_call_through_openssl() {
         &headers,
         &body.replace("RTP/AVP", "RTP/SAVP"),
     );
-    let refused = c.expect("SIP/2.0 488", wait).expect("an SRTP-only offer is refused");
-    assert!(refused.contains("SRTP"), "{refused}");
-    // ... and in a call with a plain stream, an SRTP stream is answered with port 0
+    let refused = c
+        .expect("SIP/2.0 488", wait)
+        .expect("an SRTP offer without keys is refused");
+    assert!(refused.contains("a=crypto"), "{refused}");
+    // ... and in a call with a plain stream, such a stream is answered with port 0
     let (body, headers) = siprec_body(&[("1", "Alice", "PCMU"), ("2", "Bob", "PCMU")]);
     let at = body.rfind("RTP/AVP").unwrap();
     let body = format!("{}RTP/SAVP{}", &body[..at], &body[at + "RTP/AVP".len()..]);
@@ -1124,7 +1126,7 @@ fn sip_over_tls_records_a_call_through_openssl() {
     assert_eq!(started["transport"], "TLS", "{started}");
     assert_eq!(started["legs"].as_array().unwrap().len(), 1, "{started}");
     let why = started["not_recorded"][0]["reason"].as_str().unwrap();
-    assert!(why.contains("SRTP"), "{started}");
+    assert!(why.contains("RTP/SAVP media without an a=crypto key"), "{started}");
     let port = answered_media(&answer)[0].0;
     let (alice, _) = leg_audio("synthetic_robocall.wav", 3.0);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1171,4 +1173,84 @@ fn sip_over_tls_records_a_call_through_openssl() {
         .output()
         .unwrap();
     crate::assert_one_clear_error(&out, "cannot read the TLS private key", "a missing key file");
+}
+
+/// SRTP with SDES keys: FFmpeg encrypts a participant's audio (AES_CM_128_HMAC_SHA1_80) with
+/// the key of the offer; the recorder answers with a crypto line of its own, decrypts, and the
+/// summary equals `analyze` of the same audio. Packets under another key are dropped and
+/// counted, not scored.
+#[test]
+fn srtp_streams_are_decrypted_and_score_like_their_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = test_model();
+    let rec = Recorder::start(&["--model", model.to_str().unwrap()]);
+    let c = Client::new(rec.sip);
+    let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+    let (body, headers) = siprec_body(&[("1", "Alice", "PCMU")]);
+    let body = body.replace(
+        "RTP/AVP 0\r\n",
+        &format!("RTP/SAVP 0\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31\r\n"),
+    );
+    let (answer, tag) = c.open_call("srtp", &headers, &body);
+    assert!(answer.contains("RTP/SAVP 0"), "{answer}");
+    let crypto = answer
+        .lines()
+        .find(|l| l.starts_with("a=crypto:"))
+        .unwrap_or_else(|| panic!("no key in the answer: {answer}"));
+    assert!(
+        crypto.starts_with("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{crypto}"
+    );
+    assert!(!crypto.contains(key), "the answer must carry a key of its own");
+    let port = answered_media(&answer)[0].0;
+    let (_, decoded) = leg_audio("synthetic_robocall.wav", 4.0);
+    let file = analyze_leg(dir.path(), "Alice", &decoded);
+    let send = |key: &str, seconds: &str| {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(dir.path().join("Alice.wav"))
+            .args([
+                "-t",
+                seconds,
+                "-c:a",
+                "pcm_mulaw",
+                "-ar",
+                "8000",
+                "-ac",
+                "1",
+                "-f",
+                "rtp",
+            ])
+            .args(["-srtp_out_suite", "AES_CM_128_HMAC_SHA1_80", "-srtp_out_params", key])
+            .arg(format!("srtp://127.0.0.1:{port}?rtcpport={}", free_udp_port()))
+            .stdout(Stdio::null())
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+    };
+    // a second under a key the offer did not give (FFmpeg packs ~180 ms a packet): dropped and
+    // counted
+    send("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", "1");
+    std::thread::sleep(Duration::from_millis(300));
+    let rejected = rec.metric("synthscan_srtp_rejected_total");
+    let packets = rec.metric("synthscan_rtp_packets_total");
+    assert!(
+        rejected >= 5.0 && packets == 0.0,
+        "a wrong key: {rejected} rejected, {packets} taken"
+    );
+    // then the whole under the offer's key
+    send(key, "10");
+    std::thread::sleep(Duration::from_millis(500));
+    c.send("BYE", "srtp", 2, Some(&tag), "", "");
+    assert!(c.expect("SIP/2.0 200", Duration::from_secs(3)).is_some());
+    let summary = rec.wait_for(Duration::from_secs(10), "summary", |v| {
+        v["event"] == "summary" && v["call_id"] == "srtp"
+    });
+    assert!(
+        (summary["duration_s"].as_f64().unwrap() - file["duration_s"].as_f64().unwrap()).abs() < 0.021,
+        "{summary} vs {file}"
+    );
+    for k in ["score", "verdict", "speech_s"] {
+        assert!(close(&summary[k], &file[k]), "{k}: {summary} vs {file}");
+    }
 }

@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Semaphore, watch};
 
-use super::Shared;
+use super::{Shared, srtp};
 use crate::packet::rtp::{self, Codec, LiveDecoder};
 use crate::service::engine::{AudioJob, Buffered, Job, Reply};
 use crate::service::metrics::Metrics;
@@ -28,6 +28,8 @@ pub(super) struct Leg {
     pub name: String,
     /// Payload type -> codec, as last negotiated (a re-INVITE may change it).
     pub codecs: watch::Receiver<HashMap<u8, Codec>>,
+    /// SRTP keys, as last negotiated; none for plain RTP.
+    pub keys: watch::Receiver<Option<srtp::Keys>>,
     /// The rate of the codec answered first.
     pub rate_hz: u32,
     pub reply: UnboundedSender<Reply>,
@@ -109,6 +111,7 @@ pub(super) async fn receive(leg: Leg) {
         conn,
         name,
         codecs,
+        mut keys,
         rate_hz,
         reply,
         last_audio,
@@ -123,6 +126,7 @@ pub(super) async fn receive(leg: Leg) {
     }
     let metrics = &shared.metrics;
     let mut decoder = LiveDecoder::default();
+    let mut srtp = keys.borrow_and_update().clone().map(srtp::Receiver::new);
     let mut datagram = vec![0u8; 2048];
     let mut samples = Vec::with_capacity(640);
     // the track's rate, and the name it is scored under (a codec change to another rate
@@ -187,7 +191,25 @@ pub(super) async fn receive(leg: Leg) {
             Metrics::inc(&metrics.sip_refused);
             continue;
         }
-        let Some(packet) = rtp::parse(&datagram[..n]) else {
+        if keys.has_changed().unwrap_or(false) {
+            // a re-INVITE brought other keys (a stream's rollover state starts again with them)
+            srtp = keys.borrow_and_update().clone().map(srtp::Receiver::new);
+        }
+        let plain;
+        let bytes = match &mut srtp {
+            None => &datagram[..n],
+            Some(receiver) => match receiver.unprotect(&datagram[..n]) {
+                Some(rtp) => {
+                    plain = rtp;
+                    &plain[..]
+                }
+                None => {
+                    Metrics::inc(&metrics.srtp_rejected);
+                    continue;
+                }
+            },
+        };
+        let Some(packet) = rtp::parse(bytes) else {
             continue;
         };
         let received = Instant::now();

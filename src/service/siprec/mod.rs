@@ -8,8 +8,9 @@
 //! webhook (webhook.rs); with `--record DIR`, each leg's audio goes to a WAV file.
 //!
 //! SIP runs over UDP and TCP on the same port, and over TLS on a port of its own when a
-//! certificate is given (rustls; the connection is the same framed byte stream as TCP). Only
-//! plain RTP is recorded: an SRTP stream's payload is ciphertext. All dialog state lives in one task (the
+//! certificate is given (rustls; the connection is the same framed byte stream as TCP). Media is
+//! plain RTP, or SRTP with SDES keys (srtp.rs); a stream that cannot be decrypted is not
+//! recorded, since its ciphertext would be scored as noise. All dialog state lives in one task (the
 //! registry below), fed by the transports: one message at a time, so no call's state is ever
 //! shared between threads. What the server answers:
 //! - INVITE (new): 100 Trying, then 200 OK with the answer; over UDP the 200 is retransmitted
@@ -27,6 +28,7 @@
 
 mod cidr;
 mod leg;
+mod srtp;
 mod webhook;
 
 use std::collections::{HashMap, HashSet};
@@ -200,6 +202,8 @@ struct LegState {
     participant: Option<String>,
     port: u16,
     codecs: watch::Sender<HashMap<u8, Codec>>,
+    /// The SRTP keys of the stream as last offered (none for plain RTP).
+    keys: watch::Sender<Option<srtp::Keys>>,
     task: JoinHandle<()>,
     /// The payload types answered: the speech codec, and telephone events when offered.
     answer: Vec<(u8, Codec)>,
@@ -367,13 +371,34 @@ fn response(
     out.into_bytes()
 }
 
-/// Whether a media line's packets are plain RTP (`RTP/AVP`, or `RTP/AVPF` with feedback).
-/// SRTP (`RTP/SAVP`, `RTP/SAVPF`, DTLS-SRTP) payloads are ciphertext: decoded as speech they
-/// would be scored as noise, so such streams are not recorded.
-fn plain_rtp(media: &sdp::Media) -> bool {
-    media.protocol.is_empty()
-        || media.protocol.eq_ignore_ascii_case("RTP/AVP")
-        || media.protocol.eq_ignore_ascii_case("RTP/AVPF")
+/// How a media line's packets are protected, when they can be received here: plain RTP
+/// (`RTP/AVP`, `RTP/AVPF`: `None`), or SRTP (`RTP/SAVP`, `RTP/SAVPF`) with the first usable key
+/// of the offer's `a=crypto` lines (its tag and keys). Otherwise, why not: DTLS-SRTP, or SRTP
+/// without a key this server can use. Ciphertext decoded as speech would be scored as noise,
+/// so such a stream is not recorded.
+fn protection(media: &sdp::Media) -> std::result::Result<Option<(u32, srtp::Keys)>, String> {
+    let p = media.protocol.as_str();
+    if p.is_empty() || p.eq_ignore_ascii_case("RTP/AVP") || p.eq_ignore_ascii_case("RTP/AVPF") {
+        return Ok(None);
+    }
+    if !(p.eq_ignore_ascii_case("RTP/SAVP") || p.eq_ignore_ascii_case("RTP/SAVPF")) {
+        return Err(format!(
+            "{p} media is not received here (SRTP needs SDES keys in a=crypto)"
+        ));
+    }
+    let mut why = format!("{p} media without an a=crypto key");
+    for line in &media.crypto {
+        match srtp::Keys::from_crypto(line) {
+            Ok(keys) => return Ok(Some(keys)),
+            Err(e) => why = e,
+        }
+    }
+    Err(why)
+}
+
+/// The SRTP keys a leg receives with, if its stream is SRTP.
+fn leg_keys(media: &sdp::Media) -> Option<srtp::Keys> {
+    protection(media).ok().flatten().map(|(_, keys)| keys)
 }
 
 /// The codec answered for a media line: the first of its formats decoded here.
@@ -564,8 +589,10 @@ impl Registry {
             .media
             .iter()
             .map(|m| {
-                let recordable =
-                    m.kind == "audio" && m.port != 0 && m.direction != Some(Direction::RecvOnly) && plain_rtp(m);
+                let recordable = m.kind == "audio"
+                    && m.port != 0
+                    && m.direction != Some(Direction::RecvOnly)
+                    && protection(m).is_ok();
                 if recordable { choose_codec(m) } else { None }
             })
             .collect()
@@ -583,6 +610,13 @@ impl Registry {
                 Some(leg) if choose_codec(m).is_some() => {
                     let formats: Vec<String> = leg.answer.iter().map(|(pt, _)| pt.to_string()).collect();
                     sdp.push_str(&format!("m=audio {} {protocol} {}\r\n", leg.port, formats.join(" ")));
+                    // SDES (RFC 4568 5.1.2): the answer takes the offer's tag and suite, with a key
+                    // of its own for the direction it never sends in
+                    if let Ok(Some((tag, keys))) = protection(m)
+                        && let Some(inline) = srtp::Keys::random_inline()
+                    {
+                        sdp.push_str(&format!("a=crypto:{tag} {} inline:{inline}\r\n", keys.suite.name()));
+                    }
                     for (pt, codec) in &leg.answer {
                         sdp.push_str(&rtpmap_line(*pt, codec));
                     }
@@ -637,12 +671,14 @@ impl Registry {
         let rate_hz = if answer[0].1 == Codec::G722 { 16_000 } else { 8_000 };
         let codecs: HashMap<u8, Codec> = answer.iter().cloned().collect();
         let (codec_tx, codec_rx) = watch::channel(codecs);
+        let (keys_tx, keys_rx) = watch::channel(leg_keys(media));
         let task = tokio::spawn(leg::receive(leg::Leg {
             socket,
             call_id: Arc::clone(&call.id),
             conn: call.conn,
             name: name.clone(),
             codecs: codec_rx,
+            keys: keys_rx,
             rate_hz,
             reply: call.reply.clone(),
             last_audio: Arc::clone(&call.last_audio),
@@ -658,6 +694,7 @@ impl Registry {
             participant: participant.and_then(|p| p.aor.clone()),
             port,
             codecs: codec_tx,
+            keys: keys_tx,
             task,
             answer,
             held: false,
@@ -718,12 +755,11 @@ impl Registry {
         let plan = self.offer_legs(&offer);
         if plan.iter().all(Option::is_none) {
             Metrics::inc(&metrics.calls_rejected);
-            let why = if offer.media.iter().any(|m| m.kind == "audio" && !plain_rtp(m)) {
-                "Not Acceptable Here (no plain RTP stream: SRTP is not recorded)"
-            } else {
-                "Not Acceptable Here (no stream in PCMU, PCMA or G.722)"
+            let why = match offer.media.iter().find_map(|m| protection(m).err()) {
+                Some(reason) => format!("Not Acceptable Here ({reason})"),
+                None => "Not Acceptable Here (no stream in PCMU, PCMA or G.722)".to_string(),
             };
-            send(response(&message, 488, why, Some(&unique_token()), &[], None));
+            send(response(&message, 488, &why, Some(&unique_token()), &[], None));
             return;
         }
         let id: Arc<str> = Arc::from(message.call_id());
@@ -814,6 +850,12 @@ impl Registry {
                     let leg = &mut call.legs[at];
                     let answer = answer_formats(media, chosen.clone());
                     leg.codecs.send_replace(answer.iter().cloned().collect());
+                    let keys = leg_keys(media);
+                    leg.keys.send_if_modified(|now| {
+                        let changed = *now != keys;
+                        *now = keys;
+                        changed
+                    });
                     leg.answer = answer;
                     leg.held = holds(offer, media);
                 }
@@ -835,8 +877,8 @@ impl Registry {
                     }
                 }
                 (None, Some(_)) => rejected.push((i, format!("more than {MAX_TRACKS} streams"))),
-                (None, None) if !plain_rtp(media) => {
-                    rejected.push((i, format!("{} media is encrypted (SRTP): not recorded", media.protocol)))
+                (None, None) if media.kind == "audio" && media.port != 0 && protection(media).is_err() => {
+                    rejected.push((i, protection(media).err().unwrap_or_default()))
                 }
                 (None, None) => rejected.push((i, "not an audio stream sent in PCMU, PCMA or G.722".to_string())),
             }
