@@ -1205,7 +1205,7 @@ fn srtp_streams_are_decrypted_and_score_like_their_audio() {
     let port = answered_media(&answer)[0].0;
     let (_, decoded) = leg_audio("synthetic_robocall.wav", 4.0);
     let file = analyze_leg(dir.path(), "Alice", &decoded);
-    let send = |key: &str, seconds: &str| {
+    let send = |port: u16, key: &str, seconds: &str| {
         let status = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-i"])
             .arg(dir.path().join("Alice.wav"))
@@ -1230,7 +1230,7 @@ fn srtp_streams_are_decrypted_and_score_like_their_audio() {
     };
     // a second under a key the offer did not give (FFmpeg packs ~180 ms a packet): dropped and
     // counted
-    send("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", "1");
+    send(port, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", "1");
     std::thread::sleep(Duration::from_millis(300));
     let rejected = rec.metric("synthscan_srtp_rejected_total");
     let packets = rec.metric("synthscan_rtp_packets_total");
@@ -1239,7 +1239,7 @@ fn srtp_streams_are_decrypted_and_score_like_their_audio() {
         "a wrong key: {rejected} rejected, {packets} taken"
     );
     // then the whole under the offer's key
-    send(key, "10");
+    send(port, key, "10");
     std::thread::sleep(Duration::from_millis(500));
     c.send("BYE", "srtp", 2, Some(&tag), "", "");
     assert!(c.expect("SIP/2.0 200", Duration::from_secs(3)).is_some());
@@ -1253,4 +1253,24 @@ fn srtp_streams_are_decrypted_and_score_like_their_audio() {
     for k in ["score", "verdict", "speech_s"] {
         assert!(close(&summary[k], &file[k]), "{k}: {summary} vs {file}");
     }
+    // a re-INVITE with a new key: packets under the new key are taken, none refused
+    let (answer, tag) = c.open_call("rekey", &headers, &body);
+    let port = answered_media(&answer)[0].0;
+    let new_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    c.send("INVITE", "rekey", 2, Some(&tag), &headers, &body.replace(key, new_key));
+    assert!(c.expect("SIP/2.0 200", Duration::from_secs(3)).is_some());
+    c.send("ACK", "rekey", 2, Some(&tag), "", "");
+    std::thread::sleep(Duration::from_millis(200));
+    let (rejected, taken) = (
+        rec.metric("synthscan_srtp_rejected_total"),
+        rec.metric("synthscan_rtp_packets_total"),
+    );
+    send(port, new_key, "1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rec.metric("synthscan_srtp_rejected_total"),
+        rejected,
+        "the new key was not taken"
+    );
+    assert!(rec.metric("synthscan_rtp_packets_total") >= taken + 5.0);
 }
