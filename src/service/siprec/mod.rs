@@ -607,7 +607,7 @@ impl Registry {
         for (i, m) in offer.media.iter().enumerate() {
             let protocol = if m.protocol.is_empty() { "RTP/AVP" } else { &m.protocol };
             match call.legs.iter().find(|l| l.index == i) {
-                Some(leg) if choose_codec(m).is_some() => {
+                Some(leg) if choose_codec(m).is_some() && protection(m).is_ok() => {
                     let formats: Vec<String> = leg.answer.iter().map(|(pt, _)| pt.to_string()).collect();
                     sdp.push_str(&format!("m=audio {} {protocol} {}\r\n", leg.port, formats.join(" ")));
                     // SDES (RFC 4568 5.1.2): the answer takes the offer's tag and suite, with a key
