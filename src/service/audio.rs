@@ -44,6 +44,20 @@ pub(super) struct AudioQuery {
     name: Option<String>,
 }
 
+/// Runs `f` on an uploaded recording (any format `analyze` reads), within the upload's limits
+/// of audio and time.
+pub(super) fn with_file<T>(
+    app: &App,
+    name: &str,
+    bytes: Bytes,
+    f: impl FnOnce(&mut dyn AudioSource) -> Result<T>,
+) -> Result<T> {
+    let limits = app.uploads;
+    let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
+    let mut bounded = BoundedSource::new(&mut source, limits.max_samples, limits.analysis_timeout)?;
+    f(&mut bounded)
+}
+
 /// Runs `f` on the selected leg of a capture, as a mono source, within the upload's limits.
 pub(super) fn with_leg<T>(
     app: &App,
@@ -118,13 +132,12 @@ fn wav(rate_hz: u32, samples: &[i16]) -> Result<Vec<u8>> {
 }
 
 fn decode(app: &App, name: &str, bytes: Bytes, selection: Selection) -> Result<Vec<u8>> {
-    let limits = app.uploads;
     let (rate, samples) = if crate::packet::is_capture(&bytes) {
         with_leg(app, bytes, selection, |leg| channel_of(leg, 0))?
     } else {
-        let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
-        let mut bounded = BoundedSource::new(&mut source, limits.max_samples, limits.analysis_timeout)?;
-        channel_of(&mut bounded, selection.channel.unwrap_or(0))?
+        with_file(app, name, bytes, |file| {
+            channel_of(file, selection.channel.unwrap_or(0))
+        })?
     };
     wav(rate, &samples)
 }

@@ -17,10 +17,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::audio::{Selection, with_leg};
+use super::audio::{Selection, with_file, with_leg};
 use super::upload::{failed, process};
 use super::{App, error_response};
-use crate::audio::{BoundedSource, FileSource};
 use crate::error::{Error, Result};
 use crate::features::Spectrogram;
 
@@ -120,10 +119,9 @@ fn compute(app: &App, name: &str, bytes: Bytes, columns: usize, selection: Selec
             crate::detect::spectrogram(&app.model.manifest, leg, columns)
         });
     }
-    let limits = app.uploads;
-    let mut source = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())?;
-    let mut bounded = BoundedSource::new(&mut source, limits.max_samples, limits.analysis_timeout)?;
-    crate::detect::spectrogram(&app.model.manifest, &mut bounded, columns)
+    with_file(app, name, bytes, |file| {
+        crate::detect::spectrogram(&app.model.manifest, file, columns)
+    })
 }
 
 pub(super) async fn spectrogram(

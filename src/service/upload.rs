@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::audio::with_file;
 use super::metrics::Metrics;
 use super::{App, error_response};
 use crate::analyze_recording;
-use crate::audio::{BoundedSource, FileSource};
 use crate::error::{Error, Result};
 use crate::model::OnnxScorer;
 use crate::packet::CaptureOptions;
@@ -259,19 +259,12 @@ fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> 
         Some(s) => s,
         None => OnnxScorer::new(&app.model, 1)?,
     };
-    let limits = app.uploads;
-    if crate::packet::is_capture(&bytes) {
-        let result = analyze_capture(app, name, bytes, &mut scorer).map(Uploaded::Calls);
-        if let Ok(mut pool) = app.analyze_scorers.lock() {
-            pool.push(scorer);
-        }
-        return result;
-    }
-    // the same routine and windows per model call as `synthscan analyze`, inside the limits
-    let result = FileSource::from_media_source(Box::new(std::io::Cursor::new(bytes)), name.into())
-        .and_then(|mut source| {
-            let mut bounded = BoundedSource::new(&mut source, limits.max_samples, limits.analysis_timeout)?;
-            analyze_recording(&app.detector, &mut bounded, &mut scorer, 1, allow_truncated)
+    let result = if crate::packet::is_capture(&bytes) {
+        analyze_capture(app, name, bytes, &mut scorer).map(Uploaded::Calls)
+    } else {
+        // the same routine and windows per model call as `synthscan analyze`, inside the limits
+        with_file(app, name, bytes, |file| {
+            analyze_recording(&app.detector, file, &mut scorer, 1, allow_truncated)
         })
         .map(|r| {
             Uploaded::File(Box::new(FileReport::new(
@@ -281,7 +274,8 @@ fn analyze_bytes(app: &App, name: &str, bytes: Bytes, allow_truncated: bool) -> 
                 r.warnings,
                 ModelInfo::from(&app.model.manifest),
             )))
-        });
+        })
+    };
     if let Ok(mut pool) = app.analyze_scorers.lock() {
         pool.push(scorer);
     }
