@@ -49,6 +49,15 @@ pub fn synthscan() -> Command {
 
 /// Asserts that a run failed as bad input must: exit 2 and one stderr line saying `expect`.
 /// `what` names the case in failure messages.
+/// The word after `prefix` in a server's start line (`sip:`, `http://`: its address).
+pub fn word_after(line: &str, prefix: &str) -> String {
+    line.split(prefix)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {prefix} address in the start line: {line}"))
+        .to_string()
+}
+
 pub fn assert_one_clear_error(out: &Output, expect: &str, what: &str) {
     assert_eq!(out.status.code(), Some(2), "{what}");
     let err = String::from_utf8_lossy(&out.stderr);

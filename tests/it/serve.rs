@@ -29,12 +29,7 @@ impl Server {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected start line: {first}"))
-            .to_string();
+        let addr = crate::word_after(&first, "http://");
         // Keep draining stderr so the server never blocks on it.
         std::thread::spawn(move || for _ in lines {});
         Server { child, addr }

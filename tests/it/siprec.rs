@@ -52,19 +52,8 @@ impl Recorder {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let sip = first
-            .split("sip:")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected start line: {first}"))
-            .parse()
-            .unwrap();
-        let http = first
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no HTTP address in: {first}"))
-            .to_string();
+        let sip = crate::word_after(&first, "sip:").parse().unwrap();
+        let http = crate::word_after(&first, "http://");
         let tls = first
             .split("TLS on ")
             .nth(1)
