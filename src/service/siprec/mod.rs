@@ -877,10 +877,13 @@ impl Registry {
                     }
                 }
                 (None, Some(_)) => rejected.push((i, format!("more than {MAX_TRACKS} streams"))),
-                (None, None) if media.kind == "audio" && media.port != 0 && protection(media).is_err() => {
-                    rejected.push((i, protection(media).err().unwrap_or_default()))
-                }
-                (None, None) => rejected.push((i, "not an audio stream sent in PCMU, PCMA or G.722".to_string())),
+                (None, None) => rejected.push((
+                    i,
+                    match protection(media) {
+                        Err(why) if media.kind == "audio" && media.port != 0 => why,
+                        _ => "not an audio stream sent in PCMU, PCMA or G.722".to_string(),
+                    },
+                )),
             }
         }
         if let Some(call) = self.calls.get_mut(id) {
@@ -1211,15 +1214,9 @@ async fn tcp_loop(
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
-                None => {
-                    let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
-                    stream_connection(stream, from, Transport::Tcp(tx), rx, shared, registry).await;
-                }
+                None => stream_connection(stream, from, Transport::Tcp, shared, registry).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
-                        stream_connection(stream, from, Transport::Tls(tx), rx, shared, registry).await;
-                    }
+                    Ok(Ok(stream)) => stream_connection(stream, from, Transport::Tls, shared, registry).await,
                     // not TLS, a certificate the client refused, or too slow: nothing to answer
                     _ => Metrics::inc(&shared.metrics.sip_malformed),
                 },
@@ -1229,17 +1226,18 @@ async fn tcp_loop(
 }
 
 /// One SIP connection over a byte stream (TCP, or TLS over TCP): messages framed by their
-/// Content-Length go to the registry with `transport`, whose sender feeds `rx`, the writer.
+/// Content-Length go to the registry with the transport `kind` makes of the writer's sender.
 async fn stream_connection<S>(
     stream: S,
     from: SocketAddr,
-    transport: Transport,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    kind: fn(mpsc::Sender<Vec<u8>>) -> Transport,
     shared: Arc<Shared>,
     registry: mpsc::Sender<Input>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let transport = kind(tx);
     let (mut read, mut write) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {

@@ -146,7 +146,8 @@ struct Index {
 
 /// Unprotects the SRTP packets of one recorded stream.
 pub(super) struct Receiver {
-    keys: Keys,
+    /// Bytes of authentication tag at the end of each packet.
+    tag_len: usize,
     session: SessionKeys,
     cipher: Aes128,
     streams: HashMap<u32, Index>,
@@ -157,7 +158,7 @@ impl Receiver {
         let session = derive(&keys);
         let cipher = Aes128::new(&session.cipher_key.into());
         Receiver {
-            keys,
+            tag_len: keys.suite.tag_len(),
             session,
             cipher,
             streams: HashMap::new(),
@@ -167,7 +168,7 @@ impl Receiver {
     /// The RTP packet inside an SRTP packet, or `None` when it is too short or fails
     /// authentication.
     pub(super) fn unprotect(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        let tag_len = self.keys.suite.tag_len();
+        let tag_len = self.tag_len;
         let header = header_len(packet)?;
         if packet.len() < header + tag_len {
             return None;
@@ -287,7 +288,7 @@ mod tests {
         mac.update(&out);
         mac.update(&roc.to_be_bytes());
         let tag = mac.finalize().into_bytes();
-        out.extend_from_slice(&tag[..rx.keys.suite.tag_len()]);
+        out.extend_from_slice(&tag[..rx.tag_len]);
         out
     }
 
